@@ -1,0 +1,179 @@
+//! The verification pipeline: decode → detect → liveness → gender → decision, with the time
+//! each stage took. The decision rules live here; the models and the pixel math live elsewhere.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::decode::{ImageLimits, decode};
+use crate::error::VerifyError;
+use crate::models::{Manifest, ModelError, Models};
+use crate::token::Gender;
+use crate::vision::Face;
+
+/// The decision rules, with the defaults of DESIGN.md §4 and MODELS.md.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Detector score a face needs to count (YuNet's own default).
+    pub face_score: f32,
+    /// Smallest accepted face, in pixels of the box's shorter side.
+    pub min_face_px: u32,
+    /// P(real) needed to pass liveness.
+    pub liveness_threshold: f32,
+    /// Run the second liveness model too (its score is reported).
+    pub second_liveness: bool,
+    /// Average the second liveness model's P(real) with the first's (implies running it).
+    pub liveness_fusion: bool,
+    /// The larger of P(male), P(female) needed to answer; below it the verifier abstains.
+    pub gender_margin: f32,
+    pub limits: ImageLimits,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        let m = Manifest::get();
+        Policy {
+            face_score: m.detector.score_threshold.unwrap_or(0.9),
+            min_face_px: 32,
+            liveness_threshold: m.liveness.threshold.unwrap_or(0.5),
+            second_liveness: false,
+            liveness_fusion: false,
+            gender_margin: m.gender.margin.unwrap_or(0.9),
+            limits: ImageLimits::default(),
+        }
+    }
+}
+
+/// Whether the gender model runs at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenderMode {
+    Infer,
+    /// The user chose not to disclose: liveness still runs, gender is never inferred.
+    Undisclosed,
+}
+
+/// Time spent in each stage.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    pub decode: Duration,
+    pub detect: Duration,
+    pub liveness: Duration,
+    pub gender: Duration,
+}
+
+/// What the pipeline saw and decided.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Faces scoring at least [`Policy::face_score`], best first.
+    pub faces: Vec<Face>,
+    /// The liveness score the decision used (fused when fusion is on).
+    pub liveness: Option<f32>,
+    pub liveness_primary: Option<f32>,
+    pub liveness_second: Option<f32>,
+    pub p_male: Option<f32>,
+    /// The gender for the token when verified.
+    pub outcome: Result<Gender, VerifyError>,
+    pub timings: Timings,
+}
+
+/// One worker's pipeline: its own models and the policy.
+pub struct Pipeline {
+    models: Models,
+    policy: Policy,
+}
+
+impl Pipeline {
+    pub fn load(models_dir: &Path, policy: Policy) -> Result<Self, ModelError> {
+        Ok(Pipeline { models: Models::load(models_dir, policy.second_liveness || policy.liveness_fusion)?, policy })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Runs the pipeline on untrusted image bytes. With `thorough`, every model still runs on
+    /// the best face after a rule has failed (for `check`); otherwise the first failure stops it.
+    pub fn run(&mut self, bytes: &[u8], mode: GenderMode, thorough: bool) -> Report {
+        let mut report = Report {
+            faces: Vec::new(),
+            liveness: None,
+            liveness_primary: None,
+            liveness_second: None,
+            p_male: None,
+            outcome: Err(VerifyError::Internal),
+            timings: Timings::default(),
+        };
+        report.outcome = self.stages(bytes, mode, thorough, &mut report);
+        report
+    }
+
+    fn stages(&mut self, bytes: &[u8], mode: GenderMode, thorough: bool, r: &mut Report) -> Result<Gender, VerifyError> {
+        let p = self.policy.clone();
+        let t = Instant::now();
+        let pixels = decode(bytes, p.limits);
+        r.timings.decode = t.elapsed();
+        let pixels = pixels?;
+        let image = pixels.view();
+
+        let t = Instant::now();
+        r.faces = self.models.detect(image, p.face_score).map_err(internal)?;
+        r.timings.detect = t.elapsed();
+        let Some(face) = r.faces.first().copied() else {
+            return Err(VerifyError::NoFace);
+        };
+        // The first rule that fails decides; with `thorough` the later stages still run.
+        let mut first_failure: Option<VerifyError> = None;
+        let mut fail = |e: VerifyError| -> Result<(), VerifyError> {
+            if thorough {
+                first_failure.get_or_insert(e);
+                Ok(())
+            } else {
+                Err(e)
+            }
+        };
+        if r.faces.len() > 1 {
+            fail(VerifyError::MultipleFaces)?;
+        }
+        let side = face.bbox.w.min(face.bbox.h).max(0.0).round() as u32;
+        if side < p.min_face_px {
+            fail(VerifyError::FaceTooSmall { got: side, min: p.min_face_px })?;
+        }
+
+        let t = Instant::now();
+        let primary = self.models.liveness(image, &face).map_err(internal)?;
+        let second = self.models.liveness_second(image, &face).map_err(internal)?;
+        r.timings.liveness = t.elapsed();
+        r.liveness_primary = Some(primary);
+        r.liveness_second = second;
+        let live = match (p.liveness_fusion, second) {
+            (true, Some(s)) => (primary + s) / 2.0,
+            _ => primary,
+        };
+        r.liveness = Some(live);
+        if live < p.liveness_threshold {
+            fail(VerifyError::SpoofDetected)?;
+        }
+
+        let gender = match mode {
+            GenderMode::Undisclosed => Gender::Undisclosed,
+            GenderMode::Infer => {
+                let t = Instant::now();
+                let p_male = self.models.p_male(image, &face).map_err(internal)?;
+                r.timings.gender = t.elapsed();
+                r.p_male = Some(p_male);
+                if p_male.max(1.0 - p_male) < p.gender_margin {
+                    fail(VerifyError::LowConfidence)?;
+                }
+                if p_male >= 0.5 { Gender::Male } else { Gender::Female }
+            }
+        };
+        match first_failure {
+            Some(e) => Err(e),
+            None => Ok(gender),
+        }
+    }
+}
+
+fn internal(e: ModelError) -> VerifyError {
+    tracing::error!(error = %e, "inference failed");
+    VerifyError::Internal
+}

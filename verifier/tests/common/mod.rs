@@ -1,0 +1,87 @@
+//! Shared by the verifier's integration tests: where the real models and photos are.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The installed models (`MODELS_DIR`, set for cargo by `.cargo/config.toml`).
+pub fn models_dir() -> PathBuf {
+    let dir = std::env::var_os("MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/onnx"));
+    assert!(dir.join("face_detection_yunet_2023mar.onnx").is_file(), "no models in {}: run models/install.sh", dir.display());
+    dir
+}
+
+/// The shared test photos (`ANONCHAT_TESTDATA`, else `../shared/testdata/faces` beside the checkout).
+pub fn faces_dir() -> PathBuf {
+    let dir = std::env::var_os("ANONCHAT_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/faces"));
+    assert!(dir.join("MANIFEST.md").is_file(), "test photos not found in {}: set ANONCHAT_TESTDATA", dir.display());
+    dir
+}
+
+pub fn face(name: &str) -> Vec<u8> {
+    std::fs::read(faces_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// One row of MANIFEST.md's "Reference outputs" table.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    pub file: String,
+    pub size: (usize, usize),
+    pub faces: usize,
+    pub top: Option<f32>,
+    pub bbox: Option<[f32; 4]>,
+    pub live_v2: Option<f32>,
+    pub live_v1se: Option<f32>,
+    pub p_male: Option<f32>,
+    pub gender: Option<String>,
+}
+
+/// Parses the reference table out of the manifest, so the expectations are the manifest's own.
+pub fn references() -> Vec<Reference> {
+    let text = std::fs::read_to_string(faces_dir().join("MANIFEST.md")).unwrap();
+    let section = text.split("## Reference outputs").nth(1).expect("a Reference outputs section");
+    let num = |s: &str| s.trim().parse::<f32>().ok();
+    let rows: Vec<Reference> = section
+        .lines()
+        .filter(|l| l.starts_with('|') && !l.starts_with("| image") && !l.starts_with("|---"))
+        .map(|l| {
+            let c: Vec<&str> = l.trim_matches('|').split('|').map(str::trim).collect();
+            let (w, h) = c[1].split_once('x').unwrap();
+            let bbox = (c[4] != "-").then(|| {
+                let v: Vec<f32> = c[4].split(',').map(|x| x.trim().parse().unwrap()).collect();
+                [v[0], v[1], v[2], v[3]]
+            });
+            Reference {
+                file: c[0].to_owned(),
+                size: (w.parse().unwrap(), h.parse().unwrap()),
+                faces: c[2].parse().unwrap(),
+                top: num(c[3]),
+                bbox,
+                live_v2: num(c[5]),
+                live_v1se: num(c[6]),
+                p_male: num(c[7]),
+                gender: (c[8] != "-").then(|| c[8].to_owned()),
+            }
+        })
+        .collect();
+    assert!(rows.len() >= 11, "the manifest's table has {} rows", rows.len());
+    rows
+}
+
+/// The ground truth verdict for each sample (MANIFEST.md "Expected outcomes", under the default
+/// policy): `Ok(gender)` or the error code.
+pub fn expected_verdict(file: &str) -> Result<&'static str, &'static str> {
+    match file {
+        "noface_chelsea_cat.png" => Err("no_face"),
+        "multi_pexels_group.jpg" => Err("multiple_faces"),
+        "spoof_print_f_silentface_F1.jpg" => Err("spoof_detected"),
+        // A digitised print photograph: liveness 0.37, rightly below the 0.5 threshold.
+        "f_collins_astronaut.png" => Err("spoof_detected"),
+        f if f.starts_with("m_") => Ok("M"),
+        f if f.starts_with("f_") || f.starts_with("real_f_") => Ok("F"),
+        other => panic!("no expected verdict for {other}"),
+    }
+}
