@@ -18,7 +18,10 @@ pub struct ImageLimits {
 
 impl Default for ImageLimits {
     fn default() -> Self {
-        ImageLimits { max_bytes: 8 * 1024 * 1024, max_pixels: 40_000_000 }
+        ImageLimits {
+            max_bytes: 8 * 1024 * 1024,
+            max_pixels: 40_000_000,
+        }
     }
 }
 
@@ -51,7 +54,11 @@ impl std::fmt::Debug for Pixels {
 /// Decodes a JPEG, PNG or WebP image within `limits`.
 pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<Pixels, VerifyError> {
     if bytes.len() > limits.max_bytes {
-        return Err(VerifyError::ImageTooLarge(format!("{} bytes, at most {} allowed", bytes.len(), limits.max_bytes)));
+        return Err(VerifyError::ImageTooLarge(format!(
+            "{} bytes, at most {} allowed",
+            bytes.len(),
+            limits.max_bytes
+        )));
     }
     if bytes.is_empty() {
         return Err(VerifyError::UnsupportedImage("the image is empty"));
@@ -61,7 +68,11 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<Pixels, VerifyError> 
         .map_err(|_| VerifyError::UnsupportedImage("unreadable image"))?;
     match reader.format() {
         Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) => {}
-        _ => return Err(VerifyError::UnsupportedImage("only JPEG, PNG and WebP images are accepted")),
+        _ => {
+            return Err(VerifyError::UnsupportedImage(
+                "only JPEG, PNG and WebP images are accepted",
+            ));
+        }
     }
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
     let (w, h) = decoder.dimensions();
@@ -69,9 +80,14 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<Pixels, VerifyError> 
         return Err(VerifyError::CorruptImage);
     }
     if u64::from(w) * u64::from(h) > limits.max_pixels {
-        return Err(VerifyError::ImageTooLarge(format!("{w}x{h} pixels, at most {} allowed", limits.max_pixels)));
+        return Err(VerifyError::ImageTooLarge(format!(
+            "{w}x{h} pixels, at most {} allowed",
+            limits.max_pixels
+        )));
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(map_image_error)?;
     image.apply_orientation(orientation);
     let (width, height) = (image.width() as usize, image.height() as usize);
@@ -83,7 +99,11 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<Pixels, VerifyError> 
             rgb
         }
     };
-    Ok(Pixels { data, width, height })
+    Ok(Pixels {
+        data,
+        width,
+        height,
+    })
 }
 
 /// Zeroizes a decoded image of any pixel type.
@@ -107,9 +127,15 @@ fn wipe(image: DynamicImage) {
 fn map_image_error(e: image::ImageError) -> VerifyError {
     use image::ImageError as E;
     match e {
-        E::Limits(_) => VerifyError::ImageTooLarge("the image needs more memory than allowed to decode".into()),
-        E::Unsupported(_) => VerifyError::UnsupportedImage("this variant of the format is not supported"),
-        E::Decoding(_) | E::IoError(_) | E::Parameter(_) | E::Encoding(_) => VerifyError::CorruptImage,
+        E::Limits(_) => {
+            VerifyError::ImageTooLarge("the image needs more memory than allowed to decode".into())
+        }
+        E::Unsupported(_) => {
+            VerifyError::UnsupportedImage("this variant of the format is not supported")
+        }
+        E::Decoding(_) | E::IoError(_) | E::Parameter(_) | E::Encoding(_) => {
+            VerifyError::CorruptImage
+        }
     }
 }
 
@@ -120,7 +146,8 @@ mod tests {
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30]));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .unwrap();
         out
     }
 
@@ -134,16 +161,40 @@ mod tests {
     #[test]
     fn refuses_bad_input_with_typed_errors() {
         let limits = ImageLimits::default();
-        assert!(matches!(decode(b"", limits), Err(VerifyError::UnsupportedImage(_))));
-        assert!(matches!(decode(b"hello, I am not an image", limits), Err(VerifyError::UnsupportedImage(_))));
+        assert!(matches!(
+            decode(b"", limits),
+            Err(VerifyError::UnsupportedImage(_))
+        ));
+        assert!(matches!(
+            decode(b"hello, I am not an image", limits),
+            Err(VerifyError::UnsupportedImage(_))
+        ));
         let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
-        assert!(matches!(decode(gif, limits), Err(VerifyError::UnsupportedImage(_))));
+        assert!(matches!(
+            decode(gif, limits),
+            Err(VerifyError::UnsupportedImage(_))
+        ));
         let truncated = &png(64, 64)[..60];
-        assert!(matches!(decode(truncated, limits), Err(VerifyError::CorruptImage)));
-        let small = ImageLimits { max_bytes: 10, ..limits };
-        assert!(matches!(decode(&png(3, 2), small), Err(VerifyError::ImageTooLarge(_))));
-        let few_pixels = ImageLimits { max_pixels: 5, ..limits };
-        assert!(matches!(decode(&png(3, 2), few_pixels), Err(VerifyError::ImageTooLarge(_))));
+        assert!(matches!(
+            decode(truncated, limits),
+            Err(VerifyError::CorruptImage)
+        ));
+        let small = ImageLimits {
+            max_bytes: 10,
+            ..limits
+        };
+        assert!(matches!(
+            decode(&png(3, 2), small),
+            Err(VerifyError::ImageTooLarge(_))
+        ));
+        let few_pixels = ImageLimits {
+            max_pixels: 5,
+            ..limits
+        };
+        assert!(matches!(
+            decode(&png(3, 2), few_pixels),
+            Err(VerifyError::ImageTooLarge(_))
+        ));
     }
 
     #[test]
@@ -153,6 +204,12 @@ mod tests {
         bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
         let got = decode(&bytes, ImageLimits::default());
-        assert!(matches!(got, Err(VerifyError::ImageTooLarge(_) | VerifyError::CorruptImage)), "{got:?}");
+        assert!(
+            matches!(
+                got,
+                Err(VerifyError::ImageTooLarge(_) | VerifyError::CorruptImage)
+            ),
+            "{got:?}"
+        );
     }
 }

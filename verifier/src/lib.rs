@@ -14,4 +14,8 @@ pub mod models;
 #[cfg(feature = "service")]
 pub mod pipeline;
 #[cfg(feature = "service")]
+pub mod service;
+#[cfg(feature = "service")]
 pub mod vision;
+#[cfg(feature = "service")]
+pub mod wipe_alloc;

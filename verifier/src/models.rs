@@ -56,7 +56,12 @@ impl Manifest {
     }
 
     pub fn entries(&self) -> [&ModelEntry; 4] {
-        [&self.detector, &self.liveness, &self.liveness_second, &self.gender]
+        [
+            &self.detector,
+            &self.liveness,
+            &self.liveness_second,
+            &self.gender,
+        ]
     }
 }
 
@@ -70,8 +75,14 @@ pub enum ModelError {
     RuntimeLoad { path: PathBuf, reason: String },
     #[error("model file {path} is missing; run models/install.sh or set MODELS_DIR")]
     ModelMissing { path: PathBuf },
-    #[error("model file {path} has sha256 {got}, expected {expected}; reinstall it with models/install.sh")]
-    Checksum { path: PathBuf, got: String, expected: String },
+    #[error(
+        "model file {path} has sha256 {got}, expected {expected}; reinstall it with models/install.sh"
+    )]
+    Checksum {
+        path: PathBuf,
+        got: String,
+        expected: String,
+    },
     #[error("ONNX Runtime failed: {0}")]
     Runtime(String),
     #[error("model output {0} has an unexpected shape")]
@@ -91,7 +102,10 @@ pub fn runtime_candidates(models_dir: &Path) -> Vec<PathBuf> {
         return vec![PathBuf::from(p)];
     }
     let mut c = vec![models_dir.join("../lib/libonnxruntime.so")];
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         c.push(dir.join("libonnxruntime.so"));
     }
     c
@@ -114,20 +128,32 @@ fn environment(models_dir: &Path) -> Result<&'static ort::environment::Environme
     match result {
         Ok(env) => Ok(env),
         Err(reason) if reason.is_empty() => Err(ModelError::RuntimeMissing {
-            tried: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            tried: candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             min: Manifest::get().onnxruntime.min_version.clone(),
         }),
-        Err(reason) => Err(ModelError::RuntimeLoad { path: candidates[0].clone(), reason: reason.clone() }),
+        Err(reason) => Err(ModelError::RuntimeLoad {
+            path: candidates[0].clone(),
+            reason: reason.clone(),
+        }),
     }
 }
 
 /// Reads a model file and refuses it unless its sha256 is the manifest's.
 fn read_checked(dir: &Path, entry: &ModelEntry) -> Result<Vec<u8>, ModelError> {
     let path = dir.join(&entry.file);
-    let bytes = std::fs::read(&path).map_err(|_| ModelError::ModelMissing { path: path.clone() })?;
+    let bytes =
+        std::fs::read(&path).map_err(|_| ModelError::ModelMissing { path: path.clone() })?;
     let got = hex(&sha2::Sha256::digest(&bytes));
     if got != entry.sha256 {
-        return Err(ModelError::Checksum { path, got, expected: entry.sha256.clone() });
+        return Err(ModelError::Checksum {
+            path,
+            got,
+            expected: entry.sha256.clone(),
+        });
     }
     Ok(bytes)
 }
@@ -138,10 +164,17 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Checks that every model file is present and intact, without loading ONNX Runtime.
 pub fn check_files(dir: &Path) -> Result<(), ModelError> {
-    Manifest::get().entries().iter().try_for_each(|e| read_checked(dir, e).map(drop))
+    Manifest::get()
+        .entries()
+        .iter()
+        .try_for_each(|e| read_checked(dir, e).map(drop))
 }
 
-fn session(env: &ort::environment::Environment, dir: &Path, entry: &ModelEntry) -> Result<Session, ModelError> {
+fn session(
+    env: &ort::environment::Environment,
+    dir: &Path,
+    entry: &ModelEntry,
+) -> Result<Session, ModelError> {
     let bytes = read_checked(dir, entry)?;
     let session = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
@@ -169,7 +202,11 @@ impl Models {
         Ok(Models {
             detector: session(env, dir, &m.detector)?,
             liveness: session(env, dir, &m.liveness)?,
-            liveness_second: if with_second_liveness { Some(session(env, dir, &m.liveness_second)?) } else { None },
+            liveness_second: if with_second_liveness {
+                Some(session(env, dir, &m.liveness_second)?)
+            } else {
+                None
+            },
             gender: session(env, dir, &m.gender)?,
             detector_input: vec![0.0; 3 * detect::INPUT * detect::INPUT],
             small_input: vec![0.0; 3 * liveness::INPUT * liveness::INPUT],
@@ -186,17 +223,30 @@ impl Models {
         let result = run_detector(&mut self.detector, &self.detector_input, threshold);
         self.detector_input[..].zeroize();
         let iou = Manifest::get().detector.nms_iou.unwrap_or(0.3);
-        Ok(detect::nms(result?, iou, 5000).into_iter().map(|f| detect::unletterbox(f, &lb)).collect())
+        Ok(detect::nms(result?, iou, 5000)
+            .into_iter()
+            .map(|f| detect::unletterbox(f, &lb))
+            .collect())
     }
 
     /// P(real) of the primary liveness model (MiniFASNetV2, crop 2.7×).
     pub fn liveness(&mut self, image: View<'_>, face: &Face) -> Result<f32, ModelError> {
         let scale = Manifest::get().liveness.crop_scale.unwrap_or(2.7);
-        run_liveness(&mut self.liveness, &mut self.small_input, image, face, scale)
+        run_liveness(
+            &mut self.liveness,
+            &mut self.small_input,
+            image,
+            face,
+            scale,
+        )
     }
 
     /// P(real) of the second liveness model (MiniFASNetV1SE, crop 4.0×), when loaded.
-    pub fn liveness_second(&mut self, image: View<'_>, face: &Face) -> Result<Option<f32>, ModelError> {
+    pub fn liveness_second(
+        &mut self,
+        image: View<'_>,
+        face: &Face,
+    ) -> Result<Option<f32>, ModelError> {
         let scale = Manifest::get().liveness_second.crop_scale.unwrap_or(4.0);
         match self.liveness_second.as_mut() {
             Some(s) => run_liveness(s, &mut self.small_input, image, face, scale).map(Some),
@@ -211,32 +261,65 @@ impl Models {
         chip::input(&face_chip, tensor);
         face_chip.zeroize();
         let result = (|| {
-            let input = TensorRef::from_array_view(([1usize, 3, chip::SIZE, chip::SIZE], &*tensor))?;
+            let input =
+                TensorRef::from_array_view(([1usize, 3, chip::SIZE, chip::SIZE], &*tensor))?;
             let out = self.gender.run(ort::inputs!["images" => input])?;
             let (_, probs) = out["probabilities"].try_extract_tensor::<f32>()?;
-            probs.get(1).copied().ok_or(ModelError::Output("probabilities"))
+            probs
+                .get(1)
+                .copied()
+                .ok_or(ModelError::Output("probabilities"))
         })();
         self.small_input[..].zeroize();
         result
     }
 }
 
-fn run_detector(session: &mut Session, input: &[f32], threshold: f32) -> Result<Vec<Face>, ModelError> {
+fn run_detector(
+    session: &mut Session,
+    input: &[f32],
+    threshold: f32,
+) -> Result<Vec<Face>, ModelError> {
     let n = detect::INPUT;
     let tensor = TensorRef::from_array_view(([1usize, 3, n, n], input))?;
     let out = session.run(ort::inputs!["input" => tensor])?;
     let get = |name: &'static str| -> Result<&[f32], ModelError> {
-        out.get(name).ok_or(ModelError::Output(name))?.try_extract_tensor::<f32>().map(|(_, v)| v).map_err(ModelError::from)
+        out.get(name)
+            .ok_or(ModelError::Output(name))?
+            .try_extract_tensor::<f32>()
+            .map(|(_, v)| v)
+            .map_err(ModelError::from)
     };
     let outputs = [
-        detect::StrideOutput { cls: get("cls_8")?, obj: get("obj_8")?, bbox: get("bbox_8")?, kps: get("kps_8")? },
-        detect::StrideOutput { cls: get("cls_16")?, obj: get("obj_16")?, bbox: get("bbox_16")?, kps: get("kps_16")? },
-        detect::StrideOutput { cls: get("cls_32")?, obj: get("obj_32")?, bbox: get("bbox_32")?, kps: get("kps_32")? },
+        detect::StrideOutput {
+            cls: get("cls_8")?,
+            obj: get("obj_8")?,
+            bbox: get("bbox_8")?,
+            kps: get("kps_8")?,
+        },
+        detect::StrideOutput {
+            cls: get("cls_16")?,
+            obj: get("obj_16")?,
+            bbox: get("bbox_16")?,
+            kps: get("kps_16")?,
+        },
+        detect::StrideOutput {
+            cls: get("cls_32")?,
+            obj: get("obj_32")?,
+            bbox: get("bbox_32")?,
+            kps: get("kps_32")?,
+        },
     ];
     Ok(detect::decode(&outputs, threshold))
 }
 
-fn run_liveness(session: &mut Session, buf: &mut [f32], image: View<'_>, face: &Face, scale: f32) -> Result<f32, ModelError> {
+fn run_liveness(
+    session: &mut Session,
+    buf: &mut [f32],
+    image: View<'_>,
+    face: &Face,
+    scale: f32,
+) -> Result<f32, ModelError> {
     let n = liveness::INPUT;
     liveness::input(image, face.bbox, scale, buf);
     let result = (|| {

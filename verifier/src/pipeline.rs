@@ -83,7 +83,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn load(models_dir: &Path, policy: Policy) -> Result<Self, ModelError> {
-        Ok(Pipeline { models: Models::load(models_dir, policy.second_liveness || policy.liveness_fusion)?, policy })
+        Ok(Pipeline {
+            models: Models::load(models_dir, policy.second_liveness || policy.liveness_fusion)?,
+            policy,
+        })
     }
 
     pub fn policy(&self) -> &Policy {
@@ -106,7 +109,13 @@ impl Pipeline {
         report
     }
 
-    fn stages(&mut self, bytes: &[u8], mode: GenderMode, thorough: bool, r: &mut Report) -> Result<Gender, VerifyError> {
+    fn stages(
+        &mut self,
+        bytes: &[u8],
+        mode: GenderMode,
+        thorough: bool,
+        r: &mut Report,
+    ) -> Result<Gender, VerifyError> {
         let p = self.policy.clone();
         let t = Instant::now();
         let pixels = decode(bytes, p.limits);
@@ -135,12 +144,18 @@ impl Pipeline {
         }
         let side = face.bbox.w.min(face.bbox.h).max(0.0).round() as u32;
         if side < p.min_face_px {
-            fail(VerifyError::FaceTooSmall { got: side, min: p.min_face_px })?;
+            fail(VerifyError::FaceTooSmall {
+                got: side,
+                min: p.min_face_px,
+            })?;
         }
 
         let t = Instant::now();
         let primary = self.models.liveness(image, &face).map_err(internal)?;
-        let second = self.models.liveness_second(image, &face).map_err(internal)?;
+        let second = self
+            .models
+            .liveness_second(image, &face)
+            .map_err(internal)?;
         r.timings.liveness = t.elapsed();
         r.liveness_primary = Some(primary);
         r.liveness_second = second;
@@ -163,7 +178,11 @@ impl Pipeline {
                 if p_male.max(1.0 - p_male) < p.gender_margin {
                     fail(VerifyError::LowConfidence)?;
                 }
-                if p_male >= 0.5 { Gender::Male } else { Gender::Female }
+                if p_male >= 0.5 {
+                    Gender::Male
+                } else {
+                    Gender::Female
+                }
             }
         };
         match first_failure {

@@ -158,7 +158,9 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,7 +172,9 @@ impl SigningKey {
 
     fn from_dalek(key: ed25519_dalek::SigningKey) -> Self {
         // The PKCS#8 form only lives long enough to build the encoding key.
-        let der = key.to_pkcs8_der().expect("an Ed25519 key always encodes as PKCS#8");
+        let der = key
+            .to_pkcs8_der()
+            .expect("an Ed25519 key always encodes as PKCS#8");
         let encoding = EncodingKey::from_ed_der(der.as_bytes());
         let kid = thumbprint(&Jwk::from_public_key(&key.verifying_key()));
         SigningKey { key, encoding, kid }
@@ -232,7 +236,9 @@ impl SigningKey {
             iss: issuer.to_owned(),
             aud: AUDIENCE.to_owned(),
             sub: peer_id(device),
-            cnf: Confirmation { jwk: Jwk::from_public_key(device) },
+            cnf: Confirmation {
+                jwk: Jwk::from_public_key(device),
+            },
             gender,
             iat: now,
             exp: now + ttl_seconds,
@@ -263,11 +269,14 @@ impl KeySet {
             if jwk.public_key().is_err() {
                 continue;
             }
-            let key = DecodingKey::from_ed_components(&jwk.x).map_err(|_| TokenError::UnknownKey)?;
+            let key =
+                DecodingKey::from_ed_components(&jwk.x).map_err(|_| TokenError::UnknownKey)?;
             keys.insert(kid.clone(), key);
         }
         if keys.is_empty() {
-            return Err(TokenError::BadKey("the JWKS holds no Ed25519 key with a kid"));
+            return Err(TokenError::BadKey(
+                "the JWKS holds no Ed25519 key with a kid",
+            ));
         }
         Ok(KeySet { keys })
     }
@@ -297,7 +306,11 @@ impl KeySet {
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::UnsupportedAlgorithm);
         }
-        let key = header.kid.as_deref().and_then(|kid| self.keys.get(kid)).ok_or(TokenError::UnknownKey)?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.keys.get(kid))
+            .ok_or(TokenError::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "aud", "sub", "iat"]);
@@ -305,7 +318,9 @@ impl KeySet {
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)?.claims;
         let device = claims.device_key()?;
         if claims.sub != peer_id(&device) {
-            return Err(TokenError::InvalidClaims("sub is not the peer id of cnf.jwk"));
+            return Err(TokenError::InvalidClaims(
+                "sub is not the peer id of cnf.jwk",
+            ));
         }
         Ok(claims)
     }
@@ -323,7 +338,9 @@ fn header_alg(token: &str) -> Option<String> {
 pub fn peer_id(key: &ed25519_dalek::VerifyingKey) -> String {
     let key = libp2p_identity::ed25519::PublicKey::try_from_bytes(key.as_bytes())
         .expect("a valid Ed25519 key is a valid libp2p key");
-    libp2p_identity::PublicKey::from(key).to_peer_id().to_base58()
+    libp2p_identity::PublicKey::from(key)
+        .to_peer_id()
+        .to_base58()
 }
 
 /// Decodes a base64url (no padding) 32-byte Ed25519 public key, as clients send it.
@@ -350,7 +367,10 @@ pub fn unix_now() -> i64 {
 /// canonical form). It is the key's stable `kid`.
 pub fn thumbprint(jwk: &Jwk) -> String {
     use sha2::Digest;
-    let canonical = format!(r#"{{"crv":"{}","kty":"{}","x":"{}"}}"#, jwk.crv, jwk.kty, jwk.x);
+    let canonical = format!(
+        r#"{{"crv":"{}","kty":"{}","x":"{}"}}"#,
+        jwk.crv, jwk.kty, jwk.x
+    );
     URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes()))
 }
 

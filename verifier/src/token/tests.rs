@@ -5,11 +5,15 @@ fn device() -> ed25519_dalek::SigningKey {
 }
 
 fn keyset(keys: &[&SigningKey]) -> KeySet {
-    KeySet::from_jwks(&Jwks { keys: keys.iter().map(|k| k.public_jwk()).collect() }).unwrap()
+    KeySet::from_jwks(&Jwks {
+        keys: keys.iter().map(|k| k.public_jwk()).collect(),
+    })
+    .unwrap()
 }
 
 fn issue(key: &SigningKey, gender: Gender, now: i64, ttl: i64) -> (String, Claims) {
-    key.issue("test-verifier", &device().verifying_key(), gender, now, ttl).unwrap()
+    key.issue("test-verifier", &device().verifying_key(), gender, now, ttl)
+        .unwrap()
 }
 
 /// Re-signs `claims` with `key`'s encoder but with a free header, to forge edge cases.
@@ -26,7 +30,9 @@ fn issued_token_verifies_and_carries_the_claims() {
     let key = SigningKey::generate();
     let dev = device();
     let now = unix_now();
-    let (token, issued) = key.issue("v1", &dev.verifying_key(), Gender::Female, now, 3600).unwrap();
+    let (token, issued) = key
+        .issue("v1", &dev.verifying_key(), Gender::Female, now, 3600)
+        .unwrap();
     let claims = keyset(&[&key]).verify(&token).unwrap();
     assert_eq!(claims, issued);
     assert_eq!(claims.aud, AUDIENCE);
@@ -56,8 +62,16 @@ fn forged_claims_are_refused() {
     let (token, mut claims) = issue(&key, Gender::Female, unix_now(), 3600);
     claims.gender = Gender::Male;
     let parts: Vec<&str> = token.split('.').collect();
-    let forged = format!("{}.{}.{}", parts[0], b64json(serde_json::to_value(&claims).unwrap()), parts[2]);
-    assert_eq!(keyset(&[&key]).verify(&forged), Err(TokenError::BadSignature));
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        b64json(serde_json::to_value(&claims).unwrap()),
+        parts[2]
+    );
+    assert_eq!(
+        keyset(&[&key]).verify(&forged),
+        Err(TokenError::BadSignature)
+    );
 }
 
 #[test]
@@ -67,7 +81,10 @@ fn expired_token_is_refused_but_small_skew_is_tolerated() {
     let (old, _) = issue(&key, Gender::Male, now - 7200, 3600);
     assert_eq!(keyset(&[&key]).verify(&old), Err(TokenError::Expired));
     let (just, _) = issue(&key, Gender::Male, now - 3610, 3600);
-    assert!(keyset(&[&key]).verify(&just).is_ok(), "10 s past exp is inside the leeway");
+    assert!(
+        keyset(&[&key]).verify(&just).is_ok(),
+        "10 s past exp is inside the leeway"
+    );
 }
 
 #[test]
@@ -76,7 +93,10 @@ fn wrong_audience_is_refused() {
     let (_, mut claims) = issue(&key, Gender::Male, unix_now(), 3600);
     claims.aud = "someone-else".into();
     let token = key.sign(&claims).unwrap();
-    assert_eq!(keyset(&[&key]).verify(&token), Err(TokenError::WrongAudience));
+    assert_eq!(
+        keyset(&[&key]).verify(&token),
+        Err(TokenError::WrongAudience)
+    );
 }
 
 #[test]
@@ -88,11 +108,17 @@ fn alg_none_is_refused() {
     for token in [format!("{head}.{body}."), format!("{head}.{body}")] {
         let got = keyset(&[&key]).verify(&token);
         assert!(
-            matches!(got, Err(TokenError::UnsupportedAlgorithm | TokenError::Malformed)),
+            matches!(
+                got,
+                Err(TokenError::UnsupportedAlgorithm | TokenError::Malformed)
+            ),
             "{token}: {got:?}"
         );
     }
-    assert_eq!(keyset(&[&key]).verify(&format!("{head}.{body}.")), Err(TokenError::UnsupportedAlgorithm));
+    assert_eq!(
+        keyset(&[&key]).verify(&format!("{head}.{body}.")),
+        Err(TokenError::UnsupportedAlgorithm)
+    );
 }
 
 #[test]
@@ -104,7 +130,10 @@ fn hs256_signed_with_the_public_key_is_refused() {
     header.kid = Some(key.kid().to_owned());
     let secret = EncodingKey::from_secret(key.verifying_key().as_bytes());
     let token = jsonwebtoken::encode(&header, &claims, &secret).unwrap();
-    assert_eq!(keyset(&[&key]).verify(&token), Err(TokenError::UnsupportedAlgorithm));
+    assert_eq!(
+        keyset(&[&key]).verify(&token),
+        Err(TokenError::UnsupportedAlgorithm)
+    );
 }
 
 #[test]
@@ -112,15 +141,24 @@ fn token_from_another_key_is_refused() {
     let trusted = SigningKey::generate();
     let other = SigningKey::generate();
     let (token, claims) = issue(&other, Gender::Male, unix_now(), 3600);
-    assert_eq!(keyset(&[&trusted]).verify(&token), Err(TokenError::UnknownKey));
+    assert_eq!(
+        keyset(&[&trusted]).verify(&token),
+        Err(TokenError::UnknownKey)
+    );
     // Signed by the other key but claiming the trusted key's kid.
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(trusted.kid().to_owned());
     let token = sign_with_header(&other, &header, &claims);
-    assert_eq!(keyset(&[&trusted]).verify(&token), Err(TokenError::BadSignature));
+    assert_eq!(
+        keyset(&[&trusted]).verify(&token),
+        Err(TokenError::BadSignature)
+    );
     // No kid at all.
     let token = sign_with_header(&trusted, &Header::new(Algorithm::EdDSA), &claims);
-    assert_eq!(keyset(&[&trusted]).verify(&token), Err(TokenError::UnknownKey));
+    assert_eq!(
+        keyset(&[&trusted]).verify(&token),
+        Err(TokenError::UnknownKey)
+    );
 }
 
 #[test]
@@ -129,13 +167,25 @@ fn subject_must_be_the_peer_id_of_the_bound_key() {
     let (_, mut claims) = issue(&key, Gender::Male, unix_now(), 3600);
     claims.sub = peer_id(&device().verifying_key());
     let token = key.sign(&claims).unwrap();
-    assert!(matches!(keyset(&[&key]).verify(&token), Err(TokenError::InvalidClaims(_))));
+    assert!(matches!(
+        keyset(&[&key]).verify(&token),
+        Err(TokenError::InvalidClaims(_))
+    ));
 }
 
 #[test]
 fn garbage_is_malformed_not_a_panic() {
     let set = keyset(&[&SigningKey::generate()]);
-    for junk in ["", ".", "..", "a.b.c", "a.b", "😀.😀.😀", &"x".repeat(10_000), "eyJhbGciOiJFZERTQSJ9.e30.AAAA"] {
+    for junk in [
+        "",
+        ".",
+        "..",
+        "a.b.c",
+        "a.b",
+        "😀.😀.😀",
+        &"x".repeat(10_000),
+        "eyJhbGciOiJFZERTQSJ9.e30.AAAA",
+    ] {
         assert!(set.verify(junk).is_err(), "{junk:?} accepted");
     }
 }
@@ -175,7 +225,10 @@ fn thumbprint_matches_rfc_8037_example() {
         alg: None,
         use_: None,
     };
-    assert_eq!(thumbprint(&jwk), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    assert_eq!(
+        thumbprint(&jwk),
+        "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+    );
 }
 
 #[test]
@@ -203,7 +256,9 @@ fn base58(input: &[u8]) -> String {
         }
     }
     let zeros = input.iter().take_while(|b| **b == 0).count();
-    std::iter::repeat_n('1', zeros).chain(digits.iter().rev().map(|d| ALPHABET[*d as usize] as char)).collect()
+    std::iter::repeat_n('1', zeros)
+        .chain(digits.iter().rev().map(|d| ALPHABET[*d as usize] as char))
+        .collect()
 }
 
 #[test]
@@ -211,7 +266,12 @@ fn public_key_parsing_refuses_bad_input() {
     let key = device().verifying_key();
     let ok = URL_SAFE_NO_PAD.encode(key.as_bytes());
     assert_eq!(public_key_from_base64url(&ok).unwrap(), key);
-    for bad in ["", "!!!", &URL_SAFE_NO_PAD.encode([1u8; 31]), &URL_SAFE_NO_PAD.encode([1u8; 33])] {
+    for bad in [
+        "",
+        "!!!",
+        &URL_SAFE_NO_PAD.encode([1u8; 31]),
+        &URL_SAFE_NO_PAD.encode([1u8; 33]),
+    ] {
         assert!(public_key_from_base64url(bad).is_err(), "{bad:?}");
     }
 }

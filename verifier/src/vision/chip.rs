@@ -7,8 +7,13 @@ use super::resize::{View, area_shrink_window};
 /// The chip's side.
 pub const SIZE: usize = 32;
 /// Where landmarks 0..4 land in the chip (MODELS.md §3).
-pub const TARGET: [[f64; 2]; 5] =
-    [[9.5909, 9.3943], [21.9520, 9.3943], [15.7714, 16.5257], [10.4640, 21.7600], [21.0789, 21.7600]];
+pub const TARGET: [[f64; 2]; 5] = [
+    [9.5909, 9.3943],
+    [21.9520, 9.3943],
+    [15.7714, 16.5257],
+    [10.4640, 21.7600],
+    [21.0789, 21.7600],
+];
 /// Per-channel means (R, G, B) subtracted before dividing by 256.
 pub const MEAN_RGB: [f32; 3] = [122.781998, 117.000999, 104.297997];
 
@@ -25,8 +30,14 @@ impl Similarity {
     /// Least-squares fit of `points` onto [`TARGET`].
     pub fn fit(points: &[[f32; 2]; 5]) -> Self {
         let n = points.len() as f64;
-        let (mx, my) = (points.iter().map(|p| p[0] as f64).sum::<f64>() / n, points.iter().map(|p| p[1] as f64).sum::<f64>() / n);
-        let (mu, mv) = (TARGET.iter().map(|p| p[0]).sum::<f64>() / n, TARGET.iter().map(|p| p[1]).sum::<f64>() / n);
+        let (mx, my) = (
+            points.iter().map(|p| p[0] as f64).sum::<f64>() / n,
+            points.iter().map(|p| p[1] as f64).sum::<f64>() / n,
+        );
+        let (mu, mv) = (
+            TARGET.iter().map(|p| p[0]).sum::<f64>() / n,
+            TARGET.iter().map(|p| p[1]).sum::<f64>() / n,
+        );
         let (mut num_a, mut num_b, mut den) = (0.0, 0.0, 0.0);
         for (p, q) in points.iter().zip(TARGET.iter()) {
             let (x, y) = (p[0] as f64 - mx, p[1] as f64 - my);
@@ -37,7 +48,12 @@ impl Similarity {
         }
         let den = den.max(1e-12);
         let (a, b) = (num_a / den, num_b / den);
-        Similarity { a, b, tx: mu - a * mx + b * my, ty: mv - b * mx - a * my }
+        Similarity {
+            a,
+            b,
+            tx: mu - a * mx + b * my,
+            ty: mv - b * mx - a * my,
+        }
     }
 
     /// Chip pixels per image pixel.
@@ -49,7 +65,10 @@ impl Similarity {
     pub fn inverse(&self, u: f64, v: f64) -> (f64, f64) {
         let d = self.a * self.a + self.b * self.b;
         let (du, dv) = (u - self.tx, v - self.ty);
-        ((self.a * du + self.b * dv) / d, (-self.b * du + self.a * dv) / d)
+        (
+            (self.a * du + self.b * dv) / d,
+            (-self.b * du + self.a * dv) / d,
+        )
     }
 }
 
@@ -66,15 +85,40 @@ pub fn chip(image: View<'_>, landmarks: &[[f32; 2]; 5]) -> Vec<u8> {
     let k = 2.0 * s;
     let new_w = ((image.width as f64 * k).round_ties_even() as usize).max(1);
     let new_h = ((image.height as f64 * k).round_ties_even() as usize).max(1);
-    let (fx, fy) = (new_w as f32 / image.width as f32, new_h as f32 / image.height as f32);
+    let (fx, fy) = (
+        new_w as f32 / image.width as f32,
+        new_h as f32 / image.height as f32,
+    );
     let scaled = landmarks.map(|[x, y]| [x * fx, y * fy]);
     let sim = Similarity::fit(&scaled);
-    let corners = [(0.0, 0.0), (SIZE as f64, 0.0), (0.0, SIZE as f64), (SIZE as f64, SIZE as f64)].map(|(u, v)| sim.inverse(u, v));
-    let lo = |i: usize| corners.iter().map(|c| if i == 0 { c.0 } else { c.1 }).fold(f64::INFINITY, f64::min);
-    let hi = |i: usize| corners.iter().map(|c| if i == 0 { c.0 } else { c.1 }).fold(f64::NEG_INFINITY, f64::max);
+    let corners = [
+        (0.0, 0.0),
+        (SIZE as f64, 0.0),
+        (0.0, SIZE as f64),
+        (SIZE as f64, SIZE as f64),
+    ]
+    .map(|(u, v)| sim.inverse(u, v));
+    let lo = |i: usize| {
+        corners
+            .iter()
+            .map(|c| if i == 0 { c.0 } else { c.1 })
+            .fold(f64::INFINITY, f64::min)
+    };
+    let hi = |i: usize| {
+        corners
+            .iter()
+            .map(|c| if i == 0 { c.0 } else { c.1 })
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
     let clampi = |v: f64, max: usize| (v.max(0.0) as usize).min(max);
-    let (x0, y0) = (clampi(lo(0).floor() - 2.0, new_w - 1), clampi(lo(1).floor() - 2.0, new_h - 1));
-    let (x1, y1) = (clampi(hi(0).ceil() + 2.0, new_w - 1), clampi(hi(1).ceil() + 2.0, new_h - 1));
+    let (x0, y0) = (
+        clampi(lo(0).floor() - 2.0, new_w - 1),
+        clampi(lo(1).floor() - 2.0, new_h - 1),
+    );
+    let (x1, y1) = (
+        clampi(hi(0).ceil() + 2.0, new_w - 1),
+        clampi(hi(1).ceil() + 2.0, new_h - 1),
+    );
     let (ww, wh) = (x1 - x0 + 1, y1 - y0 + 1);
     let mut window = area_shrink_window(image, new_w, new_h, (x0, y0, ww, wh));
     let view = View::new(&window, ww, wh);
@@ -95,7 +139,11 @@ fn pixel(view: &View<'_>, x: i64, y: i64) -> [f32; 3] {
         return [0.0; 3];
     }
     let i = (view.y0 + y as usize) * view.stride + (view.x0 + x as usize) * 3;
-    [view.data[i] as f32, view.data[i + 1] as f32, view.data[i + 2] as f32]
+    [
+        view.data[i] as f32,
+        view.data[i + 1] as f32,
+        view.data[i + 2] as f32,
+    ]
 }
 
 /// Samples each chip pixel's image point bilinearly from its four neighbours and truncates.
@@ -107,11 +155,17 @@ fn warp(sim: &Similarity, get: impl Fn(i64, i64) -> [f32; 3]) -> Vec<u8> {
             let (xf, yf) = (x.floor(), y.floor());
             let (ax, ay) = ((x - xf) as f32, (y - yf) as f32);
             let (xi, yi) = (xf as i64, yf as i64);
-            let (p00, p10, p01, p11) = (get(xi, yi), get(xi + 1, yi), get(xi, yi + 1), get(xi + 1, yi + 1));
+            let (p00, p10, p01, p11) = (
+                get(xi, yi),
+                get(xi + 1, yi),
+                get(xi, yi + 1),
+                get(xi + 1, yi + 1),
+            );
             for c in 0..3 {
                 let top = (1.0 - ax) * p00[c] + ax * p10[c];
                 let bottom = (1.0 - ax) * p01[c] + ax * p11[c];
-                out[(v * SIZE + u) * 3 + c] = ((1.0 - ay) * top + ay * bottom).clamp(0.0, 255.0) as u8;
+                out[(v * SIZE + u) * 3 + c] =
+                    ((1.0 - ay) * top + ay * bottom).clamp(0.0, 255.0) as u8;
             }
         }
     }
@@ -120,7 +174,9 @@ fn warp(sim: &Similarity, get: impl Fn(i64, i64) -> [f32; 3]) -> Vec<u8> {
 
 /// Fills `tensor` (3×32×32) with the chip: RGB planes, `(value − mean) / 256`.
 pub fn input(chip: &[u8], tensor: &mut [f32]) {
-    super::planar(chip, [0, 1, 2], tensor, |c, v| (v as f32 - MEAN_RGB[c]) / 256.0);
+    super::planar(chip, [0, 1, 2], tensor, |c, v| {
+        (v as f32 - MEAN_RGB[c]) / 256.0
+    });
 }
 
 #[cfg(test)]
@@ -131,7 +187,10 @@ mod tests {
     fn fitting_the_targets_themselves_is_the_identity() {
         let pts = TARGET.map(|[x, y]| [x as f32, y as f32]);
         let s = Similarity::fit(&pts);
-        assert!((s.a - 1.0).abs() < 1e-5 && s.b.abs() < 1e-5 && s.tx.abs() < 1e-4 && s.ty.abs() < 1e-4, "{s:?}");
+        assert!(
+            (s.a - 1.0).abs() < 1e-5 && s.b.abs() < 1e-5 && s.tx.abs() < 1e-4 && s.ty.abs() < 1e-4,
+            "{s:?}"
+        );
     }
 
     #[test]
@@ -168,11 +227,16 @@ mod tests {
     fn large_faces_are_shrunk_first_and_match_a_full_shrink() {
         // A checkerboard face 10× the chip: with the pyramid step the chip is a flat average.
         let (w, h) = (400usize, 400usize);
-        let img: Vec<u8> = (0..h).flat_map(|y| (0..w).flat_map(move |x| [if (x + y) % 2 == 0 { 200 } else { 0 }; 3])).collect();
+        let img: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).flat_map(move |x| [if (x + y) % 2 == 0 { 200 } else { 0 }; 3]))
+            .collect();
         let pts = TARGET.map(|[x, y]| [(x * 10.0 + 40.0) as f32, (y * 10.0 + 40.0) as f32]);
         let c = chip(View::new(&img, w, h), &pts);
         let centre = c[(16 * SIZE + 16) * 3] as i32;
-        assert!((centre - 100).abs() <= 6, "box-filtered checkerboard averages to about 100, got {centre}");
+        assert!(
+            (centre - 100).abs() <= 6,
+            "box-filtered checkerboard averages to about 100, got {centre}"
+        );
         // Without the box filter the warp would sample single squares: 0 or 200 and their blends.
     }
 

@@ -73,7 +73,11 @@ pub fn decode(outputs: &[StrideOutput<'_>; 3], threshold: f32) -> Vec<Face> {
     for (out, &stride) in outputs.iter().zip(STRIDES.iter()) {
         let cols = INPUT / stride;
         let cells = cols * cols;
-        if out.cls.len() < cells || out.obj.len() < cells || out.bbox.len() < 4 * cells || out.kps.len() < 10 * cells {
+        if out.cls.len() < cells
+            || out.obj.len() < cells
+            || out.bbox.len() < 4 * cells
+            || out.kps.len() < 10 * cells
+        {
             continue;
         }
         let s = stride as f32;
@@ -88,7 +92,16 @@ pub fn decode(outputs: &[StrideOutput<'_>; 3], threshold: f32) -> Vec<Face> {
             let (w, h) = (b[2].exp() * s, b[3].exp() * s);
             let k = &out.kps[10 * i..10 * i + 10];
             let landmarks = std::array::from_fn(|j| [(k[2 * j] + c) * s, (k[2 * j + 1] + r) * s]);
-            faces.push(Face { score, bbox: BoxF { x: cx - w / 2.0, y: cy - h / 2.0, w, h }, landmarks });
+            faces.push(Face {
+                score,
+                bbox: BoxF {
+                    x: cx - w / 2.0,
+                    y: cy - h / 2.0,
+                    w,
+                    h,
+                },
+                landmarks,
+            });
         }
     }
     faces
@@ -113,24 +126,36 @@ pub fn unletterbox(face: Face, lb: &Letterbox) -> Face {
     let (sx, sy) = (lb.scale_x, lb.scale_y);
     Face {
         score: face.score,
-        bbox: BoxF { x: face.bbox.x / sx, y: face.bbox.y / sy, w: face.bbox.w / sx, h: face.bbox.h / sy },
+        bbox: BoxF {
+            x: face.bbox.x / sx,
+            y: face.bbox.y / sy,
+            w: face.bbox.w / sx,
+            h: face.bbox.h / sy,
+        },
         landmarks: face.landmarks.map(|[x, y]| [x / sx, y / sy]),
     }
 }
-
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn face(score: f32, x: f32, y: f32, w: f32, h: f32) -> Face {
-        Face { score, bbox: BoxF { x, y, w, h }, landmarks: [[0.0; 2]; 5] }
+        Face {
+            score,
+            bbox: BoxF { x, y, w, h },
+            landmarks: [[0.0; 2]; 5],
+        }
     }
 
     #[test]
     fn letterbox_keeps_aspect_and_fills_the_top_left() {
         let lb = Letterbox::for_size(1280, 853);
-        assert_eq!((lb.new_w, lb.new_h), (640, 426), "426.5 rounds half to even");
+        assert_eq!(
+            (lb.new_w, lb.new_h),
+            (640, 426),
+            "426.5 rounds half to even"
+        );
         let lb = Letterbox::for_size(115, 115);
         assert_eq!((lb.new_w, lb.new_h), (640, 640));
         let img = vec![255u8; 20 * 10 * 3];
@@ -144,8 +169,17 @@ mod tests {
     #[test]
     fn decode_places_a_cell_by_row_and_column() {
         let cells = [6400usize, 1600, 400];
-        let mut data: Vec<[Vec<f32>; 4]> =
-            cells.iter().map(|&n| [vec![0.0; n], vec![0.0; n], vec![0.0; 4 * n], vec![0.0; 10 * n]]).collect();
+        let mut data: Vec<[Vec<f32>; 4]> = cells
+            .iter()
+            .map(|&n| {
+                [
+                    vec![0.0; n],
+                    vec![0.0; n],
+                    vec![0.0; 4 * n],
+                    vec![0.0; 10 * n],
+                ]
+            })
+            .collect();
         // Stride 16, row 3, column 5, score sqrt(0.81 * 1.0) = 0.9.
         let i = 3 * 40 + 5;
         data[1][0][i] = 0.81;
@@ -162,7 +196,10 @@ mod tests {
         assert_eq!(faces.len(), 1);
         let f = faces[0];
         assert!((f.score - 0.9).abs() < 1e-6);
-        assert_eq!((f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h), (5.5 * 16.0 - 8.0, 3.5 * 16.0 - 8.0, 16.0, 16.0));
+        assert_eq!(
+            (f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h),
+            (5.5 * 16.0 - 8.0, 3.5 * 16.0 - 8.0, 16.0, 16.0)
+        );
         assert_eq!(f.landmarks[0], [5.25 * 16.0, 3.0 * 16.0]);
         assert!(decode(&outs, 0.91).is_empty());
     }
@@ -170,21 +207,50 @@ mod tests {
     #[test]
     fn nms_drops_overlaps_above_the_threshold_only() {
         let kept = nms(
-            vec![face(0.8, 0.0, 0.0, 10.0, 10.0), face(0.95, 1.0, 0.0, 10.0, 10.0), face(0.9, 50.0, 50.0, 10.0, 10.0)],
+            vec![
+                face(0.8, 0.0, 0.0, 10.0, 10.0),
+                face(0.95, 1.0, 0.0, 10.0, 10.0),
+                face(0.9, 50.0, 50.0, 10.0, 10.0),
+            ],
             0.3,
             5000,
         );
         let scores: Vec<f32> = kept.iter().map(|f| f.score).collect();
         assert_eq!(scores, vec![0.95, 0.9]);
         // IoU of two 10×10 boxes shifted by 5: 50 / 150 = 0.33 > 0.3; shifted by 6: 40/160 = 0.25.
-        assert_eq!(nms(vec![face(0.9, 0.0, 0.0, 10.0, 10.0), face(0.8, 5.0, 0.0, 10.0, 10.0)], 0.3, 10).len(), 1);
-        assert_eq!(nms(vec![face(0.9, 0.0, 0.0, 10.0, 10.0), face(0.8, 6.0, 0.0, 10.0, 10.0)], 0.3, 10).len(), 2);
+        assert_eq!(
+            nms(
+                vec![
+                    face(0.9, 0.0, 0.0, 10.0, 10.0),
+                    face(0.8, 5.0, 0.0, 10.0, 10.0)
+                ],
+                0.3,
+                10
+            )
+            .len(),
+            1
+        );
+        assert_eq!(
+            nms(
+                vec![
+                    face(0.9, 0.0, 0.0, 10.0, 10.0),
+                    face(0.8, 6.0, 0.0, 10.0, 10.0)
+                ],
+                0.3,
+                10
+            )
+            .len(),
+            2
+        );
     }
 
     #[test]
     fn unletterbox_divides_by_the_scale() {
         let lb = Letterbox::for_size(1280, 640);
         let f = unletterbox(face(0.9, 10.0, 20.0, 30.0, 40.0), &lb);
-        assert_eq!((f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h), (20.0, 40.0, 60.0, 80.0));
+        assert_eq!(
+            (f.bbox.x, f.bbox.y, f.bbox.w, f.bbox.h),
+            (20.0, 40.0, 60.0, 80.0)
+        );
     }
 }

@@ -9,9 +9,19 @@ pub const INPUT: usize = 80;
 
 /// The inclusive pixel rectangle `(l, t, r, b)` of the crop `scale` times the face box, shifted
 /// to stay inside a `width`×`height` image.
-pub fn crop_rect(face: BoxF, width: usize, height: usize, scale: f32) -> (usize, usize, usize, usize) {
+pub fn crop_rect(
+    face: BoxF,
+    width: usize,
+    height: usize,
+    scale: f32,
+) -> (usize, usize, usize, usize) {
     let (w_img, h_img) = ((width - 1) as f64, (height - 1) as f64);
-    let (x, y, w, h) = (face.x as f64, face.y as f64, (face.w as f64).max(1e-3), (face.h as f64).max(1e-3));
+    let (x, y, w, h) = (
+        face.x as f64,
+        face.y as f64,
+        (face.w as f64).max(1e-3),
+        (face.h as f64).max(1e-3),
+    );
     let k = (h_img / h).min(w_img / w).min(scale as f64);
     let (cw, ch) = (w * k, h * k);
     let (cx, cy) = (x + w / 2.0, y + h / 2.0);
@@ -66,7 +76,10 @@ mod tests {
     fn centred_crop_is_scale_times_the_box() {
         // 100×100 box centred in a 1000×1000 image: 270×270 around (500, 500). In float64,
         // 100 × 2.7 = 270.00000000000006, so the left edge truncates to 364, as upstream's does.
-        assert_eq!(crop_rect(b(450.0, 450.0, 100.0, 100.0), 1000, 1000, 2.7), (364, 364, 635, 635));
+        assert_eq!(
+            crop_rect(b(450.0, 450.0, 100.0, 100.0), 1000, 1000, 2.7),
+            (364, 364, 635, 635)
+        );
     }
 
     #[test]

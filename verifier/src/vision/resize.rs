@@ -16,13 +16,26 @@ pub struct View<'a> {
 impl<'a> View<'a> {
     pub fn new(data: &'a [u8], width: usize, height: usize) -> Self {
         debug_assert_eq!(data.len(), width * height * 3);
-        View { data, stride: width * 3, x0: 0, y0: 0, width, height }
+        View {
+            data,
+            stride: width * 3,
+            x0: 0,
+            y0: 0,
+            width,
+            height,
+        }
     }
 
     /// The inclusive rectangle of columns `l..=r` and rows `t..=b`.
     pub fn crop(&self, l: usize, t: usize, r: usize, b: usize) -> View<'a> {
         debug_assert!(l <= r && r < self.width && t <= b && b < self.height);
-        View { x0: self.x0 + l, y0: self.y0 + t, width: r - l + 1, height: b - t + 1, ..*self }
+        View {
+            x0: self.x0 + l,
+            y0: self.y0 + t,
+            width: r - l + 1,
+            height: b - t + 1,
+            ..*self
+        }
     }
 
     #[inline]
@@ -88,7 +101,10 @@ fn box_taps(input: usize, output: usize) -> Vec<(usize, Vec<i64>)> {
                 })
                 .collect();
             let total: f64 = weights.iter().sum();
-            let fixed = weights.iter().map(|w| (w / total * (1u64 << PRECISION_BITS) as f64 + 0.5) as i64).collect();
+            let fixed = weights
+                .iter()
+                .map(|w| (w / total * (1u64 << PRECISION_BITS) as f64 + 0.5) as i64)
+                .collect();
             (first, fixed)
         })
         .collect()
@@ -110,21 +126,35 @@ pub fn area_shrink(src: View<'_>, out_w: usize, out_h: usize) -> Vec<u8> {
 
 /// The window `(x, y, w, h)` of [`area_shrink`]'s output, computed from the source rows and
 /// columns it covers only.
-pub fn area_shrink_window(src: View<'_>, out_w: usize, out_h: usize, window: (usize, usize, usize, usize)) -> Vec<u8> {
+pub fn area_shrink_window(
+    src: View<'_>,
+    out_w: usize,
+    out_h: usize,
+    window: (usize, usize, usize, usize),
+) -> Vec<u8> {
     assert!(out_w > 0 && out_h > 0 && out_w <= src.width && out_h <= src.height);
     let (wx, wy, ww, wh) = window;
     assert!(ww > 0 && wh > 0 && wx + ww <= out_w && wy + wh <= out_h);
     let xs = &box_taps(src.width, out_w)[wx..wx + ww];
     let ys = &box_taps(src.height, out_h)[wy..wy + wh];
     let first_row = ys[0].0;
-    let last_row = ys.iter().map(|(f, w)| f + w.len()).max().unwrap_or(first_row + 1) - 1;
+    let last_row = ys
+        .iter()
+        .map(|(f, w)| f + w.len())
+        .max()
+        .unwrap_or(first_row + 1)
+        - 1;
     let rows = last_row - first_row + 1;
     let mut horizontal = vec![0u8; ww * rows * 3];
     for y in 0..rows {
         let row = src.row(first_row + y);
         for (ox, (first, weights)) in xs.iter().enumerate() {
             for c in 0..3 {
-                let acc: i64 = weights.iter().enumerate().map(|(j, w)| w * row[(first + j) * 3 + c] as i64).sum();
+                let acc: i64 = weights
+                    .iter()
+                    .enumerate()
+                    .map(|(j, w)| w * row[(first + j) * 3 + c] as i64)
+                    .sum();
                 horizontal[(y * ww + ox) * 3 + c] = fixed_to_u8(acc);
             }
         }
@@ -149,7 +179,9 @@ mod tests {
     use super::*;
 
     fn gradient(w: usize, h: usize) -> Vec<u8> {
-        (0..h).flat_map(|y| (0..w).flat_map(move |x| [(x * 10) as u8, (y * 10) as u8, 7])).collect()
+        (0..h)
+            .flat_map(|y| (0..w).flat_map(move |x| [(x * 10) as u8, (y * 10) as u8, 7]))
+            .collect()
     }
 
     #[test]
@@ -194,7 +226,10 @@ mod tests {
         let whole = area_shrink(View::new(&img, 25, 19), 9, 7);
         let part = area_shrink_window(View::new(&img, 25, 19), 9, 7, (2, 3, 4, 3));
         for y in 0..3 {
-            assert_eq!(&part[y * 12..(y + 1) * 12], &whole[((y + 3) * 9 + 2) * 3..((y + 3) * 9 + 6) * 3]);
+            assert_eq!(
+                &part[y * 12..(y + 1) * 12],
+                &whole[((y + 3) * 9 + 2) * 3..((y + 3) * 9 + 6) * 3]
+            );
         }
     }
 
@@ -202,7 +237,9 @@ mod tests {
     fn area_shrink_by_a_non_integer_factor_keeps_the_mean() {
         let img = gradient(10, 10);
         let out = area_shrink(View::new(&img, 10, 10), 3, 3);
-        let mean = |v: &[u8], c: usize| v.chunks(3).map(|p| p[c] as f32).sum::<f32>() / (v.len() / 3) as f32;
+        let mean = |v: &[u8], c: usize| {
+            v.chunks(3).map(|p| p[c] as f32).sum::<f32>() / (v.len() / 3) as f32
+        };
         assert!((mean(&out, 0) - mean(&img, 0)).abs() < 1.0);
         assert!((mean(&out, 1) - mean(&img, 1)).abs() < 1.0);
     }

@@ -8,7 +8,11 @@ pub fn models_dir() -> PathBuf {
     let dir = std::env::var_os("MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/onnx"));
-    assert!(dir.join("face_detection_yunet_2023mar.onnx").is_file(), "no models in {}: run models/install.sh", dir.display());
+    assert!(
+        dir.join("face_detection_yunet_2023mar.onnx").is_file(),
+        "no models in {}: run models/install.sh",
+        dir.display()
+    );
     dir
 }
 
@@ -16,8 +20,14 @@ pub fn models_dir() -> PathBuf {
 pub fn faces_dir() -> PathBuf {
     let dir = std::env::var_os("ANONCHAT_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/faces"));
-    assert!(dir.join("MANIFEST.md").is_file(), "test photos not found in {}: set ANONCHAT_TESTDATA", dir.display());
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/faces")
+        });
+    assert!(
+        dir.join("MANIFEST.md").is_file(),
+        "test photos not found in {}: set ANONCHAT_TESTDATA",
+        dir.display()
+    );
     dir
 }
 
@@ -42,7 +52,10 @@ pub struct Reference {
 /// Parses the reference table out of the manifest, so the expectations are the manifest's own.
 pub fn references() -> Vec<Reference> {
     let text = std::fs::read_to_string(faces_dir().join("MANIFEST.md")).unwrap();
-    let section = text.split("## Reference outputs").nth(1).expect("a Reference outputs section");
+    let section = text
+        .split("## Reference outputs")
+        .nth(1)
+        .expect("a Reference outputs section");
     let num = |s: &str| s.trim().parse::<f32>().ok();
     let rows: Vec<Reference> = section
         .lines()
@@ -67,7 +80,11 @@ pub fn references() -> Vec<Reference> {
             }
         })
         .collect();
-    assert!(rows.len() >= 11, "the manifest's table has {} rows", rows.len());
+    assert!(
+        rows.len() >= 11,
+        "the manifest's table has {} rows",
+        rows.len()
+    );
     rows
 }
 

@@ -1,0 +1,407 @@
+//! The verifier's HTTP service (DESIGN.md §4): `POST /v1/verify` and the operational endpoints,
+//! a thin axum driver around [`Pipeline`](crate::pipeline::Pipeline) and the token signer.
+
+mod metrics;
+mod pool;
+mod request;
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::decode::ImageLimits;
+use crate::error::VerifyError;
+use crate::pipeline::{Pipeline, Policy};
+use crate::token::{Jwks, SigningKey, unix_now};
+
+pub use metrics::Metrics;
+pub use pool::Pool;
+
+/// Everything `serve` can be told; each flag has an environment variable (DESIGN.md §7).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceConfig {
+    /// Address to listen on.
+    #[arg(long, env = "VERIFIER_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+    /// Folder with the ONNX model files (installed by models/install.sh).
+    #[arg(long, env = "MODELS_DIR", default_value = "models/onnx")]
+    pub models_dir: PathBuf,
+    /// PKCS#8 PEM Ed25519 key to sign tokens with (from `keygen`). Unset: a random key for this
+    /// process, with a warning (tokens then stop verifying when it restarts).
+    #[arg(long, env = "VERIFIER_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Earlier signing keys, comma-separated: their public halves stay in the JWKS so tokens
+    /// they signed keep verifying during a key rotation.
+    #[arg(long, env = "VERIFIER_PREVIOUS_KEY_FILES", value_delimiter = ',')]
+    pub previous_key_files: Vec<PathBuf>,
+    /// Lifetime of a token, in seconds.
+    #[arg(long, env = "VERIFICATION_TOKEN_TTL_SECONDS", default_value_t = 86_400)]
+    pub token_ttl_seconds: i64,
+    /// The tokens' `iss` claim.
+    #[arg(long, env = "VERIFIER_ISSUER", default_value = "anonchat-verifier")]
+    pub issuer: String,
+    /// P(real face) needed to pass liveness.
+    #[arg(long, env = "LIVENESS_THRESHOLD", default_value_t = 0.5)]
+    pub liveness_threshold: f32,
+    /// Average the second liveness model (MiniFASNetV1SE) with the first.
+    #[arg(long, env = "LIVENESS_FUSION")]
+    pub liveness_fusion: bool,
+    /// Smallest accepted face, in pixels (the shorter side of its box).
+    #[arg(long, env = "MIN_FACE_PX", default_value_t = 32)]
+    pub min_face_px: u32,
+    /// Largest accepted image, in bytes.
+    #[arg(long, env = "MAX_IMAGE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_image_bytes: usize,
+    /// Largest accepted image, in pixels (checked from the header, before decoding).
+    #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 40_000_000)]
+    pub max_image_pixels: u64,
+    /// Verifications per minute per client IP address; 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
+    pub rate_limit_per_minute: u32,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated.
+    #[arg(long, env = "CLIENT_ORIGINS", value_delimiter = ',')]
+    pub client_origins: Vec<String>,
+    /// Inference workers (default: one per core).
+    #[arg(long, env = "VERIFIER_WORKERS")]
+    pub workers: Option<usize>,
+    /// Requests that may wait for a worker before new ones get 503 `overloaded`
+    /// (default: 4 per worker).
+    #[arg(long, env = "VERIFIER_QUEUE")]
+    pub queue: Option<usize>,
+}
+
+impl ServiceConfig {
+    /// The defaults, with models from `models_dir`, listening on a free loopback port.
+    pub fn local(models_dir: PathBuf) -> Self {
+        ServiceConfig {
+            addr: "127.0.0.1:0".parse().expect("a valid address"),
+            models_dir,
+            signing_key_file: None,
+            previous_key_files: Vec::new(),
+            token_ttl_seconds: 86_400,
+            issuer: "anonchat-verifier".into(),
+            liveness_threshold: 0.5,
+            liveness_fusion: false,
+            min_face_px: 32,
+            max_image_bytes: 8 * 1024 * 1024,
+            max_image_pixels: 40_000_000,
+            rate_limit_per_minute: 30,
+            client_origins: Vec::new(),
+            workers: None,
+            queue: None,
+        }
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            min_face_px: self.min_face_px,
+            liveness_threshold: self.liveness_threshold,
+            liveness_fusion: self.liveness_fusion,
+            limits: ImageLimits {
+                max_bytes: self.max_image_bytes,
+                max_pixels: self.max_image_pixels,
+            },
+            ..Policy::default()
+        }
+    }
+}
+
+struct AppState {
+    pool: Pool,
+    signer: SigningKey,
+    jwks: Jwks,
+    config: ServiceConfig,
+    metrics: Metrics,
+    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+/// A running service.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub jwks: Jwks,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, lets requests in flight finish, and waits.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.task.await.context("server task")??;
+        Ok(())
+    }
+
+    /// Waits until the server stops by itself (after `until` resolves).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")??;
+        Ok(())
+    }
+}
+
+/// Reads the signing key (or makes one), loads the models and starts serving. Resolves once the
+/// socket is bound and every worker's models are loaded.
+pub async fn start(config: ServiceConfig) -> anyhow::Result<Running> {
+    start_until(config, std::future::pending()).await
+}
+
+/// As [`start`], and stops gracefully when `until` resolves (for example on a signal).
+pub async fn start_until(
+    config: ServiceConfig,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let signer = match &config.signing_key_file {
+        Some(path) => read_key(path)?,
+        None => {
+            tracing::warn!(
+                "no VERIFIER_SIGNING_KEY_FILE: signing with a random key for this process only"
+            );
+            SigningKey::generate()
+        }
+    };
+    let mut jwks = Jwks {
+        keys: vec![signer.public_jwk()],
+    };
+    for path in &config.previous_key_files {
+        jwks.keys.push(read_key(path)?.public_jwk());
+    }
+    let workers = config
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let queue = config.queue.unwrap_or(4 * workers);
+    let (dir, policy) = (config.models_dir.clone(), config.policy());
+    let pool = tokio::task::spawn_blocking(move || {
+        Pool::start(workers, queue, || Pipeline::load(&dir, policy.clone()))
+    })
+    .await
+    .context("loading the models")?
+    .with_context(|| format!("loading the models from {}", config.models_dir.display()))?;
+    let limiter = NonZeroU32::new(config.rate_limit_per_minute)
+        .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(AppState {
+        pool,
+        signer,
+        jwks: jwks.clone(),
+        config,
+        metrics: Metrics::new(),
+        limiter,
+    });
+    tokio::spawn(forget_idle_clients(Arc::downgrade(&state)));
+    let app = router(state);
+    let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            tokio::select! {
+                _ = stop => {}
+                _ = until => {}
+            }
+        };
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await
+    });
+    tracing::info!(%addr, workers, queue, "verifier listening");
+    Ok(Running {
+        addr,
+        jwks,
+        shutdown,
+        task,
+    })
+}
+
+fn read_key(path: &PathBuf) -> anyhow::Result<SigningKey> {
+    let pem = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading the signing key {}", path.display()))?,
+    );
+    SigningKey::from_pkcs8_pem(&pem).with_context(|| format!("signing key {}", path.display()))
+}
+
+/// Drops rate-limit state of clients not seen for a while, so the map stays small.
+async fn forget_idle_clients(state: std::sync::Weak<AppState>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let Some(state) = state.upgrade() else { return };
+        if let Some(l) = &state.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+}
+
+fn router(state: Arc<AppState>) -> Router {
+    let cors = cors(&state.config.client_origins);
+    let app = Router::new()
+        .route("/v1/verify", post(verify))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .with_state(state);
+    match cors {
+        Some(cors) => app.layer(cors),
+        None => app,
+    }
+}
+
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| o.parse().ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+async fn verify(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = verify_inner(&state, peer.ip(), &headers, body).await;
+    let outcome = match &result {
+        Ok(_) => "verified",
+        Err(e) => e.code(),
+    };
+    state.metrics.outcome(outcome);
+    tracing::info!(outcome, "verify");
+    match result {
+        Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn verify_inner(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<serde_json::Value, VerifyError> {
+    if let Some(limiter) = &state.limiter
+        && let Err(not_until) = limiter.check_key(&ip)
+    {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        return Err(VerifyError::RateLimited {
+            retry_after: wait.as_secs().max(1),
+        });
+    }
+    let max_image = state.config.max_image_bytes;
+    // Room for base64's 4/3 and the other fields.
+    let body = request::read_body(body, max_image / 3 * 4 + 64 * 1024).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let req = request::parse(content_type, body, max_image).await?;
+    let reply = state.pool.try_submit(req.image, req.mode)?;
+    let report = reply.await.map_err(|_| VerifyError::Internal)?;
+    state.metrics.timings(&report.timings);
+    let gender = report.outcome?;
+    let now = unix_now();
+    let (token, claims) = state
+        .signer
+        .issue(
+            &state.config.issuer,
+            &req.public_key,
+            gender,
+            now,
+            state.config.token_ttl_seconds,
+        )
+        .map_err(|_| VerifyError::Internal)?;
+    Ok(json!({
+        "verified": true,
+        "token": token,
+        "gender": gender.as_str(),
+        "expires_at": claims.exp,
+        "peer_id": claims.sub,
+    }))
+}
+
+/// The JSON error body, with Retry-After where waiting helps.
+pub fn error_response(e: &VerifyError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json!({"verified": false, "error": {"code": e.code(), "message": e.to_string()}});
+    let mut response = (status, axum::Json(body)).into_response();
+    let retry = match e {
+        VerifyError::RateLimited { retry_after } => Some(*retry_after),
+        VerifyError::Overloaded => Some(1),
+        _ => None,
+    };
+    if let Some(secs) = retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+async fn jwks(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(&state.jwks),
+    )
+        .into_response()
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if state.pool.alive() > 0 {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no inference worker is running",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
+}
