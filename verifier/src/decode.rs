@@ -67,6 +67,9 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<Pixels, VerifyError> 
         .with_guessed_format()
         .map_err(|_| VerifyError::UnsupportedImage("unreadable image"))?;
     match reader.format() {
+        Some(ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+            return Err(VerifyError::CorruptImage);
+        }
         Some(ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP) => {}
         _ => {
             return Err(VerifyError::UnsupportedImage(
@@ -104,6 +107,22 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<Pixels, VerifyError> 
         width,
         height,
     })
+}
+
+/// Whether a JPEG has an end-of-image marker after its last scan. The JPEG decoder is lenient
+/// and paints missing rows grey, so a half-uploaded selfie would otherwise still be judged.
+/// Entropy-coded data cannot contain `FF D9` (it stuffs `FF 00`), and an EXIF thumbnail's own
+/// markers all come before the main image's scans.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last = |marker: u8| {
+        bytes
+            .windows(2)
+            .rposition(|w| w[0] == 0xFF && w[1] == marker)
+    };
+    match (last(0xDA), last(0xD9)) {
+        (Some(sos), Some(eoi)) => eoi > sos,
+        _ => false,
+    }
 }
 
 /// Zeroizes a decoded image of any pixel type.
@@ -195,6 +214,19 @@ mod tests {
             decode(&png(3, 2), few_pixels),
             Err(VerifyError::ImageTooLarge(_))
         ));
+    }
+
+    #[test]
+    fn a_jpeg_cut_short_is_corrupt() {
+        let img =
+            image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8 * 4, y as u8 * 4, 99]));
+        let mut jpeg = Vec::new();
+        img.write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode(&jpeg, ImageLimits::default()).is_ok());
+        let cut = &jpeg[..jpeg.len() - 40];
+        let got = decode(cut, ImageLimits::default());
+        assert!(matches!(got, Err(VerifyError::CorruptImage)), "{got:?}");
     }
 
     #[test]

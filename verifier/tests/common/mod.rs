@@ -102,3 +102,72 @@ pub fn expected_verdict(file: &str) -> Result<&'static str, &'static str> {
         other => panic!("no expected verdict for {other}"),
     }
 }
+
+use anonchat_verifier::service::{self, Running, ServiceConfig};
+
+/// Starts the real service on a free loopback port with the real models.
+pub async fn start(tune: impl FnOnce(&mut ServiceConfig)) -> Running {
+    let mut config = ServiceConfig::local(models_dir());
+    config.rate_limit_per_minute = 0;
+    config.workers = Some(2);
+    tune(&mut config);
+    service::start(config).await.expect("the verifier starts")
+}
+
+/// A fresh device key and its base64url public key.
+pub fn device() -> (ed25519_dalek::SigningKey, String) {
+    use base64::Engine;
+    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let public =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes());
+    (key, public)
+}
+
+/// `POST /v1/verify` as multipart; returns status, JSON body and headers.
+pub async fn verify_multipart(
+    addr: std::net::SocketAddr,
+    image: Vec<u8>,
+    public_key: &str,
+    gender: Option<&str>,
+) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    let mut form = reqwest::multipart::Form::new()
+        .part(
+            "image",
+            reqwest::multipart::Part::bytes(image).file_name("selfie.jpg"),
+        )
+        .text("public_key", public_key.to_owned());
+    if let Some(g) = gender {
+        form = form.text("gender", g.to_owned());
+    }
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/verify"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+    (status, resp.json().await.unwrap(), headers)
+}
+
+/// `POST /v1/verify` with a raw body and content type.
+pub async fn verify_raw(
+    addr: std::net::SocketAddr,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/verify"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap())
+}
+
+pub fn code(body: &serde_json::Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error code in {body}"))
+}
