@@ -199,7 +199,7 @@ impl Models {
     pub fn load(dir: &Path, with_second_liveness: bool) -> Result<Self, ModelError> {
         let env = environment(dir)?;
         let m = Manifest::get();
-        Ok(Models {
+        let mut models = Models {
             detector: session(env, dir, &m.detector)?,
             liveness: session(env, dir, &m.liveness)?,
             liveness_second: if with_second_liveness {
@@ -210,7 +210,37 @@ impl Models {
             gender: session(env, dir, &m.gender)?,
             detector_input: vec![0.0; 3 * detect::INPUT * detect::INPUT],
             small_input: vec![0.0; 3 * liveness::INPUT * liveness::INPUT],
-        })
+        };
+        models.warm_up()?;
+        Ok(models)
+    }
+
+    /// Runs every model once on a grey image: ONNX Runtime's first run of a session is several
+    /// times slower than the next ones, and the first user should not pay for it.
+    fn warm_up(&mut self) -> Result<(), ModelError> {
+        let grey = vec![128u8; 64 * 64 * 3];
+        let image = View::new(&grey, 64, 64);
+        let face = Face {
+            score: 1.0,
+            bbox: crate::vision::BoxF {
+                x: 16.0,
+                y: 16.0,
+                w: 32.0,
+                h: 32.0,
+            },
+            landmarks: [
+                [26.0, 28.0],
+                [38.0, 28.0],
+                [32.0, 34.0],
+                [27.0, 41.0],
+                [37.0, 41.0],
+            ],
+        };
+        self.detect(image, 0.9)?;
+        self.liveness(image, &face)?;
+        self.liveness_second(image, &face)?;
+        self.p_male(image, &face)?;
+        Ok(())
     }
 
     pub fn has_second_liveness(&self) -> bool {

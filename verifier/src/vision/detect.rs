@@ -83,7 +83,7 @@ pub fn decode(outputs: &[StrideOutput<'_>; 3], threshold: f32) -> Vec<Face> {
         let s = stride as f32;
         for i in 0..cells {
             let score = (out.cls[i].clamp(0.0, 1.0) * out.obj[i].clamp(0.0, 1.0)).sqrt();
-            if !(score >= threshold) {
+            if score.is_nan() || score < threshold {
                 continue;
             }
             let (r, c) = ((i / cols) as f32, (i % cols) as f32);
