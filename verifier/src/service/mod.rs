@@ -3,7 +3,7 @@
 
 mod metrics;
 mod pool;
-mod request;
+pub mod request;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;

@@ -1,0 +1,146 @@
+//! Verifier benchmark: per-stage latency of the pipeline in-process (one thread), then
+//! requests per second and latency through the real HTTP service at 1 and 2 concurrent clients.
+//!
+//! `cargo run --release --example bench_verifier -- [--rounds N] [--seconds S] [FACES_DIR]`
+//! Uses the photos that verify (one face, live), so every request runs every stage.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anonchat_verifier::pipeline::{GenderMode, Pipeline, Policy};
+use anonchat_verifier::service::{self, ServiceConfig};
+use anyhow::Context;
+use base64::Engine;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn summary(mut v: Vec<Duration>) -> (f64, f64) {
+    v.sort();
+    (percentile(&v, 0.5), percentile(&v, 0.95))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut rounds, mut seconds, mut faces) =
+        (20usize, 10u64, PathBuf::from("../shared/testdata/faces"));
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--rounds" => rounds = args.next().context("--rounds N")?.parse()?,
+            "--seconds" => seconds = args.next().context("--seconds S")?.parse()?,
+            other => faces = PathBuf::from(other),
+        }
+    }
+    let models = std::env::var_os("MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("models/onnx"));
+    let names = [
+        "f_interfaces_001.jpg",
+        "f_pexels_neutral.jpg",
+        "m_bryan_codait_small.png",
+        "m_interfaces_014.jpg",
+        "m_luciano_codait.png",
+        "m_obama_official.jpg",
+        "real_f_silentface_T1.jpg",
+    ];
+    let images: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(faces.join(n)).with_context(|| n.to_string()))
+        .collect::<Result<_, _>>()?;
+
+    // 1. In-process, one thread: per-stage latency.
+    let mut pipeline = Pipeline::load(&models, Policy::default())?;
+    let (mut decode, mut detect, mut live, mut gender, mut total) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..rounds {
+        for img in &images {
+            let t = Instant::now();
+            let r = pipeline.run(img, GenderMode::Infer, false);
+            total.push(t.elapsed());
+            anyhow::ensure!(
+                r.outcome.is_ok(),
+                "a sample did not verify: {:?}",
+                r.outcome
+            );
+            decode.push(r.timings.decode);
+            detect.push(r.timings.detect);
+            live.push(r.timings.liveness);
+            gender.push(r.timings.gender);
+        }
+    }
+    println!(
+        "pipeline, in-process, 1 thread, {} runs over {} photos",
+        total.len(),
+        images.len()
+    );
+    println!("| stage | p50 ms | p95 ms |\n|---|---|---|");
+    for (name, v) in [
+        ("decode", decode),
+        ("detect", detect),
+        ("liveness", live),
+        ("gender", gender),
+        ("total", total.clone()),
+    ] {
+        let (p50, p95) = summary(v);
+        println!("| {name} | {p50:.2} | {p95:.2} |");
+    }
+    let busy: Duration = total.iter().sum();
+    println!(
+        "single-thread throughput: {:.1} images/s\n",
+        total.len() as f64 / busy.as_secs_f64()
+    );
+
+    // 2. Through HTTP: C concurrent clients against W workers.
+    println!("| workers | clients | requests/s | p50 ms | p95 ms |\n|---|---|---|---|---|");
+    for (workers, clients) in [(1usize, 1usize), (2, 2)] {
+        let mut config = ServiceConfig::local(models.clone());
+        config.rate_limit_per_minute = 0;
+        config.workers = Some(workers);
+        let server = service::start(config).await?;
+        let url = format!("http://{}/v1/verify", server.addr);
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        let tasks: Vec<_> = (0..clients)
+            .map(|c| {
+                let (url, images) = (url.clone(), images.clone());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::new();
+                    let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+                    let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(key.verifying_key().as_bytes());
+                    let mut lat = Vec::new();
+                    let mut i = c;
+                    while Instant::now() < deadline {
+                        let form = reqwest::multipart::Form::new()
+                            .part(
+                                "image",
+                                reqwest::multipart::Part::bytes(images[i % images.len()].clone()),
+                            )
+                            .text("public_key", public.clone());
+                        let t = Instant::now();
+                        let resp = client.post(&url).multipart(form).send().await?;
+                        anyhow::ensure!(resp.status().is_success(), "HTTP {}", resp.status());
+                        resp.bytes().await?;
+                        lat.push(t.elapsed());
+                        i += 1;
+                    }
+                    Ok::<_, anyhow::Error>(lat)
+                })
+            })
+            .collect();
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await??);
+        }
+        let n = lat.len();
+        let (p50, p95) = summary(lat);
+        println!(
+            "| {workers} | {clients} | {:.1} | {p50:.1} | {p95:.1} |",
+            n as f64 / seconds as f64
+        );
+        server.shutdown().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,410 @@
+//! The rendezvous wire protocol (DESIGN.md §5): JSON text frames tagged by `type`.
+//!
+//! Light on purpose (serde only): the terminal client and the tests speak it too. Parsing is
+//! strict — unknown types, unknown or missing fields and over-long values are refused — because
+//! everything here comes from the network.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol, announced in `welcome`; the WebSocket path carries it too (`/v1/ws`).
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest frame either side accepts.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// The string a client signs, followed by the challenge nonce, to prove it holds its device key.
+pub const HELLO_CONTEXT: &str = "anonchat-rendezvous-v1:";
+
+/// Who a user wants to talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Want {
+    Any,
+    M,
+    F,
+}
+
+/// How two peers can connect once matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    Webrtc,
+    Libp2p,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub nickname: String,
+    pub bio: String,
+}
+
+/// What a partner is shown of the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerInfo {
+    pub nickname: String,
+    pub bio: String,
+    /// `M`, `F` or `U` (undisclosed), from the partner's token.
+    pub gender: String,
+    pub common_interests: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Offerer,
+    Answerer,
+}
+
+/// Frames a client sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    Hello {
+        token: String,
+        signature: String,
+    },
+    Join {
+        profile: Profile,
+        want: Want,
+        #[serde(default)]
+        interests: Vec<String>,
+        #[serde(default = "default_transports")]
+        transports: Vec<Transport>,
+    },
+    /// `data` stays raw JSON here: deciding whether it is signaling is the signaling
+    /// validator's job, and it answers `not_signaling`, not `bad_message`.
+    Signal {
+        match_id: String,
+        data: serde_json::Value,
+    },
+    Leave {
+        match_id: String,
+    },
+    /// A struct variant, not a unit one, so that extra fields are refused like anywhere else.
+    Cancel {},
+    Report {
+        receipt: String,
+        #[serde(default)]
+        reason: String,
+    },
+    Block {
+        receipt: String,
+    },
+}
+
+fn default_transports() -> Vec<Transport> {
+    vec![Transport::Webrtc]
+}
+
+/// An ICE server the operator configured, as WebRTC's `RTCIceServer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerMessage {
+    Challenge {
+        nonce: String,
+    },
+    Welcome {
+        session: String,
+        daily_remaining: u32,
+        ice_servers: Vec<IceServer>,
+        protocol: u32,
+    },
+    Queued {
+        waiting: u64,
+    },
+    Matched {
+        match_id: String,
+        role: Role,
+        partner: PartnerInfo,
+        receipt: String,
+        transport: Transport,
+    },
+    Signal {
+        match_id: String,
+        data: serde_json::Value,
+    },
+    PartnerLeft {
+        match_id: String,
+    },
+    Cancelled {},
+    Reported {},
+    Blocked {},
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after: Option<u64>,
+        /// The profile field at fault, for `invalid_profile`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+    },
+}
+
+/// Machine-readable error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadMessage,
+    InvalidToken,
+    TokenExpired,
+    BadSignature,
+    Banned,
+    Timeout,
+    NotAuthenticated,
+    InvalidProfile,
+    DailyLimit,
+    AlreadyQueued,
+    NotInMatch,
+    NotSignaling,
+    InvalidReceipt,
+    RateLimited,
+    ShuttingDown,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::BadSignature => "bad_signature",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::NotAuthenticated => "not_authenticated",
+            ErrorCode::InvalidProfile => "invalid_profile",
+            ErrorCode::DailyLimit => "daily_limit",
+            ErrorCode::AlreadyQueued => "already_queued",
+            ErrorCode::NotInMatch => "not_in_match",
+            ErrorCode::NotSignaling => "not_signaling",
+            ErrorCode::InvalidReceipt => "invalid_receipt",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl ServerMessage {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            code,
+            message: message.into(),
+            retry_after: None,
+            field: None,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server messages always serialize")
+    }
+}
+
+/// Why a frame was refused; always answered with `bad_message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtoError {
+    #[error("frame of {0} bytes is over the {MAX_FRAME_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("invalid message: {0}")]
+    Invalid(String),
+    #[error("{field} is too long (at most {max})")]
+    FieldTooLong { field: &'static str, max: usize },
+}
+
+/// Hard caps on field sizes, checked before any other rule.
+pub mod limits {
+    pub const TOKEN: usize = 4096;
+    pub const SIGNATURE: usize = 128;
+    pub const NICKNAME_BYTES: usize = 256;
+    pub const BIO_BYTES: usize = 1024;
+    pub const INTERESTS: usize = 10;
+    pub const INTEREST_BYTES: usize = 64;
+    pub const MATCH_ID: usize = 64;
+    pub const RECEIPT: usize = 1024;
+    pub const REASON: usize = 500;
+}
+
+fn cap(field: &'static str, value: &str, max: usize) -> Result<(), ProtoError> {
+    if value.len() > max {
+        Err(ProtoError::FieldTooLong { field, max })
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses one client frame, strictly.
+pub fn parse_client(frame: &str) -> Result<ClientMessage, ProtoError> {
+    if frame.len() > MAX_FRAME_BYTES {
+        return Err(ProtoError::TooLarge(frame.len()));
+    }
+    let msg: ClientMessage =
+        serde_json::from_str(frame).map_err(|e| ProtoError::Invalid(short(&e.to_string())))?;
+    use limits::*;
+    match &msg {
+        ClientMessage::Hello { token, signature } => {
+            cap("token", token, TOKEN)?;
+            cap("signature", signature, SIGNATURE)?;
+        }
+        ClientMessage::Join {
+            profile,
+            interests,
+            transports,
+            ..
+        } => {
+            cap("profile.nickname", &profile.nickname, NICKNAME_BYTES)?;
+            cap("profile.bio", &profile.bio, BIO_BYTES)?;
+            if interests.len() > INTERESTS {
+                return Err(ProtoError::FieldTooLong {
+                    field: "interests",
+                    max: INTERESTS,
+                });
+            }
+            for i in interests {
+                cap("interests[]", i, INTEREST_BYTES)?;
+            }
+            if transports.is_empty() || transports.len() > 2 {
+                return Err(ProtoError::Invalid(
+                    "transports must name webrtc and/or libp2p".into(),
+                ));
+            }
+        }
+        ClientMessage::Signal { match_id, .. } | ClientMessage::Leave { match_id } => {
+            cap("match_id", match_id, MATCH_ID)?
+        }
+        ClientMessage::Report { receipt, reason } => {
+            cap("receipt", receipt, RECEIPT)?;
+            cap("reason", reason, REASON)?;
+        }
+        ClientMessage::Block { receipt } => cap("receipt", receipt, RECEIPT)?,
+        ClientMessage::Cancel {} => {}
+    }
+    Ok(msg)
+}
+
+/// Parses one server frame (for clients).
+pub fn parse_server(frame: &str) -> Result<ServerMessage, ProtoError> {
+    if frame.len() > MAX_FRAME_BYTES {
+        return Err(ProtoError::TooLarge(frame.len()));
+    }
+    serde_json::from_str(frame).map_err(|e| ProtoError::Invalid(short(&e.to_string())))
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn messages_round_trip_in_the_documented_shape() {
+        let join = json!({"type": "join", "profile": {"nickname": "ann", "bio": "hello there"}, "want": "any",
+                          "interests": ["jazz"], "transports": ["webrtc", "libp2p"]});
+        let msg = parse_client(&join.to_string()).unwrap();
+        assert_eq!(serde_json::to_value(&msg).unwrap(), join);
+        let cancel = parse_client(r#"{"type":"cancel"}"#).unwrap();
+        assert_eq!(cancel, ClientMessage::Cancel {});
+        let m = ServerMessage::Matched {
+            match_id: "m1".into(),
+            role: Role::Offerer,
+            partner: PartnerInfo {
+                nickname: "bob".into(),
+                bio: "b".into(),
+                gender: "U".into(),
+                common_interests: vec![],
+            },
+            receipt: "r".into(),
+            transport: Transport::Webrtc,
+        };
+        let v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["type"], "matched");
+        assert_eq!(v["role"], "offerer");
+        assert_eq!(parse_server(&v.to_string()).unwrap(), m);
+        assert_eq!(
+            ServerMessage::error(ErrorCode::NotSignaling, "x").to_json(),
+            r#"{"type":"error","code":"not_signaling","message":"x"}"#
+        );
+    }
+
+    #[test]
+    fn defaults_apply_to_optional_fields() {
+        let msg = parse_client(
+            r#"{"type":"join","profile":{"nickname":"ann","bio":"hello there"},"want":"f"}"#,
+        )
+        .unwrap();
+        let ClientMessage::Join {
+            interests,
+            transports,
+            want,
+            ..
+        } = msg
+        else {
+            panic!()
+        };
+        assert!(interests.is_empty());
+        assert_eq!(transports, vec![Transport::Webrtc]);
+        assert_eq!(want, Want::F);
+    }
+
+    #[test]
+    fn strictness() {
+        for bad in [
+            "",
+            "not json",
+            "[]",
+            r#"{"type":"dance"}"#,
+            r#"{"type":"hello","token":"t"}"#,
+            r#"{"type":"hello","token":"t","signature":"s","extra":1}"#,
+            r#"{"type":"join","profile":{"nickname":"a","bio":"b","age":3},"want":"any"}"#,
+            r#"{"type":"join","profile":{"nickname":"a","bio":"b"},"want":"robots"}"#,
+            r#"{"type":"join","profile":{"nickname":"a","bio":"b"},"want":"any","transports":[]}"#,
+            r#"{"type":"join","profile":{"nickname":"a","bio":"b"},"want":"any","transports":["carrier-pigeon"]}"#,
+            r#"{"type":"cancel","x":1}"#,
+            r#"{"type":"leave"}"#,
+            r#"{"token":"t","signature":"s"}"#,
+        ] {
+            assert!(parse_client(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn size_caps() {
+        let big = "x".repeat(MAX_FRAME_BYTES + 1);
+        assert!(matches!(parse_client(&big), Err(ProtoError::TooLarge(_))));
+        let long_token =
+            json!({"type": "hello", "token": "t".repeat(5000), "signature": "s"}).to_string();
+        assert!(matches!(
+            parse_client(&long_token),
+            Err(ProtoError::FieldTooLong { field: "token", .. })
+        ));
+        let many = json!({"type": "join", "profile": {"nickname": "ann", "bio": "hello there"}, "want": "any",
+                          "interests": vec!["a"; 11]})
+        .to_string();
+        assert!(parse_client(&many).is_err());
+    }
+
+    #[test]
+    fn signal_data_is_kept_raw_for_the_validator() {
+        let msg =
+            parse_client(r#"{"type":"signal","match_id":"m","data":"hello, plain text"}"#).unwrap();
+        assert_eq!(
+            msg,
+            ClientMessage::Signal {
+                match_id: "m".into(),
+                data: json!("hello, plain text")
+            }
+        );
+    }
+}
