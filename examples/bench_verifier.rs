@@ -1,7 +1,9 @@
 //! Verifier benchmark: per-stage latency of the pipeline in-process (one thread), then
 //! requests per second and latency through the real HTTP service at 1 and 2 concurrent clients.
 //!
-//! `cargo run --release --example bench_verifier -- [--rounds N] [--seconds S] [FACES_DIR]`
+//! `cargo run --release --example bench_verifier -- [--rounds N] [--seconds S] [--url URL] [FACES_DIR]`
+//! With `--url http://HOST:PORT` the HTTP part loads that running verifier (for example the real
+//! `anonchat-verifier serve`, which zeroes freed memory) at 1 and 2 clients instead.
 //! Uses the photos that verify (one face, live), so every request runs every stage.
 
 use std::path::PathBuf;
@@ -27,10 +29,12 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut rounds, mut seconds, mut faces) =
         (20usize, 10u64, PathBuf::from("../shared/testdata/faces"));
+    let mut url: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().context("--rounds N")?.parse()?,
             "--seconds" => seconds = args.next().context("--seconds S")?.parse()?,
+            "--url" => url = Some(args.next().context("--url URL")?),
             other => faces = PathBuf::from(other),
         }
     }
@@ -96,11 +100,20 @@ async fn main() -> anyhow::Result<()> {
     // 2. Through HTTP: C concurrent clients against W workers.
     println!("| workers | clients | requests/s | p50 ms | p95 ms |\n|---|---|---|---|---|");
     for (workers, clients) in [(1usize, 1usize), (2, 2)] {
-        let mut config = ServiceConfig::local(models.clone());
-        config.rate_limit_per_minute = 0;
-        config.workers = Some(workers);
-        let server = service::start(config).await?;
-        let url = format!("http://{}/v1/verify", server.addr);
+        let server = match &url {
+            Some(_) => None,
+            None => {
+                let mut config = ServiceConfig::local(models.clone());
+                config.rate_limit_per_minute = 0;
+                config.workers = Some(workers);
+                Some(service::start(config).await?)
+            }
+        };
+        let url = match (&url, &server) {
+            (Some(u), _) => format!("{u}/v1/verify"),
+            (None, Some(s)) => format!("http://{}/v1/verify", s.addr),
+            _ => unreachable!(),
+        };
         let deadline = Instant::now() + Duration::from_secs(seconds);
         let tasks: Vec<_> = (0..clients)
             .map(|c| {
@@ -140,7 +153,9 @@ async fn main() -> anyhow::Result<()> {
             "| {workers} | {clients} | {:.1} | {p50:.1} | {p95:.1} |",
             n as f64 / seconds as f64
         );
-        server.shutdown().await?;
+        if let Some(server) = server {
+            server.shutdown().await?;
+        }
     }
     Ok(())
 }
