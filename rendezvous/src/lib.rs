@@ -7,3 +7,8 @@
 pub mod matcher;
 pub mod proto;
 pub mod signaling;
+
+#[cfg(feature = "service")]
+pub mod profile;
+#[cfg(feature = "service")]
+pub mod secrets;
