@@ -12,3 +12,5 @@ pub mod signaling;
 pub mod profile;
 #[cfg(feature = "service")]
 pub mod secrets;
+#[cfg(feature = "service")]
+pub mod store;

@@ -22,13 +22,24 @@ pub fn validate(profile: &Profile) -> Result<Profile, ProfileError> {
     let bio = check("bio", &profile.bio, BIO_CHARS)?;
     let emoji = count_emoji(&nickname) + count_emoji(&bio);
     if emoji > MAX_EMOJI {
-        let field = if count_emoji(&nickname) > MAX_EMOJI { "nickname" } else { "bio" };
-        return Err(ProfileError { field, reason: format!("at most {MAX_EMOJI} emoji in all ({emoji} given)") });
+        let field = if count_emoji(&nickname) > MAX_EMOJI {
+            "nickname"
+        } else {
+            "bio"
+        };
+        return Err(ProfileError {
+            field,
+            reason: format!("at most {MAX_EMOJI} emoji in all ({emoji} given)"),
+        });
     }
     Ok(Profile { nickname, bio })
 }
 
-fn check(field: &'static str, value: &str, chars: std::ops::RangeInclusive<usize>) -> Result<String, ProfileError> {
+fn check(
+    field: &'static str,
+    value: &str,
+    chars: std::ops::RangeInclusive<usize>,
+) -> Result<String, ProfileError> {
     let value = value.trim();
     let err = |reason: String| ProfileError { field, reason };
     if value.chars().any(|c| c.is_control() || is_invisible(c)) {
@@ -36,7 +47,11 @@ fn check(field: &'static str, value: &str, chars: std::ops::RangeInclusive<usize
     }
     let n = value.chars().count();
     if !chars.contains(&n) {
-        return Err(err(format!("{} to {} characters ({n} given)", chars.start(), chars.end())));
+        return Err(err(format!(
+            "{} to {} characters ({n} given)",
+            chars.start(),
+            chars.end()
+        )));
     }
     if value.is_inappropriate() {
         return Err(err("please keep it friendly: no profanity".into()));
@@ -67,7 +82,10 @@ mod tests {
     use super::*;
 
     fn p(nickname: &str, bio: &str) -> Profile {
-        Profile { nickname: nickname.into(), bio: bio.into() }
+        Profile {
+            nickname: nickname.into(),
+            bio: bio.into(),
+        }
     }
 
     #[test]
@@ -93,7 +111,11 @@ mod tests {
 
     #[test]
     fn emoji_count() {
-        assert_eq!(count_emoji("hi 👋🏽 ❤️ 🇫🇷"), 3, "wave with skin tone, heart, flag");
+        assert_eq!(
+            count_emoji("hi 👋🏽 ❤️ 🇫🇷"),
+            3,
+            "wave with skin tone, heart, flag"
+        );
         assert_eq!(count_emoji("plain text"), 0);
     }
 }

@@ -65,7 +65,8 @@ impl Secrets {
 
     /// `HMAC-SHA256(key, peer id)`, base64url: what the store knows a device by.
     pub fn pseudonym(&self, peer_id: &str) -> String {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.pseudonym_key).expect("32-byte key");
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&self.pseudonym_key).expect("32-byte key");
         mac.update(peer_id.as_bytes());
         URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
     }
@@ -74,21 +75,35 @@ impl Secrets {
     pub fn seal(&self, receipt: &Receipt) -> String {
         let nonce = XChaCha20Poly1305::generate_nonce(&mut rand::rngs::OsRng);
         let plain = serde_json::to_vec(receipt).expect("receipts serialize");
-        let sealed = self.receipt.encrypt(&nonce, plain.as_slice()).expect("encryption does not fail");
+        let sealed = self
+            .receipt
+            .encrypt(&nonce, plain.as_slice())
+            .expect("encryption does not fail");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
         URL_SAFE_NO_PAD.encode(out)
     }
 
     /// Opens a receipt presented by `holder`, refusing forged, foreign and expired ones.
-    pub fn open(&self, sealed: &str, holder: &str, now: i64, window_seconds: i64) -> Result<Receipt, ReceiptError> {
-        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| ReceiptError::Forged)?;
+    pub fn open(
+        &self,
+        sealed: &str,
+        holder: &str,
+        now: i64,
+        window_seconds: i64,
+    ) -> Result<Receipt, ReceiptError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| ReceiptError::Forged)?;
         if bytes.len() < 24 + 16 {
             return Err(ReceiptError::Forged);
         }
         let (nonce, body) = bytes.split_at(24);
         let nonce: [u8; 24] = nonce.try_into().map_err(|_| ReceiptError::Forged)?;
-        let plain = self.receipt.decrypt(&XNonce::from(nonce), body).map_err(|_| ReceiptError::Forged)?;
+        let plain = self
+            .receipt
+            .decrypt(&XNonce::from(nonce), body)
+            .map_err(|_| ReceiptError::Forged)?;
         let receipt: Receipt = serde_json::from_slice(&plain).map_err(|_| ReceiptError::Forged)?;
         if receipt.holder != holder {
             return Err(ReceiptError::NotYours);
@@ -105,7 +120,12 @@ mod tests {
     use super::*;
 
     fn receipt() -> Receipt {
-        Receipt { match_id: "m1".into(), holder: "alice".into(), partner: "bob".into(), issued: 1000 }
+        Receipt {
+            match_id: "m1".into(),
+            holder: "alice".into(),
+            partner: "bob".into(),
+            issued: 1000,
+        }
     }
 
     #[test]
@@ -122,8 +142,14 @@ mod tests {
         let s = Secrets::new(b"secret");
         let sealed = s.seal(&receipt());
         assert_eq!(s.open(&sealed, "alice", 1500, 86_400), Ok(receipt()));
-        assert_eq!(s.open(&sealed, "bob", 1500, 86_400), Err(ReceiptError::NotYours));
-        assert_eq!(s.open(&sealed, "alice", 1000 + 86_401, 86_400), Err(ReceiptError::Expired));
+        assert_eq!(
+            s.open(&sealed, "bob", 1500, 86_400),
+            Err(ReceiptError::NotYours)
+        );
+        assert_eq!(
+            s.open(&sealed, "alice", 1000 + 86_401, 86_400),
+            Err(ReceiptError::Expired)
+        );
         assert_ne!(s.seal(&receipt()), sealed, "a fresh nonce each time");
     }
 
@@ -131,13 +157,22 @@ mod tests {
     fn forged_and_foreign_receipts_are_refused() {
         let s = Secrets::new(b"secret");
         let other = Secrets::new(b"other server");
-        assert_eq!(s.open(&other.seal(&receipt()), "alice", 1500, 86_400), Err(ReceiptError::Forged));
+        assert_eq!(
+            s.open(&other.seal(&receipt()), "alice", 1500, 86_400),
+            Err(ReceiptError::Forged)
+        );
         let mut tampered = URL_SAFE_NO_PAD.decode(s.seal(&receipt())).unwrap();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert_eq!(s.open(&URL_SAFE_NO_PAD.encode(tampered), "alice", 1500, 86_400), Err(ReceiptError::Forged));
+        assert_eq!(
+            s.open(&URL_SAFE_NO_PAD.encode(tampered), "alice", 1500, 86_400),
+            Err(ReceiptError::Forged)
+        );
         for junk in ["", "!!!", "AAAA", &URL_SAFE_NO_PAD.encode([0u8; 60])] {
-            assert_eq!(s.open(junk, "alice", 1500, 86_400), Err(ReceiptError::Forged));
+            assert_eq!(
+                s.open(junk, "alice", 1500, 86_400),
+                Err(ReceiptError::Forged)
+            );
         }
     }
 }

@@ -1,0 +1,83 @@
+-- One atomic join (see store/redis.rs). KEYS[1] = the queue; every key shares its hash tag.
+-- ARGV: ticket JSON, now ms, scan, daily limit, day, count TTL s, last-partner TTL s,
+--       ticket TTL s, tie window ms.
+local P = string.sub(KEYS[1], 1, -6)  -- '{ac}:' from '{ac}:queue'
+local ticket = cjson.decode(ARGV[1])
+local now, scan, limit, day = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local count_ttl, last_ttl, ticket_ttl, tie = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local me = ticket.pseudonym
+
+local ban = redis.call('PTTL', P .. 'ban:' .. me)
+if ban > 0 or ban == -1 then
+  return cjson.encode({banned = math.max(1, math.ceil(ban / 1000))})
+end
+local used = tonumber(redis.call('GET', P .. 'count:' .. me .. ':' .. day) or '0')
+if used >= limit then
+  return cjson.encode({daily_limit = true})
+end
+
+local function accepts(want, gender)
+  return want == 'any' or (want == 'm' and gender == 'M') or (want == 'f' and gender == 'F')
+end
+local function undisclosed_ok(t)
+  return t.gender ~= 'U' or t.want == 'any'
+end
+local mine = {}
+for _, i in ipairs(ticket.interests) do mine[i] = true end
+local my_last = redis.call('GET', P .. 'last:' .. me)
+
+local entries = redis.call('ZRANGE', KEYS[1], 0, scan - 1, 'WITHSCORES')
+local alive = {}
+local best, best_bucket, best_shared, best_raw
+for k = 1, #entries, 2 do
+  local session, joined = entries[k], tonumber(entries[k + 1])
+  local raw = redis.call('GET', P .. 't:' .. session)
+  if not raw then
+    redis.call('ZREM', KEYS[1], session)
+  else
+    local other = cjson.decode(raw)
+    local live = alive[other.instance]
+    if live == nil then
+      live = redis.call('EXISTS', P .. 'inst:' .. other.instance) == 1
+      alive[other.instance] = live
+    end
+    if not live then
+      -- A ticket of a dead instance: a ghost, never matched, cleaned now.
+      redis.call('ZREM', KEYS[1], session)
+      redis.call('DEL', P .. 't:' .. session)
+    elseif other.pseudonym ~= me
+      and undisclosed_ok(ticket) and undisclosed_ok(other)
+      and accepts(ticket.want, other.gender) and accepts(other.want, ticket.gender)
+      and my_last ~= other.pseudonym
+      and redis.call('SISMEMBER', P .. 'blocks:' .. me, other.pseudonym) == 0
+      and redis.call('SISMEMBER', P .. 'blocks:' .. other.pseudonym, me) == 0
+      and redis.call('GET', P .. 'last:' .. other.pseudonym) ~= me then
+      local bucket = math.floor(joined / tie)
+      local shared = 0
+      for _, i in ipairs(other.interests) do
+        if mine[i] then shared = shared + 1 end
+      end
+      if best == nil or bucket < best_bucket or (bucket == best_bucket and shared > best_shared) then
+        best, best_bucket, best_shared, best_raw = session, bucket, shared, raw
+      end
+    end
+  end
+end
+
+if best then
+  local other = cjson.decode(best_raw)
+  redis.call('ZREM', KEYS[1], best)
+  redis.call('DEL', P .. 't:' .. best)
+  for _, pair in ipairs({{me, other.pseudonym}, {other.pseudonym, me}}) do
+    local key = P .. 'count:' .. pair[1] .. ':' .. day
+    redis.call('INCR', key)
+    redis.call('EXPIRE', key, count_ttl)
+    redis.call('SET', P .. 'last:' .. pair[1], pair[2], 'EX', last_ttl)
+  end
+  return cjson.encode({matched = best_raw})
+end
+
+redis.call('ZADD', KEYS[1], 'NX', now, ticket.session)
+redis.call('EXPIRE', KEYS[1], ticket_ttl)
+redis.call('SET', P .. 't:' .. ticket.session, ARGV[1], 'EX', ticket_ttl)
+return cjson.encode({queued = redis.call('ZCARD', KEYS[1])})

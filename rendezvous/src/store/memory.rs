@@ -1,0 +1,365 @@
+//! The in-memory store: the default when no Redis is configured. One process, any number of
+//! server instances inside it; state is lost on restart. Expired entries are dropped when they
+//! are next looked at and swept on every heartbeat.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::matcher::{self, Seat};
+
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+    config: StoreConfig,
+}
+
+struct Expiring<T> {
+    value: T,
+    until: Instant,
+}
+
+impl<T> Expiring<T> {
+    fn live(&self, now: Instant) -> bool {
+        self.until > now
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Oldest first: (joined at, ms; ticket).
+    queue: Vec<(u64, Ticket)>,
+    blocks: HashMap<String, HashMap<String, Instant>>,
+    last_partner: HashMap<String, Expiring<String>>,
+    counts: HashMap<(String, i64), Expiring<u32>>,
+    bans: HashMap<String, Expiring<()>>,
+    reports: HashMap<String, Expiring<HashSet<String>>>,
+    instances: HashMap<String, Expiring<u64>>,
+    channels: HashMap<String, mpsc::Sender<String>>,
+}
+
+impl MemoryStore {
+    pub fn new(config: StoreConfig) -> Self {
+        MemoryStore {
+            inner: Arc::default(),
+            config,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Inner {
+    fn ban_left(&self, who: &str, now: Instant) -> Option<u64> {
+        self.bans
+            .get(who)
+            .filter(|b| b.live(now))
+            .map(|b| (b.until - now).as_secs().max(1))
+    }
+
+    fn count(&self, who: &str, day: i64, now: Instant) -> u32 {
+        self.counts
+            .get(&(who.to_owned(), day))
+            .filter(|c| c.live(now))
+            .map_or(0, |c| c.value)
+    }
+
+    fn blocked_by(&self, who: &str, now: Instant) -> HashSet<String> {
+        self.blocks
+            .get(who)
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, t)| **t > now)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn last(&self, who: &str, now: Instant) -> Option<String> {
+        self.last_partner
+            .get(who)
+            .filter(|l| l.live(now))
+            .map(|l| l.value.clone())
+    }
+
+    fn alive(&self, instance: &str, now: Instant) -> bool {
+        self.instances.get(instance).is_some_and(|i| i.live(now))
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        self.last_partner.retain(|_, v| v.live(now));
+        self.counts.retain(|_, v| v.live(now));
+        self.bans.retain(|_, v| v.live(now));
+        self.reports.retain(|_, v| v.live(now));
+        for m in self.blocks.values_mut() {
+            m.retain(|_, t| *t > now);
+        }
+        self.blocks.retain(|_, m| !m.is_empty());
+        let dead: Vec<String> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| !i.live(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for d in &dead {
+            self.instances.remove(d);
+            self.channels.remove(d);
+        }
+        let instances = &self.instances;
+        self.queue
+            .retain(|(_, t)| instances.get(&t.instance).is_some_and(|i| i.live(now)));
+    }
+}
+
+impl Store for MemoryStore {
+    async fn admit(&self, pseudonym: &str, now_unix: i64) -> Result<Admission> {
+        let inner = self.lock();
+        let now = Instant::now();
+        if let Some(retry_after) = inner.ban_left(pseudonym, now) {
+            return Ok(Admission::Banned { retry_after });
+        }
+        let used = inner.count(pseudonym, day(now_unix), now);
+        Ok(Admission::Welcome {
+            daily_remaining: self.config.daily_match_limit.saturating_sub(used),
+        })
+    }
+
+    async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let today = day((now_ms / 1000) as i64);
+        if let Some(retry_after) = inner.ban_left(&ticket.pseudonym, now) {
+            return Ok(JoinOutcome::Banned { retry_after });
+        }
+        if inner.count(&ticket.pseudonym, today, now) >= self.config.daily_match_limit {
+            return Ok(JoinOutcome::DailyLimit);
+        }
+        // Tickets of dead instances are ghosts: drop them before looking.
+        let instances = &inner.instances;
+        let ghosts: Vec<usize> = inner
+            .queue
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, t))| !instances.get(&t.instance).is_some_and(|i| i.live(now)))
+            .map(|(i, _)| i)
+            .collect();
+        for i in ghosts.into_iter().rev() {
+            inner.queue.remove(i);
+        }
+
+        let my_blocks = inner.blocked_by(&ticket.pseudonym, now);
+        let my_last = inner.last(&ticket.pseudonym, now);
+        let me = Seat {
+            pseudonym: &ticket.pseudonym,
+            gender: ticket.gender,
+            want: ticket.want,
+            interests: &ticket.interests,
+            last_partner: my_last.as_deref(),
+            blocked: &my_blocks,
+        };
+        let scanned: Vec<(HashSet<String>, Option<String>)> = inner
+            .queue
+            .iter()
+            .take(self.config.scan)
+            .map(|(_, t)| {
+                (
+                    inner.blocked_by(&t.pseudonym, now),
+                    inner.last(&t.pseudonym, now),
+                )
+            })
+            .collect();
+        let seats = inner
+            .queue
+            .iter()
+            .zip(&scanned)
+            .map(|((joined, t), (blocked, last))| {
+                (
+                    *joined,
+                    Seat {
+                        pseudonym: &t.pseudonym,
+                        gender: t.gender,
+                        want: t.want,
+                        interests: &t.interests,
+                        last_partner: last.as_deref(),
+                        blocked,
+                    },
+                )
+            });
+        let Some(index) = matcher::choose(&me, seats, self.config.scan) else {
+            if !inner.queue.iter().any(|(_, t)| t.session == ticket.session) {
+                inner.queue.push((now_ms, ticket.clone()));
+            }
+            return Ok(JoinOutcome::Queued {
+                waiting: inner.queue.len() as u64,
+            });
+        };
+        let (_, partner) = inner.queue.remove(index);
+        let common_interests = matcher::common_interests(&ticket.interests, &partner.interests);
+        let until = now + self.config.match_count_ttl;
+        for (who, other) in [
+            (&ticket.pseudonym, &partner.pseudonym),
+            (&partner.pseudonym, &ticket.pseudonym),
+        ] {
+            let entry = inner
+                .counts
+                .entry((who.clone(), today))
+                .or_insert(Expiring { value: 0, until });
+            entry.value += 1;
+            entry.until = until;
+            let last = Expiring {
+                value: other.clone(),
+                until: now + self.config.last_partner_ttl,
+            };
+            inner.last_partner.insert(who.clone(), last);
+        }
+        Ok(JoinOutcome::Matched {
+            partner,
+            common_interests,
+        })
+    }
+
+    async fn cancel(&self, session: &str) -> Result<bool> {
+        let mut inner = self.lock();
+        let before = inner.queue.len();
+        inner.queue.retain(|(_, t)| t.session != session);
+        Ok(inner.queue.len() != before)
+    }
+
+    async fn block(&self, blocker: &str, blocked: &str) -> Result<()> {
+        let until = Instant::now() + self.config.block_ttl;
+        self.lock()
+            .blocks
+            .entry(blocker.to_owned())
+            .or_default()
+            .insert(blocked.to_owned(), until);
+        Ok(())
+    }
+
+    async fn report(&self, reporter: &str, target: &str) -> Result<ReportOutcome> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let until = now + self.config.report_ttl;
+        let entry = inner.reports.entry(target.to_owned()).or_insert(Expiring {
+            value: HashSet::new(),
+            until,
+        });
+        if !entry.live(now) {
+            entry.value.clear();
+        }
+        entry.until = until;
+        entry.value.insert(reporter.to_owned());
+        let reporters = entry.value.len() as u32;
+        let already = inner.ban_left(target, now).is_some();
+        let banned = !already && reporters >= self.config.report_threshold;
+        if banned {
+            // A ban consumes the reports behind it: after it, it takes new reporters again.
+            inner.bans.insert(
+                target.to_owned(),
+                Expiring {
+                    value: (),
+                    until: now + self.config.ban,
+                },
+            );
+            inner.reports.remove(target);
+        }
+        Ok(ReportOutcome { reporters, banned })
+    }
+
+    async fn unban(&self, pseudonym: &str) -> Result<bool> {
+        let mut inner = self.lock();
+        inner.reports.remove(pseudonym);
+        Ok(inner.bans.remove(pseudonym).is_some())
+    }
+
+    async fn reset(&self) -> Result<()> {
+        let mut inner = self.lock();
+        let (instances, channels) = (
+            std::mem::take(&mut inner.instances),
+            std::mem::take(&mut inner.channels),
+        );
+        *inner = Inner {
+            instances,
+            channels,
+            ..Inner::default()
+        };
+        Ok(())
+    }
+
+    async fn heartbeat(&self, instance: &str, online: u64) -> Result<()> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        inner.instances.insert(
+            instance.to_owned(),
+            Expiring {
+                value: online,
+                until: now + self.config.heartbeat_ttl,
+            },
+        );
+        inner.sweep(now);
+        Ok(())
+    }
+
+    async fn retire(&self, instance: &str) -> Result<()> {
+        let mut inner = self.lock();
+        inner.instances.remove(instance);
+        inner.channels.remove(instance);
+        inner.queue.retain(|(_, t)| t.instance != instance);
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        let inner = self.lock();
+        let now = Instant::now();
+        let online = inner
+            .instances
+            .values()
+            .filter(|i| i.live(now))
+            .map(|i| i.value)
+            .sum();
+        let waiting = inner
+            .queue
+            .iter()
+            .filter(|(_, t)| inner.alive(&t.instance, now))
+            .count() as u64;
+        Ok(Stats { online, waiting })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn publish(&self, instance: &str, payload: String) -> Result<()> {
+        let tx = self.lock().channels.get(instance).cloned();
+        if let Some(tx) = tx {
+            let _ = tx.send(payload).await;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<String>> {
+        let (tx, rx) = mpsc::channel(1024);
+        self.lock().channels.insert(instance.to_owned(), tx);
+        Ok(rx)
+    }
+}
+
+/// For tests of expiry: a store whose lifetimes are all `ttl`.
+pub fn short_lived(ttl: Duration) -> StoreConfig {
+    StoreConfig {
+        report_ttl: ttl,
+        ban: ttl,
+        match_count_ttl: ttl,
+        block_ttl: ttl,
+        last_partner_ttl: ttl,
+        heartbeat_ttl: ttl,
+        ..StoreConfig::default()
+    }
+}

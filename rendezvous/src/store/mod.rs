@@ -1,0 +1,161 @@
+//! Where the rendezvous keeps its shared state: the queue, blocks, last partners, daily counts,
+//! reports, bans, instance heartbeats, and the channels between instances. Everything is keyed by
+//! pseudonym, never by device id, and everything expires.
+//!
+//! Two stores behind one trait, held to one test suite: [`memory::MemoryStore`] (one process) and
+//! [`redis::RedisStore`] (several instances sharing one Redis).
+
+pub mod memory;
+pub mod redis;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anonchat_verifier::token::Gender;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::proto::{Transport, Want};
+
+/// Limits and lifetimes (DESIGN.md §5 and §7).
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub daily_match_limit: u32,
+    pub report_threshold: u32,
+    pub report_ttl: Duration,
+    pub ban: Duration,
+    pub match_count_ttl: Duration,
+    pub block_ttl: Duration,
+    pub last_partner_ttl: Duration,
+    /// An instance whose heartbeat is older than this is dead; its tickets are never matched.
+    pub heartbeat_ttl: Duration,
+    /// Waiting users a join looks at, at most.
+    pub scan: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            daily_match_limit: 100,
+            report_threshold: 5,
+            report_ttl: Duration::from_secs(7 * 86_400),
+            ban: Duration::from_secs(86_400),
+            match_count_ttl: Duration::from_secs(2 * 86_400),
+            block_ttl: Duration::from_secs(30 * 86_400),
+            last_partner_ttl: Duration::from_secs(3600),
+            heartbeat_ttl: Duration::from_secs(10),
+            scan: 512,
+        }
+    }
+}
+
+/// A waiting user, as stored in the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub session: String,
+    pub instance: String,
+    pub pseudonym: String,
+    pub gender: Gender,
+    pub want: Want,
+    pub interests: Vec<String>,
+    pub nickname: String,
+    pub bio: String,
+    pub transports: Vec<Transport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Welcome { daily_remaining: u32 },
+    Banned { retry_after: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// Nobody compatible is waiting: the ticket is queued.
+    Queued {
+        waiting: u64,
+    },
+    /// A partner was found and taken out of the queue, in the same atomic step.
+    Matched {
+        partner: Ticket,
+        common_interests: Vec<String>,
+    },
+    Banned {
+        retry_after: u64,
+    },
+    DailyLimit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportOutcome {
+    /// Unique reporters of the target within the report TTL.
+    pub reporters: u32,
+    /// Whether this report banned the target.
+    pub banned: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Stats {
+    pub online: u64,
+    pub waiting: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// The operations the server needs. Every method is one atomic step in the store.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Whether `pseudonym` may connect, and how many matches it has left today.
+    fn admit(
+        &self,
+        pseudonym: &str,
+        now_unix: i64,
+    ) -> impl Future<Output = Result<Admission>> + Send;
+    /// Finds a compatible waiting partner and takes both out of the queue, or queues the ticket.
+    /// Bans and the daily limit are checked first; a match counts for both and records each as
+    /// the other's last partner.
+    fn join(
+        &self,
+        ticket: &Ticket,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<JoinOutcome>> + Send;
+    /// Takes a session's ticket out of the queue; false if it was not there (already matched).
+    fn cancel(&self, session: &str) -> impl Future<Output = Result<bool>> + Send;
+    fn block(&self, blocker: &str, blocked: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Counts `reporter` once against `target`; bans the target at the threshold.
+    fn report(
+        &self,
+        reporter: &str,
+        target: &str,
+    ) -> impl Future<Output = Result<ReportOutcome>> + Send;
+    fn unban(&self, pseudonym: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Forgets everything (admin reset).
+    fn reset(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Keeps `instance` alive for another heartbeat TTL, with its number of connected clients.
+    fn heartbeat(&self, instance: &str, online: u64) -> impl Future<Output = Result<()>> + Send;
+    /// An instance stopping cleanly: its heartbeat and its tickets go at once.
+    fn retire(&self, instance: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Online and waiting users across all live instances.
+    fn stats(&self) -> impl Future<Output = Result<Stats>> + Send;
+    /// Whether the store answers (readiness).
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Sends a payload to `instance`'s channel.
+    fn publish(&self, instance: &str, payload: String) -> impl Future<Output = Result<()>> + Send;
+    /// The channel of `instance`: what other instances publish to it.
+    fn subscribe(
+        &self,
+        instance: &str,
+    ) -> impl Future<Output = Result<mpsc::Receiver<String>>> + Send;
+}
+
+/// The UTC day number, for daily counts.
+pub fn day(now_unix: i64) -> i64 {
+    now_unix.div_euclid(86_400)
+}

@@ -1,0 +1,306 @@
+//! The Redis store: several rendezvous instances share one Redis.
+//!
+//! Every key lives under one hash tag (`{ac}:…`), so every script runs on one Redis Cluster
+//! slot. A join is one Lua script, one round trip: it scans the oldest waiting tickets, applies
+//! the matcher's rules (the same as [`crate::matcher`], held to the same tests) and either takes
+//! the partner out of the queue or enqueues. Each instance keeps a heartbeat key alive; a ticket
+//! whose instance's heartbeat is gone is a ghost, never matched, and cleaned when seen.
+//! Instances reach each other through one pub/sub channel each.
+
+use std::time::Duration;
+
+use ::redis::AsyncCommands;
+use ::redis::aio::ConnectionManager;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::matcher;
+
+const PREFIX: &str = "{ac}:";
+const TICKET_TTL_SECONDS: u64 = 86_400;
+
+#[derive(Clone)]
+pub struct RedisStore {
+    client: ::redis::Client,
+    conn: ConnectionManager,
+    config: StoreConfig,
+    join: Arc<::redis::Script>,
+    report: Arc<::redis::Script>,
+    sweep: Arc<::redis::Script>,
+}
+
+use std::sync::Arc;
+
+fn key(rest: &str) -> String {
+    format!("{PREFIX}{rest}")
+}
+
+impl RedisStore {
+    /// Connects (and reconnects by itself later on).
+    pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
+        let client = ::redis::Client::open(url)?;
+        let conn = ConnectionManager::new(client.clone()).await?;
+        Ok(RedisStore {
+            client,
+            conn,
+            config,
+            join: Arc::new(::redis::Script::new(include_str!("join.lua"))),
+            report: Arc::new(::redis::Script::new(include_str!("report.lua"))),
+            sweep: Arc::new(::redis::Script::new(include_str!("sweep.lua"))),
+        })
+    }
+
+    fn secs(d: Duration) -> u64 {
+        d.as_secs().max(1)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct JoinReply {
+    banned: Option<u64>,
+    daily_limit: Option<bool>,
+    matched: Option<String>,
+    queued: Option<u64>,
+}
+
+impl Store for RedisStore {
+    async fn admit(&self, pseudonym: &str, now_unix: i64) -> Result<Admission> {
+        let mut c = self.conn.clone();
+        let (ban_ms, used): (i64, Option<u32>) = ::redis::pipe()
+            .pttl(key(&format!("ban:{pseudonym}")))
+            .get(key(&format!("count:{pseudonym}:{}", day(now_unix))))
+            .query_async(&mut c)
+            .await?;
+        if ban_ms > 0 || ban_ms == -1 {
+            return Ok(Admission::Banned {
+                retry_after: (ban_ms.max(1000) as u64).div_ceil(1000),
+            });
+        }
+        Ok(Admission::Welcome {
+            daily_remaining: self
+                .config
+                .daily_match_limit
+                .saturating_sub(used.unwrap_or(0)),
+        })
+    }
+
+    async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
+        let mut c = self.conn.clone();
+        let json = serde_json::to_string(ticket).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let reply: String = self
+            .join
+            .key(key("queue"))
+            .arg(json)
+            .arg(now_ms)
+            .arg(self.config.scan)
+            .arg(self.config.daily_match_limit)
+            .arg(day((now_ms / 1000) as i64))
+            .arg(Self::secs(self.config.match_count_ttl))
+            .arg(Self::secs(self.config.last_partner_ttl))
+            .arg(TICKET_TTL_SECONDS)
+            .arg(matcher::TIE_WINDOW_MS)
+            .invoke_async(&mut c)
+            .await?;
+        let reply: JoinReply =
+            serde_json::from_str(&reply).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        if let Some(retry_after) = reply.banned {
+            return Ok(JoinOutcome::Banned { retry_after });
+        }
+        if reply.daily_limit == Some(true) {
+            return Ok(JoinOutcome::DailyLimit);
+        }
+        if let Some(raw) = reply.matched {
+            let partner: Ticket =
+                serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let common_interests = matcher::common_interests(&ticket.interests, &partner.interests);
+            return Ok(JoinOutcome::Matched {
+                partner,
+                common_interests,
+            });
+        }
+        Ok(JoinOutcome::Queued {
+            waiting: reply.queued.unwrap_or(0),
+        })
+    }
+
+    async fn cancel(&self, session: &str) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let (removed, _): (u32, u32) = ::redis::pipe()
+            .atomic()
+            .zrem(key("queue"), session)
+            .del(key(&format!("t:{session}")))
+            .query_async(&mut c)
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn block(&self, blocker: &str, blocked: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let k = key(&format!("blocks:{blocker}"));
+        let _: () = ::redis::pipe()
+            .atomic()
+            .sadd(&k, blocked)
+            .ignore()
+            .expire(&k, Self::secs(self.config.block_ttl) as i64)
+            .ignore()
+            .query_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn report(&self, reporter: &str, target: &str) -> Result<ReportOutcome> {
+        let mut c = self.conn.clone();
+        let (reporters, banned): (u32, u32) = self
+            .report
+            .key(key("queue"))
+            .arg(reporter)
+            .arg(target)
+            .arg(self.config.report_threshold)
+            .arg(Self::secs(self.config.report_ttl))
+            .arg(Self::secs(self.config.ban))
+            .invoke_async(&mut c)
+            .await?;
+        Ok(ReportOutcome {
+            reporters,
+            banned: banned == 1,
+        })
+    }
+
+    async fn unban(&self, pseudonym: &str) -> Result<bool> {
+        let mut c = self.conn.clone();
+        let (bans, _): (u32, u32) = ::redis::pipe()
+            .del(key(&format!("ban:{pseudonym}")))
+            .del(key(&format!("reports:{pseudonym}")))
+            .query_async(&mut c)
+            .await?;
+        Ok(bans > 0)
+    }
+
+    async fn reset(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        let mut keys: Vec<String> = Vec::new();
+        {
+            let mut iter: ::redis::AsyncIter<String> = c.scan_match(format!("{PREFIX}*")).await?;
+            while let Some(k) = iter.next_item().await {
+                let k = k?;
+                if !k.starts_with(&key("inst:")) && k != key("instances") {
+                    keys.push(k);
+                }
+            }
+        }
+        for chunk in keys.chunks(500) {
+            let _: () = c.del(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn heartbeat(&self, instance: &str, online: u64) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: () = ::redis::pipe()
+            .pset_ex(
+                key(&format!("inst:{instance}")),
+                online,
+                self.config.heartbeat_ttl.as_millis() as u64,
+            )
+            .ignore()
+            .sadd(key("instances"), instance)
+            .ignore()
+            .expire(key("instances"), 86_400)
+            .ignore()
+            .query_async(&mut c)
+            .await?;
+        let _: u32 = self
+            .sweep
+            .key(key("queue"))
+            .arg(1000)
+            .arg("")
+            .invoke_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn retire(&self, instance: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: () = ::redis::pipe()
+            .del(key(&format!("inst:{instance}")))
+            .ignore()
+            .srem(key("instances"), instance)
+            .ignore()
+            .query_async(&mut c)
+            .await?;
+        let _: u32 = self
+            .sweep
+            .key(key("queue"))
+            .arg(100_000)
+            .arg(instance)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn stats(&self) -> Result<Stats> {
+        let mut c = self.conn.clone();
+        let instances: Vec<String> = c.smembers(key("instances")).await?;
+        let mut online = 0;
+        for i in &instances {
+            match c.get::<_, Option<u64>>(key(&format!("inst:{i}"))).await? {
+                Some(n) => online += n,
+                None => {
+                    let _: () = c.srem(key("instances"), i).await?;
+                }
+            }
+        }
+        let waiting: u64 = c.zcard(key("queue")).await?;
+        Ok(Stats { online, waiting })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: String = ::redis::cmd("PING").query_async(&mut c).await?;
+        Ok(())
+    }
+
+    async fn publish(&self, instance: &str, payload: String) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: () = c.publish(key(&format!("ch:{instance}")), payload).await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<String>> {
+        let channel = key(&format!("ch:{instance}"));
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(&channel).await?;
+        let (tx, rx) = mpsc::channel(1024);
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let mut stream = pubsub.into_on_message();
+            loop {
+                while let Some(msg) = stream.next().await {
+                    let Ok(payload) = msg.get_payload::<String>() else {
+                        continue;
+                    };
+                    if tx.send(payload).await.is_err() {
+                        return; // the instance is gone
+                    }
+                }
+                // The connection dropped: subscribe again, with a pause between attempts.
+                tracing::warn!("pub/sub connection lost; resubscribing");
+                loop {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if tx.is_closed() {
+                        return;
+                    }
+                    let Ok(mut p) = client.get_async_pubsub().await else {
+                        continue;
+                    };
+                    if p.subscribe(&channel).await.is_ok() {
+                        stream = p.into_on_message();
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+}

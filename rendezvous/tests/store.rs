@@ -1,0 +1,432 @@
+//! One test suite, run on both stores: the in-memory store and the Redis store against a real
+//! `redis-server`.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use anonchat_rendezvous::matcher::{self, Seat};
+use anonchat_rendezvous::proto::{Transport, Want};
+use anonchat_rendezvous::store::{Admission, JoinOutcome, Store, StoreConfig, Ticket};
+use anonchat_verifier::token::Gender;
+use rand::Rng;
+
+const INSTANCE: &str = "i1";
+
+fn ticket(session: &str, pseudonym: &str, gender: Gender, want: Want) -> Ticket {
+    Ticket {
+        session: session.into(),
+        instance: INSTANCE.into(),
+        pseudonym: pseudonym.into(),
+        gender,
+        want,
+        interests: vec![],
+        nickname: format!("nick-{pseudonym}"),
+        bio: "a bio long enough".into(),
+        transports: vec![Transport::Webrtc],
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+async fn matched<S: Store>(store: &S, t: &Ticket) -> Option<Ticket> {
+    match store.join(t, now_ms()).await.unwrap() {
+        JoinOutcome::Matched { partner, .. } => Some(partner),
+        JoinOutcome::Queued { .. } => None,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn first_pair_matches<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 2).await.unwrap();
+    let a = ticket("sa", "pa", Gender::Male, Want::F);
+    let b = ticket("sb", "pb", Gender::Female, Want::Any);
+    assert_eq!(
+        store.join(&a, now_ms()).await.unwrap(),
+        JoinOutcome::Queued { waiting: 1 }
+    );
+    assert_eq!(store.stats().await.unwrap().waiting, 1);
+    assert_eq!(matched(&store, &b).await, Some(a.clone()));
+    assert_eq!(store.stats().await.unwrap().waiting, 0);
+    assert_eq!(store.stats().await.unwrap().online, 2);
+    // Both used one match of the day.
+    for p in ["pa", "pb"] {
+        assert_eq!(
+            store.admit(p, (now_ms() / 1000) as i64).await.unwrap(),
+            Admission::Welcome {
+                daily_remaining: 99
+            }
+        );
+    }
+}
+
+async fn preferences_blocks_self_and_last_partner<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    // Preferences must hold both ways.
+    assert_eq!(
+        matched(&store, &ticket("s1", "p1", Gender::Male, Want::M)).await,
+        None
+    );
+    assert_eq!(
+        matched(&store, &ticket("s2", "p2", Gender::Female, Want::Any)).await,
+        None
+    );
+    // The same device on another socket is never matched with itself.
+    assert_eq!(
+        matched(&store, &ticket("s3", "p2", Gender::Female, Want::Any)).await,
+        None
+    );
+    // Undisclosed only with people who want any.
+    assert_eq!(
+        matched(&store, &ticket("s4", "p4", Gender::Undisclosed, Want::Any))
+            .await
+            .map(|t| t.session),
+        Some("s2".into())
+    );
+    // Blocks work both ways.
+    store.block("p5", "p3").await.unwrap();
+    store.cancel("s3").await.unwrap();
+    assert_eq!(
+        matched(&store, &ticket("s5", "p5", Gender::Female, Want::Any)).await,
+        None
+    );
+    assert_eq!(
+        matched(&store, &ticket("s3b", "p3", Gender::Female, Want::Any)).await,
+        None,
+        "p3 is blocked by p5"
+    );
+    // No immediate rematch: p2 and p4 were just partners.
+    store.cancel("s5").await.unwrap();
+    store.cancel("s3b").await.unwrap();
+    store.cancel("s1").await.unwrap();
+    assert_eq!(
+        matched(&store, &ticket("s2b", "p2", Gender::Female, Want::Any)).await,
+        None
+    );
+    assert_eq!(
+        matched(&store, &ticket("s4b", "p4", Gender::Undisclosed, Want::Any)).await,
+        None
+    );
+    assert_eq!(store.stats().await.unwrap().waiting, 2);
+}
+
+async fn interests_break_ties_and_are_shared<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    // a and b both want men only, so they wait side by side.
+    let mut a = ticket("sa", "pa", Gender::Female, Want::M);
+    a.interests = vec!["cats".into()];
+    let mut b = ticket("sb", "pb", Gender::Female, Want::M);
+    b.interests = vec!["jazz".into(), "chess".into()];
+    let mut c = ticket("sc", "pc", Gender::Male, Want::Any);
+    c.interests = vec!["chess".into(), "jazz".into()];
+    let t = now_ms();
+    store.join(&a, t).await.unwrap();
+    store.join(&b, t + 10).await.unwrap();
+    match store.join(&c, t + 20).await.unwrap() {
+        JoinOutcome::Matched {
+            partner,
+            common_interests,
+        } => {
+            assert_eq!(
+                partner.session, "sb",
+                "same second: the one sharing more interests"
+            );
+            assert_eq!(common_interests, vec!["chess", "jazz"]);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn cancel_removes_from_the_queue<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    store
+        .join(&ticket("s1", "p1", Gender::Male, Want::Any), now_ms())
+        .await
+        .unwrap();
+    assert!(store.cancel("s1").await.unwrap());
+    assert!(!store.cancel("s1").await.unwrap());
+    assert_eq!(
+        matched(&store, &ticket("s2", "p2", Gender::Female, Want::Any)).await,
+        None
+    );
+}
+
+async fn reports_ban_at_the_threshold_and_count_once_per_reporter<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    let now = (now_ms() / 1000) as i64;
+    for _ in 0..10 {
+        let r = store.report("r1", "target").await.unwrap();
+        assert_eq!(
+            (r.reporters, r.banned),
+            (1, false),
+            "one reporter alone bans no one"
+        );
+    }
+    assert_eq!(store.report("r2", "target").await.unwrap().reporters, 2);
+    let third = store.report("r3", "target").await.unwrap();
+    assert!(third.banned, "threshold 3 reached");
+    match store.admit("target", now).await.unwrap() {
+        Admission::Banned { retry_after } => {
+            assert!((86_000..=86_400).contains(&retry_after), "{retry_after}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        store
+            .join(&ticket("st", "target", Gender::Male, Want::Any), now_ms())
+            .await
+            .unwrap(),
+        JoinOutcome::Banned { .. }
+    ));
+    assert!(store.unban("target").await.unwrap());
+    assert!(matches!(
+        store.admit("target", now).await.unwrap(),
+        Admission::Welcome { .. }
+    ));
+    assert!(
+        !store.report("r4", "target").await.unwrap().banned,
+        "reports start again after an unban"
+    );
+}
+
+async fn daily_limit_stops_joining<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    store
+        .join(&ticket("s1", "p1", Gender::Male, Want::Any), now_ms())
+        .await
+        .unwrap();
+    assert!(
+        matched(&store, &ticket("s2", "p2", Gender::Female, Want::Any))
+            .await
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .join(&ticket("s3", "p1", Gender::Male, Want::Any), now_ms())
+            .await
+            .unwrap(),
+        JoinOutcome::DailyLimit
+    );
+    let now = (now_ms() / 1000) as i64;
+    assert_eq!(
+        store.admit("p1", now).await.unwrap(),
+        Admission::Welcome { daily_remaining: 0 }
+    );
+}
+
+async fn tickets_of_dead_instances_are_never_matched<S: Store>(store: S) {
+    store.heartbeat("dying", 1).await.unwrap();
+    store.heartbeat(INSTANCE, 1).await.unwrap();
+    let mut ghost = ticket("ghost", "pg", Gender::Female, Want::Any);
+    ghost.instance = "dying".into();
+    store.join(&ghost, now_ms()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await; // heartbeat TTL is 1 s here
+    store.heartbeat(INSTANCE, 1).await.unwrap();
+    assert_eq!(
+        matched(&store, &ticket("s1", "p1", Gender::Male, Want::Any)).await,
+        None
+    );
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        1,
+        "the ghost was cleaned, s1 waits"
+    );
+    // A retiring instance takes its tickets with it at once.
+    store.retire(INSTANCE).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().waiting, 0);
+}
+
+async fn instances_talk_through_their_channels<S: Store>(store: S) {
+    let mut rx = store.subscribe("i2").await.unwrap();
+    store.publish("i2", "hello i2".into()).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap();
+    assert_eq!(got.as_deref(), Some("hello i2"));
+}
+
+/// 2,000 users with random genders, preferences and blocks join at once.
+async fn two_thousand_concurrent_joins_keep_every_rule<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 2000).await.unwrap();
+    let mut rng = rand::thread_rng();
+    let n = 2000;
+    let genders = [Gender::Male, Gender::Female, Gender::Undisclosed];
+    let wants = [Want::Any, Want::M, Want::F];
+    let tickets: Vec<Ticket> = (0..n)
+        .map(|i| {
+            let g = genders[rng.gen_range(0..3)];
+            let w = if g == Gender::Undisclosed {
+                Want::Any
+            } else {
+                wants[rng.gen_range(0..3)]
+            };
+            ticket(&format!("s{i}"), &format!("p{i}"), g, w)
+        })
+        .collect();
+    let mut blocks: HashMap<String, HashSet<String>> = HashMap::new();
+    for _ in 0..n {
+        let (a, b) = (rng.gen_range(0..n), rng.gen_range(0..n));
+        store
+            .block(&format!("p{a}"), &format!("p{b}"))
+            .await
+            .unwrap();
+        blocks
+            .entry(format!("p{a}"))
+            .or_default()
+            .insert(format!("p{b}"));
+    }
+    let tasks: Vec<_> = tickets
+        .iter()
+        .cloned()
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let outcome = store.join(&t, now_ms()).await.unwrap();
+                (t, outcome)
+            })
+        })
+        .collect();
+    let mut partner_of: HashMap<String, String> = HashMap::new();
+    let mut queued = HashSet::new();
+    for task in tasks {
+        let (t, outcome) = task.await.unwrap();
+        match outcome {
+            JoinOutcome::Matched { partner, .. } => {
+                for (a, b) in [
+                    (&t.session, &partner.session),
+                    (&partner.session, &t.session),
+                ] {
+                    assert!(
+                        partner_of.insert(a.clone(), b.clone()).is_none(),
+                        "{a} matched twice"
+                    );
+                }
+            }
+            JoinOutcome::Queued { .. } => {
+                queued.insert(t.session.clone());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let by_session: HashMap<&str, &Ticket> =
+        tickets.iter().map(|t| (t.session.as_str(), t)).collect();
+    let none = HashSet::new();
+    let seat =
+        |t: &'_ Ticket| -> (String, Gender, Want) { (t.pseudonym.clone(), t.gender, t.want) };
+    let check = |a: &Ticket, b: &Ticket| {
+        let (ba, bb) = (
+            blocks.get(&a.pseudonym).unwrap_or(&none),
+            blocks.get(&b.pseudonym).unwrap_or(&none),
+        );
+        let sa = Seat {
+            pseudonym: &a.pseudonym,
+            gender: a.gender,
+            want: a.want,
+            interests: &[],
+            last_partner: None,
+            blocked: ba,
+        };
+        let sb = Seat {
+            pseudonym: &b.pseudonym,
+            gender: b.gender,
+            want: b.want,
+            interests: &[],
+            last_partner: None,
+            blocked: bb,
+        };
+        matcher::compatible(&sa, &sb)
+    };
+    for (a, b) in &partner_of {
+        let (ta, tb) = (by_session[a.as_str()], by_session[b.as_str()]);
+        assert!(
+            check(ta, tb),
+            "{:?} and {:?} broke a rule",
+            seat(ta),
+            seat(tb)
+        );
+    }
+    // Whoever is still waiting is waiting for a reason: no two compatible users wait together.
+    let waiting: Vec<&Ticket> = tickets
+        .iter()
+        .filter(|t| !partner_of.contains_key(&t.session))
+        .collect();
+    assert_eq!(
+        waiting.len(),
+        queued.len() - partner_of.keys().filter(|s| queued.contains(*s)).count()
+    );
+    for (i, a) in waiting.iter().enumerate() {
+        for b in &waiting[i + 1..] {
+            assert!(
+                !check(a, b),
+                "{} and {} could have been matched",
+                a.session,
+                b.session
+            );
+        }
+    }
+    assert_eq!(store.stats().await.unwrap().waiting as usize, waiting.len());
+    assert!(
+        partner_of.len() > n / 2,
+        "most users found someone ({} matched)",
+        partner_of.len()
+    );
+}
+
+fn config() -> StoreConfig {
+    StoreConfig {
+        report_threshold: 3,
+        heartbeat_ttl: Duration::from_secs(1),
+        ..StoreConfig::default()
+    }
+}
+
+fn limited() -> StoreConfig {
+    StoreConfig {
+        daily_match_limit: 1,
+        ..config()
+    }
+}
+
+macro_rules! suite {
+    ($($name:ident => $config:expr),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::common::memory($config)).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = crate::common::RedisServer::start();
+                    super::$name(crate::common::redis(&server, $config).await).await;
+                    // Promise 3: Redis holds nothing without a time-to-live.
+                    for (key, ttl) in server.keys_with_ttl() {
+                        assert!(ttl > 0, "{key} has no TTL");
+                    }
+                }
+            )*
+        }
+    };
+}
+
+suite! {
+    first_pair_matches => super::config(),
+    preferences_blocks_self_and_last_partner => super::config(),
+    interests_break_ties_and_are_shared => super::config(),
+    cancel_removes_from_the_queue => super::config(),
+    reports_ban_at_the_threshold_and_count_once_per_reporter => super::config(),
+    daily_limit_stops_joining => super::limited(),
+    tickets_of_dead_instances_are_never_matched => super::config(),
+    instances_talk_through_their_channels => super::config(),
+    two_thousand_concurrent_joins_keep_every_rule => super::config(),
+}
