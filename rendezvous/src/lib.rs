@@ -9,8 +9,12 @@ pub mod proto;
 pub mod signaling;
 
 #[cfg(feature = "service")]
+pub mod config;
+#[cfg(feature = "service")]
 pub mod profile;
 #[cfg(feature = "service")]
 pub mod secrets;
+#[cfg(feature = "service")]
+pub mod server;
 #[cfg(feature = "service")]
 pub mod store;

@@ -1,0 +1,144 @@
+//! Every setting of `anonchat-rendezvous serve`, each with its environment variable (DESIGN.md §7).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::proto::IceServer;
+use crate::signaling::SignalLimits;
+use crate::store::StoreConfig;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "RENDEZVOUS_ADDR", default_value = "127.0.0.1:3002")]
+    pub addr: SocketAddr,
+    /// Redis URL; unset: the in-memory store (one process).
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The verifier's JWKS document, fetched at start and every 5 minutes.
+    #[arg(long, env = "VERIFIER_JWKS_URL")]
+    pub verifier_jwks_url: Option<String>,
+    /// The verifier's JWKS document, as a file (instead of the URL).
+    #[arg(long, env = "VERIFIER_JWKS_FILE")]
+    pub verifier_jwks_file: Option<PathBuf>,
+    /// Secret for pseudonyms and receipts; required with Redis, so that instances agree.
+    /// Unset without Redis: a random one for this process, with a warning.
+    #[arg(long, env = "SERVER_SECRET", hide_env_values = true)]
+    pub server_secret: Option<String>,
+    /// How long after a match its receipt can be used to report or block, in seconds.
+    #[arg(long, env = "REPORT_WINDOW_SECONDS", default_value_t = 86_400)]
+    pub report_window_seconds: i64,
+    /// Matches per device per day.
+    #[arg(long, env = "DAILY_MATCH_LIMIT", default_value_t = 100)]
+    pub daily_match_limit: u32,
+    /// Unique reporters that ban a device.
+    #[arg(long, env = "REPORT_THRESHOLD", default_value_t = 5)]
+    pub report_threshold: u32,
+    /// How long reports are remembered, in seconds.
+    #[arg(long, env = "REPORT_TTL_SECONDS", default_value_t = 604_800)]
+    pub report_ttl_seconds: u64,
+    /// How long a ban lasts, in seconds.
+    #[arg(long, env = "BAN_SECONDS", default_value_t = 86_400)]
+    pub ban_seconds: u64,
+    /// How long daily match counts are kept, in seconds.
+    #[arg(long, env = "MATCH_COUNT_TTL_SECONDS", default_value_t = 172_800)]
+    pub match_count_ttl_seconds: u64,
+    /// How long a block lasts, in seconds.
+    #[arg(long, env = "BLOCK_TTL_SECONDS", default_value_t = 2_592_000)]
+    pub block_ttl_seconds: u64,
+    /// Bearer token for the admin endpoints; unset: they are disabled.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Origins allowed to open a WebSocket from a browser, comma-separated; unset: any.
+    #[arg(long, env = "CLIENT_ORIGINS", value_delimiter = ',')]
+    pub client_origins: Vec<String>,
+    /// ICE servers handed to clients in `welcome`: a JSON array of RTCIceServer objects, or
+    /// comma-separated `stun:`/`turn:` URLs.
+    #[arg(long, env = "ICE_SERVERS")]
+    pub ice_servers: Option<String>,
+    /// New sockets and HTTP requests per minute per client IP; 0 turns the limit off.
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
+    pub rate_limit_per_minute: u32,
+    /// Frames per second a socket may send (bursts of twice as many).
+    #[arg(long, env = "FRAMES_PER_SECOND", default_value_t = 20)]
+    pub frames_per_second: u32,
+    /// Seconds after a match during which signaling is relayed.
+    #[arg(long, env = "SIGNAL_WINDOW_SECONDS", default_value_t = 60)]
+    pub signal_window_seconds: u64,
+    /// Seconds a client has to answer the challenge.
+    #[arg(long, env = "HELLO_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub hello_timeout_seconds: u64,
+    /// Seconds without any frame (pongs included) before a socket is closed.
+    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 90)]
+    pub idle_timeout_seconds: u64,
+    /// Waiting users a join looks at, at most.
+    #[arg(long, env = "MATCH_SCAN", default_value_t = 512)]
+    pub match_scan: usize,
+    /// Seconds after which an instance that stopped beating counts as dead.
+    #[arg(long, env = "HEARTBEAT_TTL_SECONDS", default_value_t = 10)]
+    pub heartbeat_ttl_seconds: u64,
+}
+
+impl Config {
+    /// The defaults, on a free loopback port, with the in-memory store.
+    pub fn local() -> Self {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        let mut c = Wrapper::parse_from(["rendezvous"]).config;
+        c.addr = "127.0.0.1:0".parse().expect("a valid address");
+        c
+    }
+
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            daily_match_limit: self.daily_match_limit,
+            report_threshold: self.report_threshold,
+            report_ttl: Duration::from_secs(self.report_ttl_seconds),
+            ban: Duration::from_secs(self.ban_seconds),
+            match_count_ttl: Duration::from_secs(self.match_count_ttl_seconds),
+            block_ttl: Duration::from_secs(self.block_ttl_seconds),
+            scan: self.match_scan,
+            heartbeat_ttl: Duration::from_secs(self.heartbeat_ttl_seconds.max(1)),
+            ..StoreConfig::default()
+        }
+    }
+
+    pub fn signal_limits(&self) -> SignalLimits {
+        SignalLimits {
+            window: Duration::from_secs(self.signal_window_seconds),
+            ..SignalLimits::default()
+        }
+    }
+
+    /// The ICE servers for `welcome`.
+    pub fn ice_servers(&self) -> anyhow::Result<Vec<IceServer>> {
+        let Some(raw) = self
+            .ice_servers
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        else {
+            return Ok(Vec::new());
+        };
+        if raw.starts_with('[') {
+            return serde_json::from_str(raw).map_err(|e| {
+                anyhow::anyhow!("ICE_SERVERS is not a JSON array of ice servers: {e}")
+            });
+        }
+        Ok(raw
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(|u| IceServer {
+                urls: vec![u.to_owned()],
+                username: None,
+                credential: None,
+            })
+            .collect())
+    }
+}

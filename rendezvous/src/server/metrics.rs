@@ -1,0 +1,84 @@
+//! Prometheus metrics of the rendezvous.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Label {
+    pub label: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections: Gauge,
+    pub matches: Counter,
+    pub signals_forwarded: Counter,
+    pub not_signaling: Family<Label, Counter>,
+    pub errors: Family<Label, Counter>,
+    pub reports: Counter,
+    pub bans: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("rendezvous");
+        let m = Metrics {
+            connections: Gauge::default(),
+            matches: Counter::default(),
+            signals_forwarded: Counter::default(),
+            not_signaling: Family::default(),
+            errors: Family::default(),
+            reports: Counter::default(),
+            bans: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Authenticated sockets on this instance",
+            m.connections.clone(),
+        );
+        registry.register(
+            "matches",
+            "Matches made by this instance",
+            m.matches.clone(),
+        );
+        registry.register(
+            "signals_forwarded",
+            "Signaling payloads relayed",
+            m.signals_forwarded.clone(),
+        );
+        registry.register(
+            "not_signaling",
+            "Signal payloads refused, by reason",
+            m.not_signaling.clone(),
+        );
+        registry.register("errors", "Error frames sent, by code", m.errors.clone());
+        registry.register("reports", "Reports counted", m.reports.clone());
+        registry.register("bans", "Bans caused by reports", m.bans.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub fn label(family: &Family<Label, Counter>, label: &str) {
+        family
+            .get_or_create(&Label {
+                label: label.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

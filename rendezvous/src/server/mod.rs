@@ -1,0 +1,281 @@
+//! The rendezvous server: a thin axum driver around the protocol, the matcher (through the
+//! store) and the signaling validator.
+
+mod http;
+mod metrics;
+pub mod route;
+mod session;
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anonchat_verifier::token::{Jwks, KeySet};
+use anyhow::Context;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::proto::IceServer;
+use crate::secrets::Secrets;
+use crate::store::Store;
+pub use metrics::Metrics;
+use route::{Envelope, Hub};
+
+/// What every connection of this instance shares.
+pub struct Shared<S: Store> {
+    pub store: S,
+    pub secrets: Secrets,
+    pub keys: RwLock<KeySet>,
+    pub config: Config,
+    pub ice_servers: Vec<IceServer>,
+    pub instance: String,
+    pub hub: Hub,
+    pub metrics: Metrics,
+    pub ip_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl<S: Store> Shared<S> {
+    /// Delivers an envelope to its session, here or on another instance. A `matched` that
+    /// finds nobody is answered with `partner_left` to whoever made the match.
+    pub async fn route(&self, instance: &str, envelope: Envelope) {
+        if instance == self.instance {
+            if let Err(undelivered) = self.hub.deliver(envelope)
+                && let Some((back_to, bounce)) = undelivered.bounce()
+            {
+                Box::pin(self.route(&back_to, bounce)).await;
+            }
+        } else {
+            let json = serde_json::to_string(&envelope).expect("envelopes serialize");
+            if let Err(e) = self.store.publish(instance, json).await {
+                tracing::warn!(error = %e, "could not reach another instance");
+            }
+        }
+    }
+
+    pub fn ip_allowed(&self, ip: IpAddr) -> Result<(), u64> {
+        match &self.ip_limiter {
+            Some(l) => l.check_key(&ip).map_err(|nu| {
+                nu.wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ))
+                .as_secs()
+                .max(1)
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Where the verifier's public keys come from.
+pub enum Keys {
+    Fixed(KeySet),
+    File(std::path::PathBuf),
+    Url(String),
+}
+
+impl Keys {
+    pub fn from_config(config: &Config) -> anyhow::Result<Keys> {
+        match (&config.verifier_jwks_file, &config.verifier_jwks_url) {
+            (Some(f), _) => Ok(Keys::File(f.clone())),
+            (None, Some(u)) => Ok(Keys::Url(u.clone())),
+            (None, None) => anyhow::bail!(
+                "set VERIFIER_JWKS_FILE or VERIFIER_JWKS_URL: tokens cannot be checked without the verifier's keys"
+            ),
+        }
+    }
+
+    async fn load(&self) -> anyhow::Result<KeySet> {
+        let jwks: Jwks = match self {
+            Keys::Fixed(k) => return Ok(k.clone()),
+            Keys::File(path) => serde_json::from_slice(
+                &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not a JWKS document", path.display()))?,
+            Keys::Url(url) => reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?
+                .get(url)
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .with_context(|| format!("fetching {url}"))?
+                .json()
+                .await
+                .with_context(|| format!("{url} is not a JWKS document"))?,
+        };
+        Ok(KeySet::from_jwks(&jwks)?)
+    }
+}
+
+/// A running instance.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub instance: String,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Tells every client, retires this instance from the store, and waits for the server.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("server task")?
+    }
+
+    /// Waits until the server stops (after `until` resolved).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?
+    }
+
+    /// Stops at once, like a crash: no goodbye, no retirement (for tests of dead instances).
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+fn random_id(bytes: usize) -> String {
+    use base64::Engine;
+    let mut b = vec![0u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Starts an instance on `store`; stops gracefully when `until` resolves or on `shutdown`.
+pub async fn start<S: Store>(
+    config: Config,
+    store: S,
+    keys: Keys,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let secret = match &config.server_secret {
+        Some(s) if !s.is_empty() => s.as_bytes().to_vec(),
+        _ if config.redis_url.is_some() => {
+            anyhow::bail!("SERVER_SECRET is required with Redis, so that instances agree")
+        }
+        _ => {
+            tracing::warn!(
+                "no SERVER_SECRET: a random one for this process (receipts die with it)"
+            );
+            random_id(32).into_bytes()
+        }
+    };
+    let key_set = keys.load().await.context("loading the verifier's keys")?;
+    let ice_servers = config.ice_servers()?;
+    let instance = random_id(9);
+    store
+        .heartbeat(&instance, 0)
+        .await
+        .context("the store does not answer")?;
+    let inbox = store
+        .subscribe(&instance)
+        .await
+        .context("subscribing to this instance's channel")?;
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let (stop, shutdown) = watch::channel(false);
+    let ip_limiter = NonZeroU32::new(config.rate_limit_per_minute)
+        .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+    let shared = Arc::new(Shared {
+        store,
+        secrets: Secrets::new(&secret),
+        keys: RwLock::new(key_set),
+        config,
+        ice_servers,
+        instance: instance.clone(),
+        hub: Hub::default(),
+        metrics: Metrics::new(),
+        ip_limiter,
+        shutdown,
+    });
+    let background = [
+        tokio::spawn(heartbeat(shared.clone())),
+        tokio::spawn(deliver_inbox(shared.clone(), inbox)),
+        tokio::spawn(refresh_keys(shared.clone(), keys)),
+    ];
+    let app = http::router(shared.clone());
+    let mut stopped = shared.shutdown.clone();
+    let stop_tx = stop.clone();
+    let task = tokio::spawn(async move {
+        tokio::spawn(async move {
+            until.await;
+            let _ = stop_tx.send(true);
+        });
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        });
+        let result = serve.await;
+        for b in background {
+            b.abort();
+        }
+        shared.store.retire(&shared.instance).await.ok();
+        tracing::info!("rendezvous stopped");
+        result.map_err(Into::into)
+    });
+    tracing::info!(%addr, %instance, "rendezvous listening");
+    Ok(Running {
+        addr,
+        instance,
+        stop,
+        task,
+    })
+}
+
+async fn heartbeat<S: Store>(shared: Arc<Shared<S>>) {
+    let every = shared.store_heartbeat_interval();
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = shared
+            .store
+            .heartbeat(&shared.instance, shared.hub.len() as u64)
+            .await
+        {
+            tracing::warn!(error = %e, "heartbeat failed");
+        }
+    }
+}
+
+impl<S: Store> Shared<S> {
+    /// Four beats per heartbeat TTL, so one lost beat does not kill the instance.
+    fn store_heartbeat_interval(&self) -> Duration {
+        (Duration::from_secs(self.config.heartbeat_ttl_seconds.max(1)) / 4)
+            .max(Duration::from_millis(250))
+    }
+}
+
+async fn deliver_inbox<S: Store>(
+    shared: Arc<Shared<S>>,
+    mut inbox: tokio::sync::mpsc::Receiver<String>,
+) {
+    while let Some(payload) = inbox.recv().await {
+        match serde_json::from_str::<Envelope>(&payload) {
+            Ok(envelope) => shared.route(&shared.instance.clone(), envelope).await,
+            Err(e) => tracing::warn!(error = %e, "unreadable envelope from another instance"),
+        }
+    }
+}
+
+async fn refresh_keys<S: Store>(shared: Arc<Shared<S>>, keys: Keys) {
+    if matches!(keys, Keys::Fixed(_)) {
+        return;
+    }
+    loop {
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        match keys.load().await {
+            Ok(k) => *shared.keys.write().unwrap_or_else(|p| p.into_inner()) = k,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not refresh the verifier's keys; keeping the old ones")
+            }
+        }
+    }
+}

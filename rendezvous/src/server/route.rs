@@ -1,0 +1,104 @@
+//! Getting an event to a session, wherever it is: a local session's channel, or another
+//! instance's pub/sub channel. Only these envelopes travel between instances — matches, signals
+//! already checked by the sender's instance, and departures; never a chat message.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::proto::{PartnerInfo, Role, Transport};
+
+/// An event for one session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Envelope {
+    Matched {
+        to: String,
+        match_id: String,
+        role: Role,
+        partner: PartnerInfo,
+        receipt: String,
+        transport: Transport,
+        partner_session: String,
+        partner_instance: String,
+    },
+    Signal {
+        to: String,
+        match_id: String,
+        data: serde_json::Value,
+    },
+    PartnerLeft {
+        to: String,
+        match_id: String,
+    },
+}
+
+impl Envelope {
+    pub fn to(&self) -> &str {
+        match self {
+            Envelope::Matched { to, .. }
+            | Envelope::Signal { to, .. }
+            | Envelope::PartnerLeft { to, .. } => to,
+        }
+    }
+
+    /// What the sender of a `Matched` must hear when its partner turned out to be gone.
+    pub fn bounce(&self) -> Option<(String, Envelope)> {
+        match self {
+            Envelope::Matched {
+                match_id,
+                partner_session,
+                partner_instance,
+                ..
+            } => Some((
+                partner_instance.clone(),
+                Envelope::PartnerLeft {
+                    to: partner_session.clone(),
+                    match_id: match_id.clone(),
+                },
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// This instance's connected sessions.
+#[derive(Default)]
+pub struct Hub {
+    sessions: Mutex<HashMap<String, mpsc::Sender<Envelope>>>,
+}
+
+impl Hub {
+    pub fn insert(&self, session: String, tx: mpsc::Sender<Envelope>) {
+        self.lock().insert(session, tx);
+    }
+
+    pub fn remove(&self, session: &str) {
+        self.lock().remove(session);
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hands the envelope to a local session; gives it back if the session is gone or stuck.
+    pub fn deliver(&self, envelope: Envelope) -> Result<(), Envelope> {
+        let tx = self.lock().get(envelope.to()).cloned();
+        match tx {
+            Some(tx) => tx.try_send(envelope).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => e,
+            }),
+            None => Err(envelope),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Envelope>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
