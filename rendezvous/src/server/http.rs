@@ -113,7 +113,7 @@ fn admin<S: Store>(shared: &Shared<S>, headers: &HeaderMap) -> Result<(), Respon
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(g) if bool::from(g.as_bytes().ct_eq(expected.as_bytes())) => Ok(()),
-        _ => Err((StatusCode::UNAUTHORIZED, "admin token required").into_response()),
+        _ => Err((StatusCode::UNAUTHORIZED, "admin token required")),
     }
 }
 
@@ -122,7 +122,7 @@ async fn admin_metrics<S: Store>(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = admin(&shared, &headers) {
-        return r;
+        return r.into_response();
     }
     let stats = shared.store.stats().await.unwrap_or_default();
     axum::Json(json!({
@@ -148,7 +148,7 @@ async fn admin_unban<S: Store>(
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = admin(&shared, &headers) {
-        return r;
+        return r.into_response();
     }
     let Ok(req) = serde_json::from_slice::<Unban>(&body) else {
         return (
@@ -172,7 +172,7 @@ async fn admin_reset<S: Store>(
     headers: HeaderMap,
 ) -> Response {
     if let Err(r) = admin(&shared, &headers) {
-        return r;
+        return r.into_response();
     }
     match shared.store.reset().await {
         Ok(()) => axum::Json(json!({"reset": true})).into_response(),

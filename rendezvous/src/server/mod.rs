@@ -131,11 +131,6 @@ impl Running {
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await.context("server task")?
     }
-
-    /// Stops at once, like a crash: no goodbye, no retirement (for tests of dead instances).
-    pub fn abort(self) {
-        self.task.abort();
-    }
 }
 
 fn random_id(bytes: usize) -> String {

@@ -88,13 +88,13 @@ impl Hub {
     }
 
     /// Hands the envelope to a local session; gives it back if the session is gone or stuck.
-    pub fn deliver(&self, envelope: Envelope) -> Result<(), Envelope> {
+    pub fn deliver(&self, envelope: Envelope) -> Result<(), Box<Envelope>> {
         let tx = self.lock().get(envelope.to()).cloned();
         match tx {
             Some(tx) => tx.try_send(envelope).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => e,
+                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => Box::new(e),
             }),
-            None => Err(envelope),
+            None => Err(Box::new(envelope)),
         }
     }
 

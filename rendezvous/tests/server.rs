@@ -1,0 +1,894 @@
+//! The rendezvous over real WebSockets with real tokens, message by message, on both stores.
+
+mod common;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anonchat_rendezvous::config::Config;
+use anonchat_rendezvous::server::Running;
+use anonchat_rendezvous::store::{Store, StoreConfig};
+use anonchat_verifier::token::Gender;
+use common::{CANDIDATE, Client, OFFER, TestVerifier, recv, send};
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+
+/// Starts one instance with `tune`d settings on a store made for those settings.
+async fn boot<S: Store, F: Future<Output = S>>(
+    mk: &impl Fn(StoreConfig) -> F,
+    verifier: &TestVerifier,
+    tune: impl FnOnce(&mut Config),
+) -> (Running, S) {
+    let mut config = common::config();
+    tune(&mut config);
+    let store = mk(config.store_config()).await;
+    let running = anonchat_rendezvous::server::start(
+        config,
+        store.clone(),
+        anonchat_rendezvous::server::Keys::Fixed(verifier.keys()),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    (running, store)
+}
+
+/// Logs in two users and matches them; returns (waiting one, joiner, their `matched` frames).
+async fn pair(addr: std::net::SocketAddr, v: &TestVerifier) -> (Client, Client, Value, Value) {
+    let (mut a, _) = Client::login(addr, &v.device(Gender::Female)).await;
+    let (mut b, _) = Client::login(addr, &v.device(Gender::Male)).await;
+    a.join("alice", "any").await;
+    a.expect("queued").await;
+    b.join("bobby", "any").await;
+    let mb = b.expect("matched").await;
+    let ma = a.expect("matched").await;
+    (a, b, ma, mb)
+}
+
+async fn handshake_and_welcome<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |_| {}).await;
+    let (_ws, nonce) = Client::connect(server.addr).await;
+    assert_eq!(nonce.len(), 43, "base64url of 32 bytes, no padding");
+    let (_, welcome) = Client::login(server.addr, &v.device(Gender::Female)).await;
+    assert_eq!(welcome["daily_remaining"], 100);
+    assert_eq!(welcome["protocol"], 1);
+    assert_eq!(welcome["ice_servers"], json!([]));
+}
+
+async fn handshake_refusals<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |c| c.hello_timeout_seconds = 1).await;
+    let addr = server.addr;
+    let refuse = |hello: Value| async move {
+        let (mut ws, _) = Client::connect(addr).await;
+        send(&mut ws, hello).await;
+        let err = recv(&mut ws).await.unwrap();
+        assert!(recv(&mut ws).await.is_none(), "closed after the refusal");
+        err
+    };
+    let device = v.device(Gender::Male);
+    let other = v.device(Gender::Male);
+    // A token from an unknown verifier key.
+    let stranger = TestVerifier::new().device(Gender::Male);
+    let expired = v.device_with_ttl(Gender::Male, -3600);
+    let cases = [
+        (
+            json!({"type": "hello", "token": "garbage", "signature": "AAAA"}),
+            "invalid_token",
+        ),
+        (
+            json!({"type": "hello", "token": stranger.token, "signature": "AAAA"}),
+            "invalid_token",
+        ),
+        (
+            json!({"type": "hello", "token": expired.token, "signature": "AAAA"}),
+            "token_expired",
+        ),
+        (
+            json!({"type": "hello", "token": device.token, "signature": other.sign("wrong nonce")}),
+            "bad_signature",
+        ),
+        (
+            json!({"type": "hello", "token": device.token, "signature": "not base64 !!"}),
+            "bad_signature",
+        ),
+        (
+            json!({"type": "join", "profile": {"nickname": "x", "bio": "y"}, "want": "any"}),
+            "not_authenticated",
+        ),
+        (json!({"type": "hello"}), "bad_message"),
+    ];
+    for (hello, code) in cases {
+        let err = refuse(hello.clone()).await;
+        assert_eq!(
+            (err["type"].as_str(), err["code"].as_str()),
+            (Some("error"), Some(code)),
+            "{hello}: {err}"
+        );
+    }
+    // A stolen token is useless without the device key: signing the right nonce with another key.
+    let (mut ws, nonce) = Client::connect(addr).await;
+    send(
+        &mut ws,
+        json!({"type": "hello", "token": device.token, "signature": other.sign(&nonce)}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await.unwrap()["code"], "bad_signature");
+    // Silence: timeout after hello_timeout.
+    let (mut ws, _) = Client::connect(addr).await;
+    let err = recv(&mut ws).await.unwrap();
+    assert_eq!(err["code"], "timeout");
+}
+
+async fn whole_protocol<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |_| {}).await;
+    let (mut a, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
+    let (mut b, _) = Client::login(server.addr, &v.device(Gender::Male)).await;
+    a.send(json!({"type": "join", "profile": {"nickname": "alice", "bio": "likes jazz and chess"}, "want": "m",
+                  "interests": ["Jazz", "chess", "cats"], "transports": ["webrtc"]}))
+        .await;
+    assert_eq!(a.expect("queued").await["waiting"], 1);
+    let stats: Value = reqwest::get(format!("http://{}/v1/stats", server.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (stats["online"].as_u64(), stats["waiting"].as_u64()),
+        (Some(0).or(stats["online"].as_u64()), Some(1))
+    );
+    b.send(json!({"type": "join", "profile": {"nickname": "bobby", "bio": "here for jazz talk"}, "want": "f",
+                  "interests": ["chess", "JAZZ "], "transports": ["webrtc", "libp2p"]}))
+        .await;
+    let mb = b.expect("matched").await;
+    let ma = a.expect("matched").await;
+    assert_eq!(ma["match_id"], mb["match_id"]);
+    assert_eq!(
+        (ma["role"].as_str(), mb["role"].as_str()),
+        (Some("offerer"), Some("answerer"))
+    );
+    assert_eq!(ma["transport"], "webrtc", "only one side offers libp2p");
+    assert_eq!(
+        ma["partner"],
+        json!({"nickname": "bobby", "bio": "here for jazz talk", "gender": "M", "common_interests": ["chess", "jazz"]})
+    );
+    assert_eq!(mb["partner"]["nickname"], "alice");
+    assert_eq!(mb["partner"]["gender"], "F");
+    assert_ne!(ma["receipt"], mb["receipt"]);
+    for m in [&ma, &mb] {
+        let text = m.to_string();
+        assert!(
+            !text.contains("12D3KooW"),
+            "no device id is ever shown to a partner: {text}"
+        );
+    }
+    let id = ma["match_id"].as_str().unwrap();
+    // Signals go to the partner only, re-encoded from what was validated.
+    a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "offer", "sdp": OFFER}}))
+        .await;
+    let got = b.expect("signal").await;
+    assert_eq!(got["data"], json!({"kind": "offer", "sdp": OFFER}));
+    b.send(json!({"type": "signal", "match_id": id, "data": {"kind": "candidate", "candidate": CANDIDATE, "sdp_mid": "0", "sdp_m_line_index": 0}})).await;
+    assert_eq!(a.expect("signal").await["data"]["candidate"], CANDIDATE);
+    // A wrong match id is not relayed.
+    a.send(json!({"type": "signal", "match_id": "nope", "data": {"kind": "offer", "sdp": OFFER}}))
+        .await;
+    a.expect_error("not_in_match").await;
+    // Leave: the partner hears it.
+    a.send(json!({"type": "leave", "match_id": id})).await;
+    assert_eq!(b.expect("partner_left").await["match_id"], id);
+    // No immediate rematch with the previous partner: both wait.
+    a.join("alice", "any").await;
+    a.expect("queued").await;
+    b.join("bobby", "any").await;
+    b.expect("queued").await;
+    // Cancel.
+    b.send(json!({"type": "cancel"})).await;
+    b.expect("cancelled").await;
+    // Joining twice.
+    a.join("alice", "any").await;
+    a.expect_error("already_queued").await;
+    // Profiles are checked field by field.
+    b.send(json!({"type": "join", "profile": {"nickname": "bo", "bio": "here for jazz talk"}, "want": "any"})).await;
+    let err = b.expect_error("invalid_profile").await;
+    assert_eq!(err["field"], "nickname");
+}
+
+async fn dropped_socket_tells_the_partner<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |_| {}).await;
+    let (a, mut b, ma, _) = pair(server.addr, &v).await;
+    drop(a);
+    assert_eq!(b.expect("partner_left").await["match_id"], ma["match_id"]);
+    // A waiting user whose socket drops leaves no ghost in the queue.
+    let (mut c, _) = Client::login(server.addr, &v.device(Gender::Male)).await;
+    c.join("carol", "any").await;
+    c.expect("queued").await;
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stats: Value = reqwest::get(format!("http://{}/v1/stats", server.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["waiting"], 0);
+}
+
+async fn undisclosed_users_only_want_any<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |_| {}).await;
+    let (mut u, _) = Client::login(server.addr, &v.device(Gender::Undisclosed)).await;
+    u.join("unnamed", "f").await;
+    assert_eq!(u.expect_error("invalid_profile").await["field"], "want");
+    let (mut m, _) = Client::login(server.addr, &v.device(Gender::Male)).await;
+    m.join("marco", "f").await;
+    m.expect("queued").await;
+    u.join("unnamed", "any").await;
+    u.expect("queued").await;
+    let (mut w, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
+    w.join("wanda", "any").await;
+    assert_eq!(
+        w.expect("matched").await["partner"]["nickname"],
+        "marco",
+        "the longest waiting compatible user"
+    );
+}
+
+async fn receipts_report_and_block<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |c| c.report_threshold = 2).await;
+    let addr = server.addr;
+    let target = v.device(Gender::Male);
+    // Forged, foreign and missing receipts have no effect.
+    let (mut x, _) = Client::login(addr, &v.device(Gender::Female)).await;
+    for bad in [
+        "",
+        "forged",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        x.send(json!({"type": "report", "receipt": bad, "reason": "spam"}))
+            .await;
+        x.expect_error("invalid_receipt").await;
+    }
+    x.send(json!({"type": "report"})).await;
+    x.expect_error("bad_message").await;
+    // A real match; the target's own receipt cannot be used by someone else.
+    let (mut t, _) = Client::login(addr, &target).await;
+    t.join("target", "any").await;
+    t.expect("queued").await;
+    let (mut r1, _) = Client::login(addr, &v.device(Gender::Female)).await;
+    r1.join("reporter1", "any").await;
+    let m1 = r1.expect("matched").await;
+    let mt = t.expect("matched").await;
+    x.send(json!({"type": "report", "receipt": m1["receipt"], "reason": "stolen"}))
+        .await;
+    x.expect_error("invalid_receipt").await;
+    // One reporter, however often, bans no one.
+    for _ in 0..3 {
+        r1.send(json!({"type": "report", "receipt": m1["receipt"], "reason": "rude"}))
+            .await;
+        r1.expect("reported").await;
+    }
+    t.send(json!({"type": "leave", "match_id": mt["match_id"]}))
+        .await;
+    r1.expect("partner_left").await;
+    // The target still gets in: a second, different reporter is needed.
+    let (mut t2, _) = Client::login(addr, &target).await;
+    t2.join("target", "any").await;
+    t2.expect("queued").await;
+    let (mut r2, _) = Client::login(addr, &v.device(Gender::Female)).await;
+    r2.join("reporter2", "any").await;
+    let m2 = r2.expect("matched").await;
+    t2.expect("matched").await;
+    // Block: ends the current match, and the pair is never matched again.
+    r2.send(json!({"type": "block", "receipt": m2["receipt"]}))
+        .await;
+    r2.expect("blocked").await;
+    t2.expect("partner_left").await;
+    r2.send(json!({"type": "report", "receipt": m2["receipt"], "reason": "rude"}))
+        .await;
+    r2.expect("reported").await;
+    // Two unique reporters: banned at the next connection.
+    let (mut ws, nonce) = Client::connect(addr).await;
+    send(
+        &mut ws,
+        json!({"type": "hello", "token": target.token, "signature": target.sign(&nonce)}),
+    )
+    .await;
+    let err = recv(&mut ws).await.unwrap();
+    assert_eq!(err["code"], "banned", "{err}");
+    assert!(err["retry_after"].as_u64().unwrap() > 0);
+    // The block outlives the match: r2 and a fresh session of the blocked device never meet.
+    // (The device is banned now, so show it with another blocked pair.)
+    let (b1, b2) = (v.device(Gender::Female), v.device(Gender::Male));
+    let (mut c1, _) = Client::login(addr, &b1).await;
+    let (mut c2, _) = Client::login(addr, &b2).await;
+    c1.join("blocker", "any").await;
+    c1.expect("queued").await;
+    c2.join("blocked", "any").await;
+    let mc2 = c2.expect("matched").await;
+    let mc1 = c1.expect("matched").await;
+    c1.send(json!({"type": "block", "receipt": mc1["receipt"]}))
+        .await;
+    c1.expect("blocked").await;
+    c2.expect("partner_left").await;
+    let _ = mc2;
+    c1.send(json!({"type": "join", "profile": {"nickname": "blocker", "bio": "here to chat a bit"}, "want": "any"})).await;
+    c1.expect("queued").await;
+    c2.join("blocked", "any").await;
+    c2.expect("queued").await;
+}
+
+async fn only_signaling_is_relayed<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |_| {}).await;
+    let (mut a, mut b, ma, _) = pair(server.addr, &v).await;
+    let id = ma["match_id"].as_str().unwrap();
+    let audio = OFFER.replace(
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111",
+    );
+    for data in [
+        json!("hi! how are you? this is a chat message"),
+        json!({"kind": "msg", "text": "hello"}),
+        json!({"kind": "offer", "sdp": audio}),
+        json!({"kind": "offer", "sdp": format!("{OFFER}a=x-chat:hello there\r\nhow are you\r\n")}),
+        json!({"kind": "candidate", "candidate": "hello there"}),
+        json!({"kind": "libp2p", "peer_id": "hello", "addrs": ["/ip4/127.0.0.1/tcp/1"]}),
+        json!({"kind": "offer", "sdp": format!("{OFFER}a=x:{}\r\n", "y".repeat(20_000))}),
+    ] {
+        a.send(json!({"type": "signal", "match_id": id, "data": data}))
+            .await;
+        a.expect_error("not_signaling").await;
+    }
+    // 64 candidates pass, the 65th does not.
+    for _ in 0..64 {
+        a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "candidate", "candidate": CANDIDATE}})).await;
+    }
+    for _ in 0..64 {
+        b.expect("signal").await;
+    }
+    a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "candidate", "candidate": CANDIDATE}})).await;
+    a.expect_error("not_signaling").await;
+    b.quiet(300).await;
+    // A 100 KiB blob is over the frame limit: refused, and the socket is closed.
+    let blob = json!({"type": "signal", "match_id": id, "data": {"kind": "offer", "sdp": "x".repeat(100 * 1024)}});
+    a.ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        blob.to_string().into(),
+    ))
+    .await
+    .ok();
+    assert!(
+        recv(&mut a.ws)
+            .await
+            .is_none_or(|v| v["code"] == "bad_message")
+    );
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rendezvous_not_signaling_total{label=\"sdp\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("rendezvous_signals_forwarded_total 64"),
+        "{metrics}"
+    );
+}
+
+async fn signaling_window_closes<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |c| c.signal_window_seconds = 1).await;
+    let (mut a, mut b, ma, _) = pair(server.addr, &v).await;
+    let id = ma["match_id"].as_str().unwrap();
+    a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "offer", "sdp": OFFER}}))
+        .await;
+    b.expect("signal").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "answer", "sdp": OFFER}}))
+        .await;
+    let err = a.expect_error("not_signaling").await;
+    assert!(err["message"].as_str().unwrap().contains("window"), "{err}");
+    b.quiet(200).await;
+}
+
+async fn malformed_frames_never_break_the_server<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    use tokio_tungstenite::tungstenite::Message;
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |_| {}).await;
+    let (mut a, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
+    for frame in [
+        "not json",
+        "{}",
+        r#"{"type":"dance"}"#,
+        r#"{"type":"join"}"#,
+        r#"{"type":"hello","token":"t","signature":"s"}"#,
+        "[1,2,3]",
+        "null",
+    ] {
+        a.ws.send(Message::Text(frame.into())).await.unwrap();
+        a.expect_error("bad_message").await;
+    }
+    a.ws.send(Message::Binary(vec![1u8, 2, 3].into()))
+        .await
+        .unwrap();
+    a.expect_error("bad_message").await;
+    // Still usable after all that.
+    a.join("alice", "any").await;
+    a.expect("queued").await;
+    // A 1 MiB frame closes that socket, and only that one.
+    let (mut big, _) = Client::login(server.addr, &v.device(Gender::Male)).await;
+    big.ws
+        .send(Message::Text("x".repeat(1 << 20).into()))
+        .await
+        .ok();
+    assert!(
+        recv(&mut big.ws)
+            .await
+            .is_none_or(|v| v["code"] == "bad_message")
+    );
+    // A garbage hello on a fresh socket.
+    let (mut ws, _) = Client::connect(server.addr).await;
+    ws.send(Message::Text("\u{0}\u{1}garbage".into()))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut ws).await.unwrap()["code"], "bad_message");
+    // Meanwhile others are served.
+    let (mut b, _) = Client::login(server.addr, &v.device(Gender::Male)).await;
+    b.join("bobby", "any").await;
+    b.expect("matched").await;
+    a.expect("matched").await;
+}
+
+async fn rate_limits<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |c| {
+        c.rate_limit_per_minute = 3;
+        c.frames_per_second = 2;
+    })
+    .await;
+    let (mut a, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
+    for _ in 0..6 {
+        a.send(json!({"type": "cancel"})).await;
+    }
+    let mut limited = 0;
+    for _ in 0..6 {
+        let f = a.recv().await;
+        if f["code"] == "rate_limited" {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 1, "a burst over the frame rate is refused");
+    // New sockets per IP: the 4th within the minute gets 429.
+    let _b = Client::login(server.addr, &v.device(Gender::Male)).await;
+    let _c = Client::login(server.addr, &v.device(Gender::Male)).await;
+    let err = tokio_tungstenite::connect_async(format!("ws://{}/v1/ws", server.addr))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("429"), "{err}");
+}
+
+async fn http_endpoints_and_admin<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |c| {
+        c.admin_token = Some("s3cret-admin".into());
+        c.report_threshold = 1;
+    })
+    .await;
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    assert_eq!(
+        http.get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http.get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let (mut a, mut b, ma, _) = pair(server.addr, &v).await;
+    let stats: Value = http
+        .get(format!("{base}/v1/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["waiting"], 0);
+    for (auth, status) in [
+        (None, 401),
+        (Some("Bearer wrong"), 401),
+        (Some("s3cret-admin"), 401),
+        (Some("Bearer s3cret-admin"), 200),
+    ] {
+        let mut req = http.get(format!("{base}/v1/admin/metrics"));
+        if let Some(a) = auth {
+            req = req.header("authorization", a);
+        }
+        assert_eq!(req.send().await.unwrap().status(), status, "{auth:?}");
+    }
+    // Ban b through a report (threshold 1), then unban by peer id.
+    let b_device = v.device(Gender::Male);
+    let (mut c, _) = Client::login(server.addr, &b_device).await;
+    a.send(json!({"type": "leave", "match_id": ma["match_id"]}))
+        .await;
+    b.expect("partner_left").await;
+    a.join("alice", "any").await;
+    a.expect("queued").await;
+    c.join("carol", "any").await;
+    c.expect("matched").await;
+    let m = a.expect("matched").await;
+    a.send(json!({"type": "report", "receipt": m["receipt"], "reason": "abuse"}))
+        .await;
+    a.expect("reported").await;
+    let (mut ws, nonce) = Client::connect(server.addr).await;
+    send(
+        &mut ws,
+        json!({"type": "hello", "token": b_device.token, "signature": b_device.sign(&nonce)}),
+    )
+    .await;
+    assert_eq!(recv(&mut ws).await.unwrap()["code"], "banned");
+    let unban = |auth: &'static str| {
+        http.post(format!("{base}/v1/admin/unban"))
+            .header("authorization", auth)
+            .json(&json!({"peer_id": b_device.peer_id}))
+            .send()
+    };
+    assert_eq!(unban("Bearer nope").await.unwrap().status(), 401);
+    let r: Value = unban("Bearer s3cret-admin")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["unbanned"], true);
+    Client::login(server.addr, &b_device).await;
+    let reset = http
+        .post(format!("{base}/v1/admin/reset"))
+        .header("authorization", "Bearer s3cret-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reset.status(), 200);
+}
+
+async fn admin_is_off_without_a_token<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |_| {}).await;
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/v1/admin/reset", server.addr))
+        .header("authorization", "Bearer ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
+
+async fn shutdown_tells_clients<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, store) = boot(&mk, &v, |_| {}).await;
+    let (mut a, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
+    a.join("alice", "any").await;
+    a.expect("queued").await;
+    server.shutdown().await.unwrap();
+    let bye = a.expect_error("shutting_down").await;
+    assert_eq!(bye["retry_after"], 1);
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        0,
+        "its tickets left with it"
+    );
+}
+
+async fn two_instances_share_one_store<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    let v = TestVerifier::new();
+    let (one, store) = boot(&mk, &v, |c| c.heartbeat_ttl_seconds = 1).await;
+    let two = anonchat_rendezvous::server::start(
+        Config {
+            heartbeat_ttl_seconds: 1,
+            ..common::config()
+        },
+        store.clone(),
+        anonchat_rendezvous::server::Keys::Fixed(v.keys()),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let (mut a, _) = Client::login(one.addr, &v.device(Gender::Female)).await;
+    let (mut b, _) = Client::login(two.addr, &v.device(Gender::Male)).await;
+    a.join("alice", "any").await;
+    a.expect("queued").await;
+    b.join("bobby", "any").await;
+    let mb = b.expect("matched").await;
+    let ma = a.expect("matched").await;
+    assert_eq!(ma["match_id"], mb["match_id"]);
+    let id = ma["match_id"].as_str().unwrap();
+    a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "offer", "sdp": OFFER}}))
+        .await;
+    assert_eq!(b.expect("signal").await["data"]["kind"], "offer");
+    b.send(json!({"type": "signal", "match_id": id, "data": {"kind": "answer", "sdp": OFFER}}))
+        .await;
+    assert_eq!(a.expect("signal").await["data"]["kind"], "answer");
+    let stats: Value = reqwest::get(format!("http://{}/v1/stats", one.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let _ = stats;
+    let stats: Value = reqwest::get(format!("http://{}/v1/stats", two.addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stats["online"], 2,
+        "online is counted across instances: {stats}"
+    );
+    drop(b);
+    a.expect("partner_left").await;
+    // An instance that stops cleanly takes its waiting users' tickets with it.
+    let (mut w, _) = Client::login(two.addr, &v.device(Gender::Male)).await;
+    w.join("walter", "m").await;
+    w.expect("queued").await;
+    two.shutdown().await.unwrap();
+    w.expect_error("shutting_down").await;
+    assert_eq!(store.stats().await.unwrap().waiting, 0);
+}
+
+/// An instance killed outright (SIGKILL, no goodbye): its waiting users are never matched, and
+/// their tickets are cleaned once its heartbeat has expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_instance_leaves_no_ghosts() {
+    let redis = common::RedisServer::start();
+    let v = TestVerifier::new();
+    let dir = std::env::temp_dir().join(format!("anonchat-rdv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::to_vec(&anonchat_verifier::token::Jwks {
+            keys: vec![v.key.public_jwk()],
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut doomed = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"))
+        .arg("serve")
+        .env("RENDEZVOUS_ADDR", format!("127.0.0.1:{port}"))
+        .env("REDIS_URL", &redis.url)
+        .env("SERVER_SECRET", "test secret")
+        .env("VERIFIER_JWKS_FILE", &jwks)
+        .env("HEARTBEAT_TTL_SECONDS", "1")
+        .env("RATE_LIMIT_PER_MINUTE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rendezvous binary did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (mut ghost, _) = Client::login(addr, &v.device(Gender::Male)).await;
+    ghost.join("ghost", "any").await;
+    ghost.expect("queued").await;
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+
+    let store = common::redis(
+        &redis,
+        Config {
+            heartbeat_ttl_seconds: 1,
+            ..common::config()
+        }
+        .store_config(),
+    )
+    .await;
+    let alive = anonchat_rendezvous::server::start(
+        Config {
+            heartbeat_ttl_seconds: 1,
+            ..common::config()
+        },
+        store.clone(),
+        anonchat_rendezvous::server::Keys::Fixed(v.keys()),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        1,
+        "the ghost's ticket is still there"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await; // past the dead instance's heartbeat TTL
+    let (mut c, _) = Client::login(alive.addr, &v.device(Gender::Female)).await;
+    c.join("carol", "any").await;
+    c.expect("queued").await;
+    c.quiet(300).await;
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        1,
+        "the ghost is gone, carol waits"
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// A nickname that carries a number in consonants: digits can spell things a profanity filter
+/// rightly refuses ("user0069" was one).
+fn nickname(i: usize) -> String {
+    let digits: String = format!("{i:04}")
+        .bytes()
+        .map(|d| b"bdhjlmnqvz"[(d - b'0') as usize] as char)
+        .collect();
+    format!("user{digits}")
+}
+
+fn index(nickname: &str) -> usize {
+    nickname[4..].bytes().fold(0, |n, c| {
+        n * 10 + b"bdhjlmnqvz".iter().position(|&x| x == c).unwrap()
+    })
+}
+
+/// 2,000 real WebSocket clients with random genders and preferences join at once.
+async fn two_thousand_clients<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    use rand::Rng;
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |_| {}).await;
+    let n = 2000;
+    let mut rng = rand::thread_rng();
+    let people: Vec<(Gender, &str)> = (0..n)
+        .map(|_| {
+            let g = [Gender::Male, Gender::Female, Gender::Undisclosed][rng.gen_range(0..3)];
+            let w = if g == Gender::Undisclosed {
+                "any"
+            } else {
+                ["any", "m", "f"][rng.gen_range(0..3)]
+            };
+            (g, w)
+        })
+        .collect();
+    let mut clients = Vec::new();
+    for (g, _) in &people {
+        clients.push(Client::login(server.addr, &v.device(*g)).await.0);
+    }
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .zip(people.clone())
+        .enumerate()
+        .map(|(i, (mut c, (_, want)))| {
+            tokio::spawn(async move {
+                c.join(&nickname(i), want).await;
+                let first = c.recv().await;
+                (i, c, first)
+            })
+        })
+        .collect();
+    let mut waiting = Vec::new();
+    let mut partner_of = std::collections::HashMap::new();
+    for t in tasks {
+        let (i, c, first) = t.await.unwrap();
+        match first["type"].as_str().unwrap() {
+            "matched" => {
+                partner_of.insert(i, index(first["partner"]["nickname"].as_str().unwrap()));
+            }
+            "queued" => waiting.push((i, c)),
+            other => panic!("{other}: {first}"),
+        }
+    }
+    // Those who were queued may have been matched since: read what they got.
+    let mut still = Vec::new();
+    for (i, mut c) in waiting {
+        match tokio::time::timeout(Duration::from_millis(100), recv(&mut c.ws)).await {
+            Ok(Some(m)) if m["type"] == "matched" => {
+                partner_of.insert(i, index(m["partner"]["nickname"].as_str().unwrap()));
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => still.push(i),
+        }
+    }
+    let accepts = |want: &str, g: Gender| {
+        want == "any" || (want == "m" && g == Gender::Male) || (want == "f" && g == Gender::Female)
+    };
+    let compatible =
+        |a: usize, b: usize| accepts(people[a].1, people[b].0) && accepts(people[b].1, people[a].0);
+    for (&a, &b) in &partner_of {
+        assert_eq!(
+            partner_of.get(&b),
+            Some(&a),
+            "{a} and {b} disagree about their match"
+        );
+        assert!(compatible(a, b), "{a} and {b} broke a preference");
+    }
+    for (k, &a) in still.iter().enumerate() {
+        for &b in &still[k + 1..] {
+            assert!(!compatible(a, b), "{a} and {b} were both left waiting");
+        }
+    }
+    assert_eq!(
+        partner_of.len() + still.len(),
+        n,
+        "everyone was matched once or is waiting"
+    );
+}
+
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(|c| async move { crate::common::memory(c) }).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = crate::common::RedisServer::start();
+                    let url = server.url.clone();
+                    super::$name(move |c| {
+                        let url = url.clone();
+                        async move { anonchat_rendezvous::store::redis::RedisStore::connect(&url, c).await.unwrap() }
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
+}
+
+both_stores! {
+    handshake_and_welcome,
+    handshake_refusals,
+    whole_protocol,
+    dropped_socket_tells_the_partner,
+    undisclosed_users_only_want_any,
+    receipts_report_and_block,
+    only_signaling_is_relayed,
+    signaling_window_closes,
+    malformed_frames_never_break_the_server,
+    rate_limits,
+    http_endpoints_and_admin,
+    admin_is_off_without_a_token,
+    shutdown_tells_clients,
+    two_instances_share_one_store,
+    two_thousand_clients,
+}
