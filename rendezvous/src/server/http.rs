@@ -98,14 +98,17 @@ async fn metrics<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
 
 /// Admin requests need `Authorization: Bearer $ADMIN_TOKEN`, compared in constant time; with no
 /// token configured the admin API does not exist.
-fn admin<S: Store>(shared: &Shared<S>, headers: &HeaderMap) -> Result<(), Response> {
+fn admin<S: Store>(
+    shared: &Shared<S>,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, &'static str)> {
     let Some(expected) = shared
         .config
         .admin_token
         .as_deref()
         .filter(|t| !t.is_empty())
     else {
-        return Err((StatusCode::NOT_FOUND, "admin API disabled").into_response());
+        return Err((StatusCode::NOT_FOUND, "admin API disabled"));
     };
     let given = headers
         .get(header::AUTHORIZATION)

@@ -92,7 +92,9 @@ impl Hub {
         let tx = self.lock().get(envelope.to()).cloned();
         match tx {
             Some(tx) => tx.try_send(envelope).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => Box::new(e),
+                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => {
+                    Box::new(e)
+                }
             }),
             None => Err(Box::new(envelope)),
         }
