@@ -10,8 +10,9 @@ use anonchat_verifier::token::Gender;
 
 use crate::proto::Want;
 
-/// Waiting users who joined within this many milliseconds of each other count as having waited
-/// equally long; among them, more shared interests win.
+/// Waiting users who joined in the same bucket of this many milliseconds (fixed boundaries:
+/// `joined_ms / TIE_WINDOW_MS`) count as having waited equally long; among them, more shared
+/// interests win.
 pub const TIE_WINDOW_MS: u64 = 1000;
 
 /// One side of a possible match.

@@ -125,7 +125,8 @@ async fn interests_break_ties_and_are_shared<S: Store>(store: S) {
     b.interests = vec!["jazz".into(), "chess".into()];
     let mut c = ticket("sc", "pc", Gender::Male, Want::Any);
     c.interests = vec!["chess".into(), "jazz".into()];
-    let t = now_ms();
+    // Inside one tie bucket (buckets are whole seconds), not straddling a boundary.
+    let t = now_ms() / 1000 * 1000 + 100;
     store.join(&a, t).await.unwrap();
     store.join(&b, t + 10).await.unwrap();
     match store.join(&c, t + 20).await.unwrap() {
@@ -140,6 +141,40 @@ async fn interests_break_ties_and_are_shared<S: Store>(store: S) {
             assert_eq!(common_interests, vec!["chess", "jazz"]);
         }
         other => panic!("{other:?}"),
+    }
+}
+
+async fn same_millisecond_joins_keep_their_order<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    let t = now_ms();
+    // Session names sort the other way round, so an order by name would show.
+    for round in 0..20 {
+        let first = ticket(
+            &format!("z{round}"),
+            &format!("pz{round}"),
+            Gender::Male,
+            Want::F,
+        );
+        let second = ticket(
+            &format!("a{round}"),
+            &format!("pa{round}"),
+            Gender::Undisclosed,
+            Want::Any,
+        );
+        store.join(&first, t).await.unwrap();
+        store.join(&second, t).await.unwrap();
+        let joiner = ticket(
+            &format!("w{round}"),
+            &format!("pw{round}"),
+            Gender::Female,
+            Want::Any,
+        );
+        let partner = matched(&store, &joiner).await.expect("a partner");
+        assert_eq!(
+            partner.session, first.session,
+            "the one who came first, even in the same millisecond"
+        );
+        store.cancel(&second.session).await.unwrap();
     }
 }
 
@@ -424,6 +459,7 @@ suite! {
     preferences_blocks_self_and_last_partner => super::config(),
     interests_break_ties_and_are_shared => super::config(),
     cancel_removes_from_the_queue => super::config(),
+    same_millisecond_joins_keep_their_order => super::config(),
     reports_ban_at_the_threshold_and_count_once_per_reporter => super::config(),
     daily_limit_stops_joining => super::limited(),
     tickets_of_dead_instances_are_never_matched => super::config(),

@@ -1,4 +1,6 @@
 -- One atomic join (see store/redis.rs). KEYS[1] = the queue; every key shares its hash tag.
+-- The queue is ordered by a strict arrival sequence (two joins in one millisecond keep their
+-- order); each ticket is a hash: `json` (the ticket) and `joined` (ms, for the tie window).
 -- ARGV: ticket JSON, now ms, scan, daily limit, day, count TTL s, last-partner TTL s,
 --       ticket TTL s, tie window ms.
 local P = string.sub(KEYS[1], 1, -6)  -- '{ac}:' from '{ac}:queue'
@@ -26,13 +28,14 @@ local mine = {}
 for _, i in ipairs(ticket.interests) do mine[i] = true end
 local my_last = redis.call('GET', P .. 'last:' .. me)
 
-local entries = redis.call('ZRANGE', KEYS[1], 0, scan - 1, 'WITHSCORES')
+local entries = redis.call('ZRANGE', KEYS[1], 0, scan - 1, 'WITHSCORES')  -- oldest first
 local alive = {}
 local best, best_bucket, best_shared, best_raw
 for k = 1, #entries, 2 do
-  local session, joined = entries[k], tonumber(entries[k + 1])
-  local raw = redis.call('GET', P .. 't:' .. session)
-  if not raw then
+  local session = entries[k]
+  local fields = redis.call('HMGET', P .. 't:' .. session, 'json', 'joined')
+  local raw, joined = fields[1], tonumber(fields[2])
+  if not raw or not joined then
     redis.call('ZREM', KEYS[1], session)
   else
     local other = cjson.decode(raw)
@@ -77,7 +80,10 @@ if best then
   return cjson.encode({matched = best_raw})
 end
 
-redis.call('ZADD', KEYS[1], 'NX', now, ticket.session)
+local seq = redis.call('INCR', P .. 'seq')
+redis.call('EXPIRE', P .. 'seq', ticket_ttl)
+redis.call('ZADD', KEYS[1], 'NX', seq, ticket.session)
 redis.call('EXPIRE', KEYS[1], ticket_ttl)
-redis.call('SET', P .. 't:' .. ticket.session, ARGV[1], 'EX', ticket_ttl)
+redis.call('HSET', P .. 't:' .. ticket.session, 'json', ARGV[1], 'joined', now)
+redis.call('EXPIRE', P .. 't:' .. ticket.session, ticket_ttl)
 return cjson.encode({queued = redis.call('ZCARD', KEYS[1])})

@@ -1,7 +1,8 @@
 //! The Redis store: several rendezvous instances share one Redis.
 //!
 //! Every key lives under one hash tag (`{ac}:…`), so every script runs on one Redis Cluster
-//! slot. A join is one Lua script, one round trip: it scans the oldest waiting tickets, applies
+//! slot. The queue is a sorted set ordered by a strict arrival sequence; each ticket is a hash
+//! (`json`, `joined` in ms). A join is one Lua script, one round trip: it scans the oldest waiting tickets, applies
 //! the matcher's rules (the same as [`crate::matcher`], held to the same tests) and either takes
 //! the partner out of the queue or enqueues. Each instance keeps a heartbeat key alive; a ticket
 //! whose instance's heartbeat is gone is a ghost, never matched, and cleaned when seen.

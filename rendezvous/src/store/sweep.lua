@@ -4,7 +4,7 @@ local P = string.sub(KEYS[1], 1, -6)
 local entries = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
 local removed = 0
 for _, session in ipairs(entries) do
-  local raw = redis.call('GET', P .. 't:' .. session)
+  local raw = redis.call('HGET', P .. 't:' .. session, 'json')
   local drop = not raw
   if raw then
     local instance = cjson.decode(raw).instance
