@@ -56,7 +56,13 @@ async fn ws<S: Store>(
     if *shared.shutdown.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
+    // Small buffers: most sockets sit idle in the queue, and the default 128 KiB read buffer
+    // per socket would dominate the server's memory. Frames up to the limit still fit: the
+    // buffer grows for the rare large one.
     upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_FRAME_BYTES * 4)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| super::session::run(shared, socket))

@@ -64,14 +64,15 @@ impl Envelope {
     }
 }
 
-/// This instance's connected sessions.
+/// This instance's connected sessions. Envelopes travel boxed: a channel allocates a block of
+/// slots up front, and an idle socket should not hold a block of full-size envelopes.
 #[derive(Default)]
 pub struct Hub {
-    sessions: Mutex<HashMap<String, mpsc::Sender<Envelope>>>,
+    sessions: Mutex<HashMap<String, mpsc::Sender<Box<Envelope>>>>,
 }
 
 impl Hub {
-    pub fn insert(&self, session: String, tx: mpsc::Sender<Envelope>) {
+    pub fn insert(&self, session: String, tx: mpsc::Sender<Box<Envelope>>) {
         self.lock().insert(session, tx);
     }
 
@@ -91,16 +92,14 @@ impl Hub {
     pub fn deliver(&self, envelope: Envelope) -> Result<(), Box<Envelope>> {
         let tx = self.lock().get(envelope.to()).cloned();
         match tx {
-            Some(tx) => tx.try_send(envelope).map_err(|e| match e {
-                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => {
-                    Box::new(e)
-                }
+            Some(tx) => tx.try_send(Box::new(envelope)).map_err(|e| match e {
+                mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e) => e,
             }),
             None => Err(Box::new(envelope)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Envelope>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<Box<Envelope>>>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

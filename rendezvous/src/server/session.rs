@@ -236,7 +236,7 @@ impl<S: Store> Conn<S> {
         self.send(ServerMessage::error(code, message)).await
     }
 
-    async fn serve(&mut self, mut rx: mpsc::Receiver<Envelope>) {
+    async fn serve(&mut self, mut rx: mpsc::Receiver<Box<Envelope>>) {
         let idle = Duration::from_secs(self.shared.config.idle_timeout_seconds.max(1));
         let mut ping = tokio::time::interval(PING_EVERY.min(idle / 2));
         let mut shutdown = self.shared.shutdown.clone();
@@ -258,7 +258,7 @@ impl<S: Store> Conn<S> {
                     }
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => false,
                 },
-                Some(envelope) = rx.recv() => self.on_envelope(envelope).await,
+                Some(envelope) = rx.recv() => self.on_envelope(*envelope).await,
                 _ = ping.tick() => {
                     if last_seen.elapsed() > idle {
                         self.error(ErrorCode::Timeout, "no frame for too long").await;

@@ -1,0 +1,369 @@
+//! Rendezvous load generator: real WebSocket clients with real tokens against the real
+//! `anonchat-rendezvous` binary, run as its own process so its memory can be read.
+//!
+//! `cargo build --release -p anonchat-rendezvous && cargo run --release --example bench_rendezvous -- [OPTIONS]`
+//!   --store memory|redis   the store (redis: a private redis-server on a Unix socket)
+//!   --pairs N              pairs matched at once for the throughput run (default 5000)
+//!   --rate R --seconds S   paced run: R matches/s for S s, join→matched latency (default 1000, 10)
+//!   --idle N,N,...         idle authenticated connections for the memory run (default 10000)
+//!   --bin PATH             the server binary (default target/release/anonchat-rendezvous)
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anonchat_rendezvous::proto::HELLO_CONTEXT;
+use anonchat_verifier::token::{Gender, Jwks, SigningKey, unix_now};
+use anyhow::{Context, bail};
+use base64::Engine;
+use ed25519_dalek::Signer;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+struct Opts {
+    store: String,
+    pairs: usize,
+    rate: u64,
+    seconds: u64,
+    idle: Vec<usize>,
+    bin: String,
+}
+
+fn opts() -> anyhow::Result<Opts> {
+    let mut o = Opts {
+        store: "memory".into(),
+        pairs: 5000,
+        rate: 1000,
+        seconds: 10,
+        idle: vec![10_000],
+        bin: "target/release/anonchat-rendezvous".into(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--store" => o.store = val()?,
+            "--pairs" => o.pairs = val()?.parse()?,
+            "--rate" => o.rate = val()?.parse()?,
+            "--seconds" => o.seconds = val()?.parse()?,
+            "--idle" => {
+                o.idle = val()?
+                    .split(',')
+                    .map(|n| n.parse())
+                    .collect::<Result<_, _>>()?
+            }
+            "--bin" => o.bin = val()?,
+            other => bail!("unknown option {other}"),
+        }
+    }
+    Ok(o)
+}
+
+/// Lets this process and the server it starts hold many sockets.
+fn raise_fd_limit(n: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: n,
+    };
+    // SAFETY: setrlimit only reads the struct; failure just leaves the old limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+        eprintln!("could not raise the file limit to {n}; large runs may fail");
+    }
+}
+
+struct Server {
+    child: Child,
+    redis: Option<Child>,
+    addr: SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        if let Some(r) = &mut self.redis {
+            let _ = r.kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Server {
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+async fn start_server(o: &Opts, verifier: &SigningKey) -> anyhow::Result<Server> {
+    let dir = std::env::temp_dir().join(format!("anonchat-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::to_vec(&Jwks {
+            keys: vec![verifier.public_jwk()],
+        })?,
+    )?;
+    let mut redis = None;
+    let mut cmd = Command::new(&o.bin);
+    if o.store == "redis" {
+        let sock = dir.join("redis.sock");
+        redis = Some(
+            Command::new("redis-server")
+                .args(["--port", "0", "--unixsocket"])
+                .arg(&sock)
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::null())
+                .spawn()
+                .context("redis-server")?,
+        );
+        while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        cmd.env("REDIS_URL", format!("redis+unix://{}", sock.display()));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = cmd
+        .arg("serve")
+        .env("RENDEZVOUS_ADDR", format!("127.0.0.1:{port}"))
+        .env("VERIFIER_JWKS_FILE", &jwks)
+        .env("SERVER_SECRET", "bench secret")
+        .env("RATE_LIMIT_PER_MINUTE", "0")
+        .env("DAILY_MATCH_LIMIT", "1000000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "starting {} (build it with cargo build --release -p anonchat-rendezvous)",
+                o.bin
+            )
+        })?;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("the server did not start");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Server {
+        child,
+        redis,
+        addr,
+        dir,
+    })
+}
+
+/// A logged-in client, connecting from `source` (a 127.0.0.x address, to spread the ports).
+async fn login(
+    addr: SocketAddr,
+    source: IpAddr,
+    verifier: &SigningKey,
+    gender: Gender,
+) -> anyhow::Result<Ws> {
+    let device = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let (token, _) = verifier.issue("bench", &device.verifying_key(), gender, unix_now(), 3600)?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let stream = socket.connect(addr).await?;
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/v1/ws"), stream).await?;
+    let challenge = next(&mut ws).await?;
+    let nonce = challenge["nonce"].as_str().context("challenge")?;
+    let sig = device.sign(format!("{HELLO_CONTEXT}{nonce}").as_bytes());
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes());
+    ws.send(Message::Text(
+        json!({"type": "hello", "token": token, "signature": sig})
+            .to_string()
+            .into(),
+    ))
+    .await?;
+    let welcome = next(&mut ws).await?;
+    if welcome["type"] != "welcome" {
+        bail!("not welcomed: {welcome}");
+    }
+    Ok(ws)
+}
+
+async fn next(ws: &mut Ws) -> anyhow::Result<Value> {
+    loop {
+        match ws.next().await.context("closed")?? {
+            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
+            Message::Close(_) => bail!("closed"),
+            _ => continue,
+        }
+    }
+}
+
+fn join_frame(want: &str) -> Message {
+    Message::Text(json!({"type": "join", "profile": {"nickname": "bencher", "bio": "benchmarking the queue"}, "want": want}).to_string().into())
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> f64 {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Logs in `n` clients, `concurrency` handshakes at a time.
+async fn login_many(
+    addr: SocketAddr,
+    verifier: &SigningKey,
+    n: usize,
+    gender: Gender,
+    sources: &[IpAddr],
+) -> anyhow::Result<Vec<Ws>> {
+    let mut out = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(256) {
+        let logins = chunk
+            .iter()
+            .map(|&i| login(addr, sources[i % sources.len()], verifier, gender));
+        for ws in futures_util::future::join_all(logins).await {
+            out.push(ws?);
+        }
+    }
+    Ok(out)
+}
+
+/// All pairs join at once: waiting side first, then the joiners; matches per second.
+async fn throughput(server: &Server, verifier: &SigningKey, pairs: usize) -> anyhow::Result<()> {
+    let sources: Vec<IpAddr> = (1..=4)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+        .collect();
+    let waiting = login_many(server.addr, verifier, pairs, Gender::Female, &sources).await?;
+    let joiners = login_many(server.addr, verifier, pairs, Gender::Male, &sources).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut w, mut j) in waiting.into_iter().zip(joiners) {
+        tasks.push(tokio::spawn(async move {
+            w.send(join_frame("m")).await?;
+            j.send(join_frame("f")).await?;
+            // Both sides must hear `matched`; with all pairs in flight any partner will do.
+            for ws in [&mut w, &mut j] {
+                loop {
+                    let m = next(ws).await?;
+                    if m["type"] == "matched" {
+                        break;
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((w, j))
+        }));
+    }
+    let mut keep = Vec::new();
+    for t in tasks {
+        keep.push(t.await??);
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "| throughput | {pairs} pairs at once | {:.0} matches/s | all matched in {:.0} ms |",
+        pairs as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+/// A paced run: `rate` matches per second; latency from the joiner's `join` to its `matched`.
+async fn paced(
+    server: &Server,
+    verifier: &SigningKey,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let n = (rate * seconds) as usize;
+    let sources: Vec<IpAddr> = (1..=4)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+        .collect();
+    let mut waiting = login_many(server.addr, verifier, n, Gender::Female, &sources).await?;
+    let joiners = login_many(server.addr, verifier, n, Gender::Male, &sources).await?;
+    // The waiting side queues first (not measured).
+    for w in waiting.iter_mut() {
+        w.send(join_frame("m")).await?;
+        let q = next(w).await?;
+        if q["type"] != "queued" && q["type"] != "matched" {
+            bail!("{q}");
+        }
+    }
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for (i, mut j) in joiners.into_iter().enumerate() {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            j.send(join_frame("f")).await?;
+            loop {
+                if next(&mut j).await?["type"] == "matched" {
+                    return Ok::<_, anyhow::Error>((t.elapsed(), j));
+                }
+            }
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut keep = Vec::new();
+    for t in tasks {
+        let (d, j) = t.await??;
+        lat.push(d);
+        keep.push(j);
+    }
+    let achieved = n as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "| paced | {rate}/s for {seconds} s ({achieved:.0}/s achieved) | p50 {:.2} ms | p99 {:.2} ms |",
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99)
+    );
+    drop(waiting);
+    Ok(())
+}
+
+/// RSS of the server per idle authenticated connection.
+async fn idle(server: &Server, verifier: &SigningKey, n: usize) -> anyhow::Result<()> {
+    let sources: Vec<IpAddr> = (1..=8)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 1, i)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.rss_kib();
+    let clients = login_many(server.addr, verifier, n, Gender::Female, &sources).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = server.rss_kib();
+    println!(
+        "| idle | {n} authenticated connections | RSS {before} → {after} KiB | {:.1} KiB per connection |",
+        (after.saturating_sub(before)) as f64 / n as f64
+    );
+    drop(clients);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let o = opts()?;
+    raise_fd_limit(300_000); // refused in sandboxes without CAP_SYS_RESOURCE: then the hard limit holds
+    let verifier = SigningKey::generate();
+    println!(
+        "store: {}\n\n| run | load | result | detail |\n|---|---|---|---|",
+        o.store
+    );
+    for &n in &o.idle {
+        let server = start_server(&o, &verifier).await?;
+        idle(&server, &verifier, n).await?;
+    }
+    let server = start_server(&o, &verifier).await?;
+    throughput(&server, &verifier, o.pairs).await?;
+    drop(server);
+    let server = start_server(&o, &verifier).await?;
+    paced(&server, &verifier, o.rate, o.seconds).await?;
+    let _ = LOCAL;
+    Ok(())
+}
