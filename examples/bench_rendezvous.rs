@@ -84,8 +84,10 @@ struct Server {
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
         if let Some(r) = &mut self.redis {
             let _ = r.kill();
+            let _ = r.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -104,7 +106,9 @@ impl Server {
 }
 
 async fn start_server(o: &Opts, verifier: &SigningKey) -> anyhow::Result<Server> {
-    let dir = std::env::temp_dir().join(format!("anonchat-bench-{}", std::process::id()));
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("anonchat-bench-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let jwks = dir.join("jwks.json");
     std::fs::write(
@@ -198,8 +202,17 @@ async fn login(
 
 async fn next(ws: &mut Ws) -> anyhow::Result<Value> {
     loop {
-        match ws.next().await.context("closed")?? {
-            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
+        let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
+            .await
+            .context("no frame for 60 s")?;
+        match frame.context("closed")?? {
+            Message::Text(t) => {
+                let v: Value = serde_json::from_str(&t)?;
+                if v["type"] == "error" {
+                    bail!("the server answered {v}");
+                }
+                return Ok(v);
+            }
             Message::Close(_) => bail!("closed"),
             _ => continue,
         }

@@ -70,7 +70,9 @@ pub fn normalise(interest: &str) -> String {
 
 /// Picks the partner for `me` among the first `scan` waiting users (oldest first, with the time
 /// they joined in milliseconds): the longest-waiting compatible one, shared interests breaking
-/// ties within [`TIE_WINDOW_MS`]. Returns its index in `waiting`.
+/// ties within [`TIE_WINDOW_MS`]. Returns its index in `waiting`. The scan stops at the first
+/// user in a later tie bucket than the best so far, or at a best that shares every interest, so
+/// a join usually costs a few comparisons.
 pub fn choose<'a>(
     me: &Seat<'_>,
     waiting: impl IntoIterator<Item = (u64, Seat<'a>)>,
@@ -78,10 +80,14 @@ pub fn choose<'a>(
 ) -> Option<usize> {
     let mut best: Option<(usize, u64, usize)> = None; // (index, joined bucket, shared interests)
     for (i, (joined_ms, other)) in waiting.into_iter().take(scan).enumerate() {
+        let bucket = joined_ms / TIE_WINDOW_MS;
+        // Oldest first: once past the best candidate's tie bucket, nobody later can win.
+        if best.is_some_and(|(_, b, _)| bucket > b) {
+            break;
+        }
         if !compatible(me, &other) {
             continue;
         }
-        let bucket = joined_ms / TIE_WINDOW_MS;
         let shared = common_interests(me.interests, other.interests).len();
         let better = match best {
             None => true,
@@ -91,6 +97,10 @@ pub fn choose<'a>(
         };
         if better {
             best = Some((i, bucket, shared));
+            // Sharing every interest cannot be beaten.
+            if shared >= me.interests.len() {
+                break;
+            }
         }
     }
     best.map(|(i, _, _)| i)

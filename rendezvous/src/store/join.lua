@@ -24,8 +24,8 @@ end
 local function undisclosed_ok(t)
   return t.gender ~= 'U' or t.want == 'any'
 end
-local mine = {}
-for _, i in ipairs(ticket.interests) do mine[i] = true end
+local mine, wanted = {}, 0
+for _, i in ipairs(ticket.interests) do mine[i] = true; wanted = wanted + 1 end
 local my_last = redis.call('GET', P .. 'last:' .. me)
 
 local entries = redis.call('ZRANGE', KEYS[1], 0, scan - 1, 'WITHSCORES')  -- oldest first
@@ -35,6 +35,10 @@ for k = 1, #entries, 2 do
   local session = entries[k]
   local fields = redis.call('HMGET', P .. 't:' .. session, 'json', 'joined')
   local raw, joined = fields[1], tonumber(fields[2])
+  -- Arrival order: once past the best candidate's tie bucket, nobody later can win.
+  if best ~= nil and joined ~= nil and math.floor(joined / tie) > best_bucket then
+    break
+  end
   if not raw or not joined then
     redis.call('ZREM', KEYS[1], session)
   else
@@ -62,6 +66,8 @@ for k = 1, #entries, 2 do
       end
       if best == nil or bucket < best_bucket or (bucket == best_bucket and shared > best_shared) then
         best, best_bucket, best_shared, best_raw = session, bucket, shared, raw
+        -- Sharing every interest cannot be beaten.
+        if shared >= wanted then break end
       end
     end
   end

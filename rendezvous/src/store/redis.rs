@@ -41,7 +41,13 @@ impl RedisStore {
     /// Connects (and reconnects by itself later on).
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
         let client = ::redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client.clone()).await?;
+        // Every call fails within a few seconds instead of hanging a session when Redis stops
+        // answering; the manager keeps reconnecting in the background.
+        let manager = ::redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(3)))
+            .set_number_of_retries(2);
+        let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
         Ok(RedisStore {
             client,
             conn,
