@@ -453,6 +453,29 @@ async fn malformed_frames_never_break_the_server<S: Store, F: Future<Output = S>
     a.expect("matched").await;
 }
 
+async fn silent_sockets_are_closed<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
+    let v = TestVerifier::new();
+    let (server, store) = boot(&mk, &v, |c| c.idle_timeout_seconds = 1).await;
+    let (mut a, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
+    a.join("alice", "any").await;
+    a.expect("queued").await;
+    // Not reading means not answering the server's pings either: a dead client.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(store.stats().await.unwrap().waiting, 0, "out of the queue");
+    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rendezvous_errors_total{label=\"timeout\"} 1"),
+        "{metrics}"
+    );
+    // The socket is closed (the client's late pongs may meet a closed socket first).
+    while recv(&mut a.ws).await.is_some() {}
+}
+
 async fn rate_limits<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
     let v = TestVerifier::new();
     let (server, _) = boot(&mk, &v, |c| {
@@ -886,6 +909,7 @@ both_stores! {
     signaling_window_closes,
     malformed_frames_never_break_the_server,
     rate_limits,
+    silent_sockets_are_closed,
     http_endpoints_and_admin,
     admin_is_off_without_a_token,
     shutdown_tells_clients,
