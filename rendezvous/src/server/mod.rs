@@ -160,6 +160,11 @@ pub async fn start<S: Store>(
         }
     };
     let key_set = keys.load().await.context("loading the verifier's keys")?;
+    // The profanity filter builds its tables on first use: not on the first user's time.
+    let _ = crate::profile::validate(&crate::proto::Profile {
+        nickname: "warm up".into(),
+        bio: "warming the filter up".into(),
+    });
     let ice_servers = config.ice_servers()?;
     let instance = random_id(9);
     store
@@ -201,6 +206,10 @@ pub async fn start<S: Store>(
         tokio::spawn(async move {
             until.await;
             let _ = stop_tx.send(true);
+        });
+        // Signaling is many small frames, each waited for: no Nagle delay on them.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
         });
         let serve = axum::serve(
             listener,
