@@ -631,17 +631,7 @@ async fn two_instances_share_one_store<S: Store, F: Future<Output = S>>(
 ) {
     let v = TestVerifier::new();
     let (one, store) = boot(&mk, &v, |c| c.heartbeat_ttl_seconds = 1).await;
-    let two = anonchat_rendezvous::server::start(
-        Config {
-            heartbeat_ttl_seconds: 1,
-            ..common::config()
-        },
-        store.clone(),
-        anonchat_rendezvous::server::Keys::Fixed(v.keys()),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let two = common::start(store.clone(), &v, |c| c.heartbeat_ttl_seconds = 1).await;
     let (mut a, _) = Client::login(one.addr, &v.device(Gender::Female)).await;
     let (mut b, _) = Client::login(two.addr, &v.device(Gender::Male)).await;
     a.join("alice", "any").await;
@@ -744,17 +734,7 @@ async fn killed_instance_leaves_no_ghosts() {
         .store_config(),
     )
     .await;
-    let alive = anonchat_rendezvous::server::start(
-        Config {
-            heartbeat_ttl_seconds: 1,
-            ..common::config()
-        },
-        store.clone(),
-        anonchat_rendezvous::server::Keys::Fixed(v.keys()),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let alive = common::start(store.clone(), &v, |c| c.heartbeat_ttl_seconds = 1).await;
     assert_eq!(
         store.stats().await.unwrap().waiting,
         1,
