@@ -228,8 +228,6 @@ fn percentile(v: &mut [Duration], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
 }
 
-const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
 /// Logs in `n` clients, `concurrency` handshakes at a time.
 async fn login_many(
     addr: SocketAddr,
@@ -377,6 +375,5 @@ async fn main() -> anyhow::Result<()> {
     drop(server);
     let server = start_server(&o, &verifier).await?;
     paced(&server, &verifier, o.rate, o.seconds).await?;
-    let _ = LOCAL;
     Ok(())
 }

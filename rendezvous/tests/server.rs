@@ -136,10 +136,7 @@ async fn whole_protocol<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        (stats["online"].as_u64(), stats["waiting"].as_u64()),
-        (Some(0).or(stats["online"].as_u64()), Some(1))
-    );
+    assert_eq!(stats["waiting"], 1, "{stats}");
     b.send(json!({"type": "join", "profile": {"nickname": "bobby", "bio": "here for jazz talk"}, "want": "f",
                   "interests": ["chess", "JAZZ "], "transports": ["webrtc", "libp2p"]}))
         .await;
@@ -647,14 +644,8 @@ async fn two_instances_share_one_store<S: Store, F: Future<Output = S>>(
     b.send(json!({"type": "signal", "match_id": id, "data": {"kind": "answer", "sdp": OFFER}}))
         .await;
     assert_eq!(a.expect("signal").await["data"]["kind"], "answer");
-    let stats: Value = reqwest::get(format!("http://{}/v1/stats", one.addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Online counts travel with the heartbeats (every 250 ms here).
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let _ = stats;
     let stats: Value = reqwest::get(format!("http://{}/v1/stats", two.addr))
         .await
         .unwrap()
