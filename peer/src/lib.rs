@@ -1,1 +1,5 @@
+//! The AnonChat peer: the device's own identity, the clients of the verifier and the rendezvous,
+//! and (next) the peer-to-peer chat. The `anonchat` binary is the terminal client.
 
+pub mod identity;
+pub mod verify;

@@ -1,0 +1,143 @@
+//! The `anonchat` binary against the real verifier (real models, real photos).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anonchat_verifier::service::{self, ServiceConfig};
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/onnx"))
+}
+
+fn face(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/testdata/faces")
+        .join(name)
+}
+
+fn anonchat(home: &std::path::Path, verifier: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_anonchat"))
+        .args(args)
+        .env("ANONCHAT_HOME", home)
+        .env("ANONCHAT_VERIFIER", verifier)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_keeps_a_token_and_whoami_shows_it() {
+    let mut config = ServiceConfig::local(models_dir());
+    config.rate_limit_per_minute = 0;
+    let server = service::start(config).await.unwrap();
+    let url = format!("http://{}", server.addr);
+    let home = std::env::temp_dir().join(format!("anonchat-peer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+
+    let before = anonchat(&home, &url, &["whoami"]);
+    assert!(text(&before).contains("token:   none"), "{}", text(&before));
+    let peer = text(&before)
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("peer id: ")
+        .to_owned();
+    assert!(peer.starts_with("12D3KooW"));
+
+    // A refusal shows the verifier's own message and leaves no token.
+    let spoof = face("spoof_print_f_silentface_F1.jpg");
+    let out = tokio::task::spawn_blocking({
+        let (home, url) = (home.clone(), url.clone());
+        move || anonchat(&home, &url, &["verify", spoof.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not look like a live photo"),
+        "{}",
+        text(&out)
+    );
+    assert!(!home.join("token.json").exists());
+
+    let real = face("m_luciano_codait.png");
+    let out = tokio::task::spawn_blocking({
+        let (home, url) = (home.clone(), url.clone());
+        move || anonchat(&home, &url, &["verify", real.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("gender M"), "{}", text(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(home.join("token.json"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    let after = anonchat(&home, &url, &["whoami"]);
+    assert!(
+        text(&after).contains(&format!("peer id: {peer}")),
+        "same device: {}",
+        text(&after)
+    );
+    assert!(
+        text(&after).contains("valid for") && text(&after).contains("gender M"),
+        "{}",
+        text(&after)
+    );
+
+    // The token verifies against the verifier's keys and is bound to this device.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.join("token.json")).unwrap()).unwrap();
+    let keys = anonchat_verifier::token::KeySet::from_jwks(&server.jwks).unwrap();
+    assert_eq!(
+        keys.verify(saved["token"].as_str().unwrap()).unwrap().sub,
+        peer
+    );
+
+    // Undisclosed: no gender inferred.
+    let real = face("real_f_silentface_T1.jpg");
+    let out = tokio::task::spawn_blocking({
+        let (home, url) = (home.clone(), url.clone());
+        move || {
+            anonchat(
+                &home,
+                &url,
+                &["verify", "--undisclosed", real.to_str().unwrap()],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(text(&out).contains("gender U"), "{}", text(&out));
+
+    // A verifier that is not there: a clear error, not a hang.
+    let out = anonchat(
+        &home,
+        "http://127.0.0.1:9",
+        &["verify", face("m_luciano_codait.png").to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("could not be reached"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_dir_all(home).unwrap();
+}
