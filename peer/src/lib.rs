@@ -2,4 +2,5 @@
 //! and (next) the peer-to-peer chat. The `anonchat` binary is the terminal client.
 
 pub mod identity;
+pub mod rendezvous;
 pub mod verify;
