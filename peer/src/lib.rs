@@ -4,3 +4,4 @@
 pub mod identity;
 pub mod rendezvous;
 pub mod verify;
+pub mod webrtc_session;

@@ -1,0 +1,230 @@
+//! A WebRTC data-channel session between two peers (DESIGN.md §6): the offerer opens a reliable,
+//! ordered channel `anonchat`; offer, answer and trickled ICE candidates travel through the
+//! rendezvous as `signal` payloads. Chat never does: it goes over the channel, DTLS-encrypted.
+//!
+//! This module only sets the connection up. The caller pumps [`SignalData`] between the two
+//! channels given to [`connect`] and its rendezvous client, so signaling and everything else the
+//! rendezvous says can share one socket.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anonchat_rendezvous::proto::{IceServer, Role};
+use anonchat_rendezvous::signaling::SignalData;
+use tokio::sync::mpsc;
+use webrtc::api::APIBuilder;
+use webrtc::api::setting_engine::SettingEngine;
+use webrtc::data_channel::RTCDataChannel;
+use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
+use webrtc::ice::mdns::MulticastDnsMode;
+use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::ice_transport::ice_server::RTCIceServer;
+use webrtc::peer_connection::RTCPeerConnection;
+use webrtc::peer_connection::configuration::RTCConfiguration;
+use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
+use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
+use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
+
+/// The data channel's label.
+pub const CHANNEL: &str = "anonchat";
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// From the rendezvous' `welcome`.
+    pub ice_servers: Vec<IceServer>,
+    /// Only relayed candidates: the partner never sees this peer's address.
+    pub relay_only: bool,
+    /// Only loopback candidates (tests and the one-machine quickstart).
+    pub loopback_only: bool,
+    /// How long setting up may take.
+    pub timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            ice_servers: Vec::new(),
+            relay_only: false,
+            loopback_only: false,
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("relay-only mode needs a TURN server, and the rendezvous offers none")]
+    NoRelay,
+    #[error("the peer-to-peer connection was not ready within {0:?}")]
+    Timeout(Duration),
+    #[error("the peer-to-peer connection failed")]
+    Failed,
+    #[error("the partner's signaling was invalid: {0}")]
+    BadSignal(String),
+    #[error("WebRTC: {0}")]
+    WebRtc(#[from] webrtc::Error),
+}
+
+/// An open session.
+pub struct Connected {
+    pub pc: Arc<RTCPeerConnection>,
+    pub channel: Arc<RTCDataChannel>,
+    /// From the start of [`connect`] to the channel's `open`.
+    pub setup: Duration,
+}
+
+/// Sets up the connection in `role`, sending this side's signaling on `outgoing` and reading the
+/// partner's from `incoming`, until the `anonchat` channel is open.
+pub async fn connect(
+    role: Role,
+    options: &Options,
+    outgoing: mpsc::UnboundedSender<SignalData>,
+    mut incoming: mpsc::UnboundedReceiver<SignalData>,
+) -> Result<Connected, SessionError> {
+    let started = Instant::now();
+    let has_turn = options.ice_servers.iter().any(|s| {
+        s.urls
+            .iter()
+            .any(|u| u.starts_with("turn:") || u.starts_with("turns:"))
+    });
+    if options.relay_only && !has_turn {
+        return Err(SessionError::NoRelay);
+    }
+    let pc = Arc::new(
+        api(options)
+            .new_peer_connection(configuration(options))
+            .await?,
+    );
+
+    let out = outgoing.clone();
+    pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
+        let out = out.clone();
+        Box::pin(async move {
+            if let Some(init) = c.and_then(|c| c.to_json().ok()) {
+                let _ = out.send(SignalData::Candidate {
+                    candidate: init.candidate,
+                    sdp_mid: init.sdp_mid,
+                    sdp_m_line_index: init.sdp_mline_index,
+                });
+            }
+        })
+    }));
+    let (failed_tx, mut failed) = mpsc::unbounded_channel();
+    pc.on_peer_connection_state_change(Box::new(move |state| {
+        if state == RTCPeerConnectionState::Failed {
+            let _ = failed_tx.send(());
+        }
+        Box::pin(async {})
+    }));
+
+    let (open_tx, mut opened) = mpsc::unbounded_channel::<Arc<RTCDataChannel>>();
+    let on_open = move |dc: Arc<RTCDataChannel>| {
+        let open_tx = open_tx.clone();
+        let ready = dc.clone();
+        dc.on_open(Box::new(move || {
+            let _ = open_tx.send(ready);
+            Box::pin(async {})
+        }));
+    };
+    match role {
+        Role::Offerer => {
+            let init = RTCDataChannelInit {
+                ordered: Some(true),
+                ..Default::default()
+            };
+            on_open(pc.create_data_channel(CHANNEL, Some(init)).await?);
+            let offer = pc.create_offer(None).await?;
+            pc.set_local_description(offer.clone()).await?;
+            let _ = outgoing.send(SignalData::Offer { sdp: offer.sdp });
+        }
+        Role::Answerer => {
+            pc.on_data_channel(Box::new(move |dc| {
+                if dc.label() == CHANNEL {
+                    on_open(dc);
+                }
+                Box::pin(async {})
+            }));
+        }
+    }
+
+    let deadline = tokio::time::sleep(options.timeout);
+    tokio::pin!(deadline);
+    let mut early_candidates: Vec<RTCIceCandidateInit> = Vec::new();
+    loop {
+        tokio::select! {
+            Some(channel) = opened.recv() => return Ok(Connected { pc, channel, setup: started.elapsed() }),
+            Some(()) = failed.recv() => return Err(SessionError::Failed),
+            _ = &mut deadline => {
+                let _ = pc.close().await;
+                return Err(SessionError::Timeout(options.timeout));
+            }
+            Some(signal) = incoming.recv() => match signal {
+                SignalData::Offer { sdp } if role == Role::Answerer => {
+                    let offer = RTCSessionDescription::offer(sdp).map_err(|e| SessionError::BadSignal(e.to_string()))?;
+                    pc.set_remote_description(offer).await?;
+                    let answer = pc.create_answer(None).await?;
+                    pc.set_local_description(answer.clone()).await?;
+                    let _ = outgoing.send(SignalData::Answer { sdp: answer.sdp });
+                    for c in early_candidates.drain(..) {
+                        pc.add_ice_candidate(c).await?;
+                    }
+                }
+                SignalData::Answer { sdp } if role == Role::Offerer => {
+                    let answer = RTCSessionDescription::answer(sdp).map_err(|e| SessionError::BadSignal(e.to_string()))?;
+                    pc.set_remote_description(answer).await?;
+                    for c in early_candidates.drain(..) {
+                        pc.add_ice_candidate(c).await?;
+                    }
+                }
+                SignalData::Candidate { candidate, sdp_mid, sdp_m_line_index } if !candidate.is_empty() => {
+                    let init = RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index: sdp_m_line_index, username_fragment: None };
+                    // Candidates can overtake the description they belong to.
+                    if pc.remote_description().await.is_some() {
+                        pc.add_ice_candidate(init).await?;
+                    } else {
+                        early_candidates.push(init);
+                    }
+                }
+                _ => {} // out of turn, or for another transport: ignored
+            },
+        }
+    }
+}
+
+fn api(options: &Options) -> webrtc::api::API {
+    // Two TLS backends end up in this process (reqwest's and DTLS's), so rustls cannot pick a
+    // default crypto provider by itself: name one, once. A provider installed earlier wins.
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    let mut settings = SettingEngine::default();
+    // No multicast DNS: hostnames would be resolved on the local network.
+    settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    if options.loopback_only {
+        settings.set_include_loopback_candidate(true);
+        settings.set_interface_filter(Box::new(|name| name == "lo"));
+        settings.set_ip_filter(Box::new(|ip| ip.is_loopback()));
+    }
+    APIBuilder::new().with_setting_engine(settings).build()
+}
+
+fn configuration(options: &Options) -> RTCConfiguration {
+    RTCConfiguration {
+        ice_servers: options
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone().unwrap_or_default(),
+                credential: s.credential.clone().unwrap_or_default(),
+            })
+            .collect(),
+        ice_transport_policy: if options.relay_only {
+            RTCIceTransportPolicy::Relay
+        } else {
+            RTCIceTransportPolicy::All
+        },
+        ..Default::default()
+    }
+}

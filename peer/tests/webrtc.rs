@@ -1,0 +1,168 @@
+//! Two peers matched by a real rendezvous open a WebRTC data channel on loopback, with their
+//! signaling relayed (and checked) by the rendezvous, and talk over it directly.
+
+use std::time::Duration;
+
+use anonchat_peer::identity::Identity;
+use anonchat_peer::rendezvous::RendezvousClient;
+use anonchat_peer::webrtc_session::{self, Connected, Options, SessionError};
+use anonchat_rendezvous::config::Config;
+use anonchat_rendezvous::proto::{
+    ClientMessage, IceServer, Profile, Role, ServerMessage, Transport, Want,
+};
+use anonchat_rendezvous::server::{self, Keys};
+use anonchat_rendezvous::signaling::SignalData;
+use anonchat_rendezvous::store::memory::MemoryStore;
+use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
+use tokio::sync::mpsc;
+
+fn identity(name: &str) -> Identity {
+    let dir = std::env::temp_dir().join(format!("anonchat-rtc-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    Identity::load_or_create(&dir).unwrap()
+}
+
+/// Runs `connect` while relaying its signaling through the rendezvous client.
+async fn connect_through(
+    mut client: RendezvousClient,
+    match_id: String,
+    role: Role,
+) -> Result<Connected, SessionError> {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let options = Options {
+        loopback_only: true,
+        ..Options::default()
+    };
+    let session =
+        tokio::spawn(async move { webrtc_session::connect(role, &options, out_tx, in_rx).await });
+    tokio::pin!(session);
+    loop {
+        tokio::select! {
+            done = &mut session => return done.unwrap(),
+            Some(signal) = out_rx.recv() => {
+                let data = serde_json::to_value(&signal).unwrap();
+                client.send(&ClientMessage::Signal { match_id: match_id.clone(), data }).await.unwrap();
+            }
+            msg = client.recv() => {
+                if let Ok(ServerMessage::Signal { data, .. }) = msg {
+                    let _ = in_tx.send(serde_json::from_value::<SignalData>(data).unwrap());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_channel_opens_between_matched_peers() {
+    let verifier = SigningKey::generate();
+    let keys = KeySet::from_jwks(&Jwks {
+        keys: vec![verifier.public_jwk()],
+    })
+    .unwrap();
+    let config = Config {
+        rate_limit_per_minute: 0,
+        ..Config::local()
+    };
+    let rdv = server::start(
+        config.clone(),
+        MemoryStore::new(config.store_config()),
+        Keys::Fixed(keys),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let url = format!("ws://{}/v1/ws", rdv.addr);
+    let login = |name: &'static str, gender: Gender| {
+        let (url, verifier) = (url.clone(), &verifier);
+        async move {
+            let id = identity(name);
+            let token = verifier
+                .issue("t", &id.verifying_key(), gender, unix_now(), 3600)
+                .unwrap()
+                .0;
+            RendezvousClient::connect(&url, &id, &token).await.unwrap()
+        }
+    };
+    let mut a = login("a", Gender::Female).await;
+    let mut b = login("b", Gender::Male).await;
+    let join = |nick: &str| ClientMessage::Join {
+        profile: Profile {
+            nickname: nick.into(),
+            bio: "here for a chat".into(),
+        },
+        want: Want::Any,
+        interests: vec![],
+        transports: vec![Transport::Webrtc],
+    };
+    a.send(&join("alice")).await.unwrap();
+    a.recv().await.unwrap();
+    b.send(&join("bobby")).await.unwrap();
+    let ServerMessage::Matched {
+        match_id,
+        role: role_b,
+        ..
+    } = b.recv().await.unwrap()
+    else {
+        panic!()
+    };
+    let ServerMessage::Matched { role: role_a, .. } = a.recv().await.unwrap() else {
+        panic!()
+    };
+    assert_eq!((role_a, role_b), (Role::Offerer, Role::Answerer));
+
+    let (ca, cb) = tokio::join!(
+        connect_through(a, match_id.clone(), role_a),
+        connect_through(b, match_id.clone(), role_b)
+    );
+    let (ca, cb) = (
+        ca.expect("offerer connected"),
+        cb.expect("answerer connected"),
+    );
+    println!(
+        "data channel open after {:?} (offerer) / {:?} (answerer)",
+        ca.setup, cb.setup
+    );
+    assert_eq!(ca.channel.label(), "anonchat");
+    assert!(ca.channel.ordered(), "reliable, ordered");
+
+    let (got_tx, mut got) = mpsc::unbounded_channel();
+    cb.channel.on_message(Box::new(move |m| {
+        let _ = got_tx.send(String::from_utf8_lossy(&m.data).into_owned());
+        Box::pin(async {})
+    }));
+    ca.channel
+        .send_text("hello over the data channel")
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(5), got.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(text, "hello over the data channel");
+    ca.pc.close().await.unwrap();
+    cb.pc.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn relay_only_without_a_turn_server_fails_at_once() {
+    let (out_tx, _out_rx) = mpsc::unbounded_channel();
+    let (_in_tx, in_rx) = mpsc::unbounded_channel();
+    let options = Options {
+        relay_only: true,
+        ice_servers: vec![IceServer {
+            urls: vec!["stun:127.0.0.1:3478".into()],
+            username: None,
+            credential: None,
+        }],
+        ..Options::default()
+    };
+    let started = std::time::Instant::now();
+    let result = webrtc_session::connect(Role::Offerer, &options, out_tx, in_rx).await;
+    assert!(
+        matches!(result, Err(SessionError::NoRelay)),
+        "{:?}",
+        result.err()
+    );
+    assert!(started.elapsed() < Duration::from_secs(1), "no hang");
+}
