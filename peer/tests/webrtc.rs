@@ -1,26 +1,17 @@
 //! Two peers matched by a real rendezvous open a WebRTC data channel on loopback, with their
 //! signaling relayed (and checked) by the rendezvous, and talk over it directly.
 
+mod common;
+
 use std::time::Duration;
 
-use anonchat_peer::identity::Identity;
 use anonchat_peer::rendezvous::RendezvousClient;
 use anonchat_peer::webrtc_session::{self, Connected, Options, SessionError};
-use anonchat_rendezvous::config::Config;
-use anonchat_rendezvous::proto::{
-    ClientMessage, IceServer, Profile, Role, ServerMessage, Transport, Want,
-};
-use anonchat_rendezvous::server::{self, Keys};
+use anonchat_rendezvous::proto::{ClientMessage, IceServer, Role, ServerMessage, Transport};
 use anonchat_rendezvous::signaling::SignalData;
-use anonchat_rendezvous::store::memory::MemoryStore;
-use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
+use anonchat_verifier::token::Gender;
+use common::{Rendezvous, identity, join};
 use tokio::sync::mpsc;
-
-fn identity(name: &str) -> Identity {
-    let dir = std::env::temp_dir().join(format!("anonchat-rtc-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    Identity::load_or_create(&dir).unwrap()
-}
 
 /// Runs `connect` while relaying its signaling through the rendezvous client.
 async fn connect_through(
@@ -55,49 +46,12 @@ async fn connect_through(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_channel_opens_between_matched_peers() {
-    let verifier = SigningKey::generate();
-    let keys = KeySet::from_jwks(&Jwks {
-        keys: vec![verifier.public_jwk()],
-    })
-    .unwrap();
-    let config = Config {
-        rate_limit_per_minute: 0,
-        ..Config::local()
-    };
-    let rdv = server::start(
-        config.clone(),
-        MemoryStore::new(config.store_config()),
-        Keys::Fixed(keys),
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
-    let url = format!("ws://{}/v1/ws", rdv.addr);
-    let login = |name: &'static str, gender: Gender| {
-        let (url, verifier) = (url.clone(), &verifier);
-        async move {
-            let id = identity(name);
-            let token = verifier
-                .issue("t", &id.verifying_key(), gender, unix_now(), 3600)
-                .unwrap()
-                .0;
-            RendezvousClient::connect(&url, &id, &token).await.unwrap()
-        }
-    };
-    let mut a = login("a", Gender::Female).await;
-    let mut b = login("b", Gender::Male).await;
-    let join = |nick: &str| ClientMessage::Join {
-        profile: Profile {
-            nickname: nick.into(),
-            bio: "here for a chat".into(),
-        },
-        want: Want::Any,
-        interests: vec![],
-        transports: vec![Transport::Webrtc],
-    };
-    a.send(&join("alice")).await.unwrap();
+    let rdv = Rendezvous::start().await;
+    let mut a = rdv.login(&identity("rtc-a"), Gender::Female).await;
+    let mut b = rdv.login(&identity("rtc-b"), Gender::Male).await;
+    a.send(&join("alice", &[Transport::Webrtc])).await.unwrap();
     a.recv().await.unwrap();
-    b.send(&join("bobby")).await.unwrap();
+    b.send(&join("bobby", &[Transport::Webrtc])).await.unwrap();
     let ServerMessage::Matched {
         match_id,
         role: role_b,

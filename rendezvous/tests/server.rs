@@ -35,8 +35,17 @@ async fn boot<S: Store, F: Future<Output = S>>(
 
 /// Logs in two users and matches them; returns (waiting one, joiner, their `matched` frames).
 async fn pair(addr: std::net::SocketAddr, v: &TestVerifier) -> (Client, Client, Value, Value) {
-    let (mut a, _) = Client::login(addr, &v.device(Gender::Female)).await;
-    let (mut b, _) = Client::login(addr, &v.device(Gender::Male)).await;
+    pair_of(addr, &v.device(Gender::Female), &v.device(Gender::Male)).await
+}
+
+/// As [`pair`], for given devices: `first` waits, `second` joins.
+async fn pair_of(
+    addr: std::net::SocketAddr,
+    first: &common::Device,
+    second: &common::Device,
+) -> (Client, Client, Value, Value) {
+    let (mut a, _) = Client::login(addr, first).await;
+    let (mut b, _) = Client::login(addr, second).await;
     a.join("alice", "any").await;
     a.expect("queued").await;
     b.join("bobby", "any").await;
@@ -258,13 +267,7 @@ async fn receipts_report_and_block<S: Store, F: Future<Output = S>>(mk: impl Fn(
     x.send(json!({"type": "report"})).await;
     x.expect_error("bad_message").await;
     // A real match; the target's own receipt cannot be used by someone else.
-    let (mut t, _) = Client::login(addr, &target).await;
-    t.join("target", "any").await;
-    t.expect("queued").await;
-    let (mut r1, _) = Client::login(addr, &v.device(Gender::Female)).await;
-    r1.join("reporter1", "any").await;
-    let m1 = r1.expect("matched").await;
-    let mt = t.expect("matched").await;
+    let (mut t, mut r1, mt, m1) = pair_of(addr, &target, &v.device(Gender::Female)).await;
     x.send(json!({"type": "report", "receipt": m1["receipt"], "reason": "stolen"}))
         .await;
     x.expect_error("invalid_receipt").await;
@@ -278,13 +281,7 @@ async fn receipts_report_and_block<S: Store, F: Future<Output = S>>(mk: impl Fn(
         .await;
     r1.expect("partner_left").await;
     // The target still gets in: a second, different reporter is needed.
-    let (mut t2, _) = Client::login(addr, &target).await;
-    t2.join("target", "any").await;
-    t2.expect("queued").await;
-    let (mut r2, _) = Client::login(addr, &v.device(Gender::Female)).await;
-    r2.join("reporter2", "any").await;
-    let m2 = r2.expect("matched").await;
-    t2.expect("matched").await;
+    let (mut t2, mut r2, _, m2) = pair_of(addr, &target, &v.device(Gender::Female)).await;
     // Block: ends the current match, and the pair is never matched again.
     r2.send(json!({"type": "block", "receipt": m2["receipt"]}))
         .await;
@@ -306,18 +303,11 @@ async fn receipts_report_and_block<S: Store, F: Future<Output = S>>(mk: impl Fn(
     // The block outlives the match: r2 and a fresh session of the blocked device never meet.
     // (The device is banned now, so show it with another blocked pair.)
     let (b1, b2) = (v.device(Gender::Female), v.device(Gender::Male));
-    let (mut c1, _) = Client::login(addr, &b1).await;
-    let (mut c2, _) = Client::login(addr, &b2).await;
-    c1.join("blocker", "any").await;
-    c1.expect("queued").await;
-    c2.join("blocked", "any").await;
-    let mc2 = c2.expect("matched").await;
-    let mc1 = c1.expect("matched").await;
+    let (mut c1, mut c2, mc1, _) = pair_of(addr, &b1, &b2).await;
     c1.send(json!({"type": "block", "receipt": mc1["receipt"]}))
         .await;
     c1.expect("blocked").await;
     c2.expect("partner_left").await;
-    let _ = mc2;
     c1.send(json!({"type": "join", "profile": {"nickname": "blocker", "bio": "here to chat a bit"}, "want": "any"})).await;
     c1.expect("queued").await;
     c2.join("blocked", "any").await;
