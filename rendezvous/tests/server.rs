@@ -139,12 +139,7 @@ async fn whole_protocol<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig
                   "interests": ["Jazz", "chess", "cats"], "transports": ["webrtc"]}))
         .await;
     assert_eq!(a.expect("queued").await["waiting"], 1);
-    let stats: Value = reqwest::get(format!("http://{}/v1/stats", server.addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = common::get_json(server.addr, "/v1/stats").await;
     assert_eq!(stats["waiting"], 1, "{stats}");
     b.send(json!({"type": "join", "profile": {"nickname": "bobby", "bio": "here for jazz talk"}, "want": "f",
                   "interests": ["chess", "JAZZ "], "transports": ["webrtc", "libp2p"]}))
@@ -217,12 +212,7 @@ async fn dropped_socket_tells_the_partner<S: Store, F: Future<Output = S>>(
     c.expect("queued").await;
     drop(c);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let stats: Value = reqwest::get(format!("http://{}/v1/stats", server.addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = common::get_json(server.addr, "/v1/stats").await;
     assert_eq!(stats["waiting"], 0);
 }
 
@@ -358,12 +348,7 @@ async fn only_signaling_is_relayed<S: Store, F: Future<Output = S>>(mk: impl Fn(
             .await
             .is_none_or(|v| v["code"] == "bad_message")
     );
-    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::get_text(server.addr, "/metrics").await;
     assert!(
         metrics.contains("rendezvous_not_signaling_total{label=\"sdp\"}"),
         "{metrics}"
@@ -449,12 +434,7 @@ async fn silent_sockets_are_closed<S: Store, F: Future<Output = S>>(mk: impl Fn(
     // Not reading means not answering the server's pings either: a dead client.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(store.stats().await.unwrap().waiting, 0, "out of the queue");
-    let metrics = reqwest::get(format!("http://{}/metrics", server.addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = common::get_text(server.addr, "/metrics").await;
     assert!(
         metrics.contains("rendezvous_errors_total{label=\"timeout\"} 1"),
         "{metrics}"
@@ -636,12 +616,7 @@ async fn two_instances_share_one_store<S: Store, F: Future<Output = S>>(
     assert_eq!(a.expect("signal").await["data"]["kind"], "answer");
     // Online counts travel with the heartbeats (every 250 ms here).
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let stats: Value = reqwest::get(format!("http://{}/v1/stats", two.addr))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value = common::get_json(two.addr, "/v1/stats").await;
     assert_eq!(
         stats["online"], 2,
         "online is counted across instances: {stats}"

@@ -284,3 +284,18 @@ pub async fn start<S: Store>(
 
 pub const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sctp-port:5000\r\n";
 pub const CANDIDATE: &str = "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host generation 0";
+
+/// `GET http://ADDR PATH` as text.
+pub async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
+    reqwest::get(format!("http://{addr}{path}"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `GET http://ADDR PATH` as JSON.
+pub async fn get_json(addr: std::net::SocketAddr, path: &str) -> Value {
+    serde_json::from_str(&get_text(addr, path).await).unwrap()
+}
