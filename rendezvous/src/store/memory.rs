@@ -32,7 +32,9 @@ impl<T> Expiring<T> {
 struct Inner {
     /// Oldest first: (joined at, ms; ticket).
     queue: Vec<(u64, Ticket)>,
-    blocks: HashMap<String, HashMap<String, Instant>>,
+    /// Whom each device blocked; the whole set lives until its last block's TTL, like the
+    /// Redis store's set (`SADD` then `EXPIRE`).
+    blocks: HashMap<String, Expiring<HashSet<String>>>,
     last_partner: HashMap<String, Expiring<String>>,
     counts: HashMap<(String, i64), Expiring<u32>>,
     bans: HashMap<String, Expiring<()>>,
@@ -71,23 +73,30 @@ impl Inner {
             .map_or(0, |c| c.value)
     }
 
-    fn blocked_by(&self, who: &str, now: Instant) -> HashSet<String> {
+    fn blocked_by(&self, who: &str, now: Instant) -> Option<&HashSet<String>> {
         self.blocks
             .get(who)
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, t)| **t > now)
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
+            .filter(|b| b.live(now))
+            .map(|b| &b.value)
     }
 
-    fn last(&self, who: &str, now: Instant) -> Option<String> {
+    fn last(&self, who: &str, now: Instant) -> Option<&str> {
         self.last_partner
             .get(who)
             .filter(|l| l.live(now))
-            .map(|l| l.value.clone())
+            .map(|l| l.value.as_str())
+    }
+
+    /// A ticket as the matcher sees it, borrowing this store's blocks and last partners.
+    fn seat<'a>(&'a self, t: &'a Ticket, none: &'a HashSet<String>, now: Instant) -> Seat<'a> {
+        Seat {
+            pseudonym: &t.pseudonym,
+            gender: t.gender,
+            want: t.want,
+            interests: &t.interests,
+            last_partner: self.last(&t.pseudonym, now),
+            blocked: self.blocked_by(&t.pseudonym, now).unwrap_or(none),
+        }
     }
 
     fn alive(&self, instance: &str, now: Instant) -> bool {
@@ -99,10 +108,7 @@ impl Inner {
         self.counts.retain(|_, v| v.live(now));
         self.bans.retain(|_, v| v.live(now));
         self.reports.retain(|_, v| v.live(now));
-        for m in self.blocks.values_mut() {
-            m.retain(|_, t| *t > now);
-        }
-        self.blocks.retain(|_, m| !m.is_empty());
+        self.blocks.retain(|_, v| v.live(now));
         let dead: Vec<String> = self
             .instances
             .iter()
@@ -142,58 +148,20 @@ impl Store for MemoryStore {
         if inner.count(&ticket.pseudonym, today, now) >= self.config.daily_match_limit {
             return Ok(JoinOutcome::DailyLimit);
         }
-        // Tickets of dead instances are ghosts: drop them before looking.
-        let instances = &inner.instances;
-        let ghosts: Vec<usize> = inner
-            .queue
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, t))| !instances.get(&t.instance).is_some_and(|i| i.live(now)))
-            .map(|(i, _)| i)
-            .collect();
-        for i in ghosts.into_iter().rev() {
-            inner.queue.remove(i);
-        }
-
-        let my_blocks = inner.blocked_by(&ticket.pseudonym, now);
-        let my_last = inner.last(&ticket.pseudonym, now);
-        let me = Seat {
-            pseudonym: &ticket.pseudonym,
-            gender: ticket.gender,
-            want: ticket.want,
-            interests: &ticket.interests,
-            last_partner: my_last.as_deref(),
-            blocked: &my_blocks,
-        };
-        let scanned: Vec<(HashSet<String>, Option<String>)> = inner
-            .queue
-            .iter()
+        // Borrowed, not copied: a join looks at no more than `scan` live tickets, and usually
+        // stops after a few (see `matcher::choose`). Tickets of dead instances are skipped here
+        // and swept on the next heartbeat.
+        let none = HashSet::new();
+        let candidates: Vec<usize> = (0..inner.queue.len())
+            .filter(|&i| inner.alive(&inner.queue[i].1.instance, now))
             .take(self.config.scan)
-            .map(|(_, t)| {
-                (
-                    inner.blocked_by(&t.pseudonym, now),
-                    inner.last(&t.pseudonym, now),
-                )
-            })
             .collect();
-        let seats = inner
-            .queue
+        let me = inner.seat(ticket, &none, now);
+        let seats = candidates
             .iter()
-            .zip(&scanned)
-            .map(|((joined, t), (blocked, last))| {
-                (
-                    *joined,
-                    Seat {
-                        pseudonym: &t.pseudonym,
-                        gender: t.gender,
-                        want: t.want,
-                        interests: &t.interests,
-                        last_partner: last.as_deref(),
-                        blocked,
-                    },
-                )
-            });
-        let Some(index) = matcher::choose(&me, seats, self.config.scan) else {
+            .map(|&i| (inner.queue[i].0, inner.seat(&inner.queue[i].1, &none, now)));
+        let chosen = matcher::choose(&me, seats, self.config.scan).map(|k| candidates[k]);
+        let Some(index) = chosen else {
             if !inner.queue.iter().any(|(_, t)| t.session == ticket.session) {
                 inner.queue.push((now_ms, ticket.clone()));
             }
@@ -234,12 +202,18 @@ impl Store for MemoryStore {
     }
 
     async fn block(&self, blocker: &str, blocked: &str) -> Result<()> {
-        let until = Instant::now() + self.config.block_ttl;
-        self.lock()
-            .blocks
-            .entry(blocker.to_owned())
-            .or_default()
-            .insert(blocked.to_owned(), until);
+        let now = Instant::now();
+        let until = now + self.config.block_ttl;
+        let mut inner = self.lock();
+        let entry = inner.blocks.entry(blocker.to_owned()).or_insert(Expiring {
+            value: HashSet::new(),
+            until,
+        });
+        if !entry.live(now) {
+            entry.value.clear();
+        }
+        entry.value.insert(blocked.to_owned());
+        entry.until = until;
         Ok(())
     }
 
