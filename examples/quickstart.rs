@@ -1,68 +1,22 @@
 //! The quickstart: starts the verifier with the real models and a rendezvous (in-memory store) on
-//! loopback; verifies each sample face over HTTP with a fresh device key and checks every token
-//! against the published JWKS; then two verified strangers log in to the rendezvous with their
-//! tokens and device keys, are matched, pass one signaling message through it, and one leaves.
-//! It prints what happened and when.
+//! loopback; verifies each sample face with a fresh device identity, through the peer's own
+//! verifier client, and checks every token against the published JWKS; then two verified
+//! strangers log in to the rendezvous with the peer's rendezvous client, are matched, pass one
+//! signaling message through it, and one leaves. It prints what happened and when.
 //!
 //! `cargo run --release --example quickstart [FACES_DIR]` (after `models/install.sh`).
-//! Until the peer lands, the chat itself is not part of it.
+//! Until the chat command lands, the chat itself is not part of it.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anonchat_rendezvous::proto::{
-    ClientMessage, HELLO_CONTEXT, Profile, ServerMessage, Want, parse_server,
-};
+use anonchat_peer::identity::{Identity, SavedToken};
+use anonchat_peer::rendezvous::{ClientError, RendezvousClient};
+use anonchat_peer::verify::{self, VerifyError};
+use anonchat_rendezvous::proto::{ClientMessage, Profile, ServerMessage, Transport, Want};
 use anonchat_verifier::service::{self, ServiceConfig};
-use anonchat_verifier::token::{Jwks, KeySet, peer_id};
+use anonchat_verifier::token::{Jwks, KeySet};
 use anyhow::{Context, bail};
-use base64::Engine;
-use ed25519_dalek::Signer;
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn send(ws: &mut Ws, msg: &ClientMessage) -> anyhow::Result<()> {
-    Ok(ws
-        .send(Message::Text(serde_json::to_string(msg)?.into()))
-        .await?)
-}
-
-async fn next(ws: &mut Ws) -> anyhow::Result<ServerMessage> {
-    loop {
-        if let Message::Text(t) = ws
-            .next()
-            .await
-            .context("the rendezvous closed the socket")??
-        {
-            return Ok(parse_server(&t)?);
-        }
-    }
-}
-
-/// Logs a verified device in: answer the challenge with the token and a signature of the nonce.
-async fn log_in(url: &str, device: &ed25519_dalek::SigningKey, token: &str) -> anyhow::Result<Ws> {
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?; // no Nagle
-    let ServerMessage::Challenge { nonce } = next(&mut ws).await? else {
-        bail!("no challenge")
-    };
-    let signature = device.sign(format!("{HELLO_CONTEXT}{nonce}").as_bytes());
-    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature.to_bytes());
-    send(
-        &mut ws,
-        &ClientMessage::Hello {
-            token: token.to_owned(),
-            signature,
-        },
-    )
-    .await?;
-    match next(&mut ws).await? {
-        ServerMessage::Welcome { .. } => Ok(ws),
-        other => bail!("not welcomed: {other:?}"),
-    }
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -79,6 +33,8 @@ async fn main() -> anyhow::Result<()> {
     let models = std::env::var_os("MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("models/onnx"));
+    // Every device of the quickstart gets its own home, thrown away at the end.
+    let homes = std::env::temp_dir().join(format!("anonchat-quickstart-{}", std::process::id()));
 
     let mut config = ServiceConfig::local(models);
     config.rate_limit_per_minute = 0;
@@ -87,10 +43,7 @@ async fn main() -> anyhow::Result<()> {
         .context("starting the verifier (did models/install.sh run?)")?;
     let base = format!("http://{}", verifier.addr);
     println!("{} verifier up at {base}, models loaded", at());
-    let client = reqwest::Client::new();
-    let jwks: Jwks = client
-        .get(format!("{base}/.well-known/jwks.json"))
-        .send()
+    let jwks: Jwks = reqwest::get(format!("{base}/.well-known/jwks.json"))
         .await?
         .json()
         .await?;
@@ -114,55 +67,43 @@ async fn main() -> anyhow::Result<()> {
     if files.is_empty() {
         bail!("no photos in {}", faces.display());
     }
-    let (mut verified, mut rejected) = (0, 0);
-    let mut strangers = Vec::new(); // (name, device, token) of verified photos
-    for file in &files {
-        let device = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(device.verifying_key().as_bytes());
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "image",
-                reqwest::multipart::Part::bytes(std::fs::read(file)?).file_name("selfie"),
-            )
-            .text("public_key", public);
+    let mut rejected = 0;
+    let mut strangers: Vec<(String, Identity, SavedToken)> = Vec::new();
+    for (n, file) in files.iter().enumerate() {
+        let identity = Identity::load_or_create(&homes.join(n.to_string()))?;
+        let name = file
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let t = Instant::now();
-        let reply: serde_json::Value = client
-            .post(format!("{base}/v1/verify"))
-            .multipart(form)
-            .send()
-            .await?
-            .json()
-            .await?;
-        let ms = t.elapsed().as_secs_f64() * 1000.0;
-        let name = file.file_name().unwrap_or_default().to_string_lossy();
-        if reply["verified"] == true {
-            let claims = keys.verify(reply["token"].as_str().unwrap_or(""))?;
-            if claims.sub != peer_id(&device.verifying_key()) {
-                bail!("{name}: the token names another device");
+        match verify::verify(&base, &identity, std::fs::read(file)?, false).await {
+            Ok(token) => {
+                let claims = keys.verify(&token.token)?;
+                if claims.sub != identity.peer_id {
+                    bail!("{name}: the token names another device");
+                }
+                let ms = t.elapsed().as_secs_f64() * 1000.0;
+                println!(
+                    "{} {name:<34} verified   gender {}  token for {}… ({ms:.0} ms)",
+                    at(),
+                    claims.gender.as_str(),
+                    &claims.sub[..16]
+                );
+                strangers.push((name, identity, token));
             }
-            verified += 1;
-            strangers.push((
-                name.to_string(),
-                device.clone(),
-                reply["token"].as_str().unwrap_or("").to_owned(),
-            ));
-            println!(
-                "{} {name:<34} verified   gender {}  token for {}… ({ms:.0} ms)",
-                at(),
-                claims.gender.as_str(),
-                &claims.sub[..16]
-            );
-        } else {
-            rejected += 1;
-            println!(
-                "{} {name:<34} rejected   {} ({ms:.0} ms)",
-                at(),
-                reply["error"]["code"].as_str().unwrap_or("?")
-            );
+            Err(VerifyError::Refused { code, .. }) => {
+                rejected += 1;
+                println!(
+                    "{} {name:<34} rejected   {code} ({:.0} ms)",
+                    at(),
+                    t.elapsed().as_secs_f64() * 1000.0
+                );
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    println!("{} {verified} verified, {rejected} rejected", at());
+    println!("{} {} verified, {rejected} rejected", at(), strangers.len());
 
     // The rendezvous trusts this verifier's keys, fetched from its JWKS endpoint.
     let mut config = anonchat_rendezvous::config::Config::local();
@@ -176,8 +117,8 @@ async fn main() -> anyhow::Result<()> {
     let (Some(first), Some(second)) = (strangers.first(), strangers.last()) else {
         bail!("two verified photos are needed")
     };
-    let mut a = log_in(&url, &first.1, &first.2).await?;
-    let mut b = log_in(&url, &second.1, &second.2).await?;
+    let mut a = RendezvousClient::connect(&url, &first.1, &first.2.token).await?;
+    let mut b = RendezvousClient::connect(&url, &second.1, &second.2.token).await?;
     println!(
         "{} {} and {} logged in with their tokens and device keys",
         at(),
@@ -191,30 +132,27 @@ async fn main() -> anyhow::Result<()> {
         },
         want: Want::Any,
         interests: vec!["jazz".into(), "hiking".into()],
-        transports: vec![anonchat_rendezvous::proto::Transport::Webrtc],
+        transports: vec![Transport::Webrtc],
     };
-    send(
-        &mut a,
-        &join("stranger-one", "Night owl, jazz and long walks"),
-    )
-    .await?;
-    if let ServerMessage::Queued { waiting } = next(&mut a).await? {
+    a.send(&join("stranger-one", "Night owl, jazz and long walks"))
+        .await?;
+    if let ServerMessage::Queued { waiting } = a.recv().await? {
         println!(
             "{} stranger-one waits in the queue ({waiting} waiting)",
             at()
         );
     }
-    send(
-        &mut b,
-        &join("stranger-two", "Here for a friendly chat about hiking"),
-    )
+    b.send(&join(
+        "stranger-two",
+        "Here for a friendly chat about hiking",
+    ))
     .await?;
     let (
         ServerMessage::Matched {
             match_id, partner, ..
         },
         ServerMessage::Matched { partner: other, .. },
-    ) = (next(&mut b).await?, next(&mut a).await?)
+    ) = (b.recv().await?, a.recv().await?)
     else {
         bail!("not matched")
     };
@@ -230,15 +168,12 @@ async fn main() -> anyhow::Result<()> {
     let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n";
     let data = serde_json::json!({"kind": "offer", "sdp": offer});
-    send(
-        &mut a,
-        &ClientMessage::Signal {
-            match_id: match_id.clone(),
-            data,
-        },
-    )
+    a.send(&ClientMessage::Signal {
+        match_id: match_id.clone(),
+        data,
+    })
     .await?;
-    if let ServerMessage::Signal { data, .. } = next(&mut b).await? {
+    if let ServerMessage::Signal { data, .. } = b.recv().await? {
         let bytes = data["sdp"].as_str().unwrap_or("").len();
         println!(
             "{} a WebRTC offer ({bytes} bytes of SDP, checked to be a data channel) went through the rendezvous",
@@ -246,27 +181,25 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let chat = serde_json::json!("hello! (a chat message tried through the server)");
-    send(
-        &mut a,
-        &ClientMessage::Signal {
-            match_id: match_id.clone(),
-            data: chat,
-        },
-    )
+    a.send(&ClientMessage::Signal {
+        match_id: match_id.clone(),
+        data: chat,
+    })
     .await?;
-    if let ServerMessage::Error { code, .. } = next(&mut a).await? {
+    if let Err(ClientError::Server { code, .. }) = a.recv().await {
         println!(
             "{} a chat message sent as a signal was refused: {}",
             at(),
             code.as_str()
         );
     }
-    send(&mut b, &ClientMessage::Leave { match_id }).await?;
-    if let ServerMessage::PartnerLeft { .. } = next(&mut a).await? {
+    b.send(&ClientMessage::Leave { match_id }).await?;
+    if let ServerMessage::PartnerLeft { .. } = a.recv().await? {
         println!("{} stranger-two left; stranger-one was told", at());
     }
     rendezvous.shutdown().await?;
     verifier.shutdown().await?;
+    let _ = std::fs::remove_dir_all(&homes);
     println!("{} done; rendezvous and verifier stopped", at());
     Ok(())
 }
