@@ -114,15 +114,13 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<Pixels, VerifyError> 
 /// Entropy-coded data cannot contain `FF D9` (it stuffs `FF 00`), and an EXIF thumbnail's own
 /// markers all come before the main image's scans.
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    let last = |marker: u8| {
-        bytes
-            .windows(2)
-            .rposition(|w| w[0] == 0xFF && w[1] == marker)
-    };
-    match (last(0xDA), last(0xD9)) {
-        (Some(sos), Some(eoi)) => eoi > sos,
-        _ => false,
-    }
+    // Backwards from the end, the first of the two markers decides: a complete file answers in
+    // its last two bytes.
+    let last = bytes
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == 0xFF && (w[1] == 0xD9 || w[1] == 0xDA));
+    last.is_some_and(|w| w[1] == 0xD9)
 }
 
 /// Zeroizes a decoded image of any pixel type.

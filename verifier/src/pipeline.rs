@@ -116,7 +116,7 @@ impl Pipeline {
         thorough: bool,
         r: &mut Report,
     ) -> Result<Gender, VerifyError> {
-        let p = self.policy.clone();
+        let p = &self.policy;
         let t = Instant::now();
         let pixels = decode(bytes, p.limits);
         r.timings.decode = t.elapsed();
