@@ -55,6 +55,8 @@ pub enum ChatError {
     BadChunks,
     #[error("an id is too long")]
     IdTooLong,
+    #[error("the image could not be decoded: {0}")]
+    Undecodable(String),
 }
 
 impl ChatFrame {
@@ -175,6 +177,31 @@ impl ImageAssembler {
             _ => Ok(None),
         }
     }
+}
+
+/// Decodes `bytes` completely (so that a broken or hostile file is refused before anyone shows
+/// or saves it) and returns its MIME type. Dimensions and memory are bounded.
+pub fn check_image(bytes: &[u8]) -> Result<&'static str, ChatError> {
+    if bytes.is_empty() || bytes.len() > MAX_IMAGE_BYTES {
+        return Err(ChatError::ImageTooLarge);
+    }
+    let undecodable = |e: image::ImageError| ChatError::Undecodable(e.to_string());
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| ChatError::Undecodable(e.to_string()))?;
+    let mime = match reader.format() {
+        Some(image::ImageFormat::Jpeg) => "image/jpeg",
+        Some(image::ImageFormat::Png) => "image/png",
+        Some(image::ImageFormat::WebP) => "image/webp",
+        _ => return Err(ChatError::ImageType),
+    };
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(8192);
+    limits.max_image_height = Some(8192);
+    limits.max_alloc = Some(256 * 1024 * 1024);
+    reader.limits(limits);
+    reader.decode().map_err(undecodable)?;
+    Ok(mime)
 }
 
 /// Whether a message carries an e-mail address or a phone number: the sender refuses it unless

@@ -4,5 +4,6 @@
 pub mod chat;
 pub mod identity;
 pub mod rendezvous;
+pub mod session;
 pub mod verify;
 pub mod webrtc_session;

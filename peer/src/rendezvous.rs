@@ -104,6 +104,11 @@ impl RendezvousClient {
             .map_err(|_| ClientError::Closed)
     }
 
+    /// Says goodbye and closes the socket.
+    pub async fn close(&mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
     /// The next message; an `error` frame comes back as [`ClientError::Server`].
     pub async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
         loop {

@@ -65,12 +65,36 @@ pub enum SessionError {
     WebRtc(#[from] webrtc::Error),
 }
 
+/// What arrives on the data channel.
+#[derive(Debug)]
+pub enum Inbound {
+    Text(String),
+    Binary(bytes::Bytes),
+    /// The channel or the connection under it is gone (closed by the partner, or the network
+    /// went silent for longer than ICE tolerates).
+    Closed,
+}
+
 /// An open session.
 pub struct Connected {
     pub pc: Arc<RTCPeerConnection>,
     pub channel: Arc<RTCDataChannel>,
+    /// Everything the partner sends, from the first frame on: the handlers are in place before
+    /// the channel opens, so nothing sent on `open` is lost.
+    pub inbound: mpsc::UnboundedReceiver<Inbound>,
     /// From the start of [`connect`] to the channel's `open`.
     pub setup: Duration,
+    /// The DTLS certificate fingerprints (this side's, the partner's) from the two session
+    /// descriptions; DTLS refuses a partner whose certificate does not match its own.
+    pub fingerprints: (String, String),
+}
+
+impl Connected {
+    /// Closes the connection; the partner's channel reports [`Inbound::Closed`].
+    pub async fn close(&self) {
+        let _ = self.channel.close().await;
+        let _ = self.pc.close().await;
+    }
 }
 
 /// Sets up the connection in `role`, sending this side's signaling on `outgoing` and reading the
@@ -110,9 +134,19 @@ pub async fn connect(
         })
     }));
     let (failed_tx, mut failed) = mpsc::unbounded_channel();
+    let (inbound_tx, inbound) = mpsc::unbounded_channel();
+    let gone = inbound_tx.clone();
     pc.on_peer_connection_state_change(Box::new(move |state| {
-        if state == RTCPeerConnectionState::Failed {
-            let _ = failed_tx.send(());
+        match state {
+            RTCPeerConnectionState::Failed => {
+                let _ = failed_tx.send(());
+                let _ = gone.send(Inbound::Closed);
+            }
+            // Disconnected may heal (a network blip); Failed follows if it does not.
+            RTCPeerConnectionState::Closed => {
+                let _ = gone.send(Inbound::Closed);
+            }
+            _ => {}
         }
         Box::pin(async {})
     }));
@@ -121,6 +155,20 @@ pub async fn connect(
     let on_open = move |dc: Arc<RTCDataChannel>| {
         let open_tx = open_tx.clone();
         let ready = dc.clone();
+        let messages = inbound_tx.clone();
+        dc.on_message(Box::new(move |m| {
+            let _ = messages.send(if m.is_string {
+                Inbound::Text(String::from_utf8_lossy(&m.data).into_owned())
+            } else {
+                Inbound::Binary(m.data)
+            });
+            Box::pin(async {})
+        }));
+        let closed = inbound_tx.clone();
+        dc.on_close(Box::new(move || {
+            let _ = closed.send(Inbound::Closed);
+            Box::pin(async {})
+        }));
         dc.on_open(Box::new(move || {
             let _ = open_tx.send(ready);
             Box::pin(async {})
@@ -152,7 +200,14 @@ pub async fn connect(
     let mut early_candidates: Vec<RTCIceCandidateInit> = Vec::new();
     loop {
         tokio::select! {
-            Some(channel) = opened.recv() => return Ok(Connected { pc, channel, setup: started.elapsed() }),
+            Some(channel) = opened.recv() => {
+                let setup = started.elapsed();
+                let fingerprints = (
+                    fingerprint(pc.local_description().await),
+                    fingerprint(pc.remote_description().await),
+                );
+                return Ok(Connected { pc, channel, inbound, setup, fingerprints });
+            }
             Some(()) = failed.recv() => return Err(SessionError::Failed),
             _ = &mut deadline => {
                 let _ = pc.close().await;
@@ -191,6 +246,18 @@ pub async fn connect(
     }
 }
 
+/// The first `a=fingerprint:` of a session description, e.g. `sha-256 AB:CD:…`.
+fn fingerprint(description: Option<RTCSessionDescription>) -> String {
+    description
+        .and_then(|d| {
+            d.sdp
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("a=fingerprint:").map(str::to_owned))
+        })
+        .map(|f| f.to_ascii_uppercase())
+        .unwrap_or_default()
+}
+
 fn api(options: &Options) -> webrtc::api::API {
     // Two TLS backends end up in this process (reqwest's and DTLS's), so rustls cannot pick a
     // default crypto provider by itself: name one, once. A provider installed earlier wins.
@@ -201,6 +268,13 @@ fn api(options: &Options) -> webrtc::api::API {
     let mut settings = SettingEngine::default();
     // No multicast DNS: hostnames would be resolved on the local network.
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
+    // A partner that vanished without a word is given up after 5 s of silence plus 10 s
+    // (instead of 25 s): the rendezvous usually says so sooner, but it may be down.
+    settings.set_ice_timeouts(
+        Some(Duration::from_secs(5)),
+        Some(Duration::from_secs(10)),
+        Some(Duration::from_secs(2)),
+    );
     if options.loopback_only {
         settings.set_include_loopback_candidate(true);
         settings.set_interface_filter(Box::new(|name| name == "lo"));

@@ -1,49 +1,136 @@
-//! Shared by the peer's tests: a real rendezvous (in-memory store) trusting a test verifier key,
-//! and devices with fresh identities.
+//! Shared by the peer's tests: a real rendezvous (memory or Redis store) trusting a test verifier
+//! key, running on its own runtime so that a test can kill it, and devices with fresh identities.
 #![allow(dead_code)]
 
-use anonchat_peer::identity::Identity;
+#[path = "../../../rendezvous/tests/common/redis_server.rs"]
+mod redis_server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anonchat_peer::identity::{Identity, SavedToken};
 use anonchat_peer::rendezvous::RendezvousClient;
+use anonchat_peer::session::{self, Command, Event, JoinRequest, SessionConfig};
+use anonchat_peer::webrtc_session;
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::proto::{ClientMessage, Profile, Transport, Want};
-use anonchat_rendezvous::server::{self, Keys, Running};
+use anonchat_rendezvous::server::{self, Keys};
 use anonchat_rendezvous::store::memory::MemoryStore;
+use anonchat_rendezvous::store::redis::RedisStore;
 use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
+pub use redis_server::RedisServer;
+use tokio::sync::mpsc;
 
 /// A fresh device identity in its own temporary home.
 pub fn identity(name: &str) -> Identity {
+    Identity::load_or_create(&home(name)).unwrap()
+}
+
+/// An empty temporary directory for device `name`.
+pub fn home(name: &str) -> PathBuf {
     let dir =
         std::env::temp_dir().join(format!("anonchat-peer-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    Identity::load_or_create(&dir).unwrap()
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
 
+/// A rendezvous on a thread and runtime of its own: [`Rendezvous::kill`] drops every socket at
+/// once, the way a killed process does, without the graceful goodbyes of a shutdown.
 pub struct Rendezvous {
     pub url: String,
-    verifier: SigningKey,
-    _running: Running,
+    pub addr: SocketAddr,
+    redis_url: Option<String>,
+    verifier: Arc<SigningKey>,
+    kill: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl Rendezvous {
     pub async fn start() -> Rendezvous {
-        let verifier = SigningKey::generate();
+        Self::launch(
+            None,
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(SigningKey::generate()),
+        )
+        .await
+    }
+
+    pub async fn start_on_redis(redis: &RedisServer) -> Rendezvous {
+        Self::launch(
+            Some(redis.url.clone()),
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(SigningKey::generate()),
+        )
+        .await
+    }
+
+    async fn launch(
+        redis_url: Option<String>,
+        addr: SocketAddr,
+        verifier: Arc<SigningKey>,
+    ) -> Rendezvous {
         let keys = KeySet::from_jwks(&Jwks {
             keys: vec![verifier.public_jwk()],
         })
         .unwrap();
         let config = Config {
+            addr,
             rate_limit_per_minute: 0,
+            redis_url: redis_url.clone(),
+            server_secret: Some("peer-tests-secret".into()),
             ..Config::local()
         };
-        let store = MemoryStore::new(config.store_config());
-        let running = server::start(config, store, Keys::Fixed(keys), std::future::pending())
-            .await
-            .unwrap();
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let (kill, killed) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            let running = runtime.block_on(async {
+                let until = std::future::pending();
+                match &config.redis_url {
+                    Some(url) => {
+                        let store = RedisStore::connect(url, config.store_config())
+                            .await
+                            .unwrap();
+                        server::start(config, store, Keys::Fixed(keys), until).await
+                    }
+                    None => {
+                        let store = MemoryStore::new(config.store_config());
+                        server::start(config, store, Keys::Fixed(keys), until).await
+                    }
+                }
+                .unwrap()
+            });
+            let _ = ready_tx.send(running.addr);
+            let _ = killed.recv();
+            drop(running);
+            runtime.shutdown_background();
+        });
+        let addr = ready.await.unwrap();
         Rendezvous {
-            url: format!("ws://{}/v1/ws", running.addr),
+            url: format!("ws://{addr}/v1/ws"),
+            addr,
+            redis_url,
             verifier,
-            _running: running,
+            kill: Some(kill),
         }
+    }
+
+    /// Drops the server and every connection to it, abruptly.
+    pub fn kill(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+            // Give the runtime a moment to drop its sockets.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A new server on the same address and keys (a restart: the memory store starts empty).
+    pub async fn restart(&mut self) {
+        self.kill();
+        let fresh = Self::launch(self.redis_url.clone(), self.addr, self.verifier.clone()).await;
+        *self = fresh;
     }
 
     /// A token for `id`, issued a minute ago and valid for `ttl` seconds from then.
@@ -54,10 +141,29 @@ impl Rendezvous {
             .0
     }
 
+    /// Stores a fresh token in `id`'s home, as `anonchat verify` does.
+    pub fn verify(&self, id: &Identity, gender: Gender) {
+        id.save_token(&SavedToken {
+            token: self.token(id, gender, 3600),
+            gender,
+            expires_at: unix_now() + 3540,
+            peer_id: id.peer_id.clone(),
+        })
+        .unwrap();
+    }
+
     pub async fn login(&self, id: &Identity, gender: Gender) -> RendezvousClient {
         RendezvousClient::connect(&self.url, id, &self.token(id, gender, 3600))
             .await
             .unwrap()
+    }
+}
+
+impl Drop for Rendezvous {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
     }
 }
 
@@ -71,4 +177,139 @@ pub fn join(nickname: &str, transports: &[Transport]) -> ClientMessage {
         interests: vec![],
         transports: transports.to_vec(),
     }
+}
+
+pub fn join_request(nickname: &str) -> JoinRequest {
+    JoinRequest {
+        nickname: nickname.into(),
+        bio: "just here to talk".into(),
+        want: Want::Any,
+        interests: vec![],
+    }
+}
+
+/// A chat session driven in-process, as the terminal client drives it.
+pub struct Peer {
+    pub name: String,
+    pub home: PathBuf,
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Everything received so far, for failure messages.
+    pub seen: Vec<Event>,
+}
+
+impl Peer {
+    pub fn start(rdv: &Rendezvous, name: &str, gender: Gender) -> Peer {
+        Self::start_with(rdv, name, gender, |_| {})
+    }
+
+    pub fn start_with(
+        rdv: &Rendezvous,
+        name: &str,
+        gender: Gender,
+        adjust: impl FnOnce(&mut SessionConfig),
+    ) -> Peer {
+        let home = home(name);
+        let identity = Identity::load_or_create(&home).unwrap();
+        let token = rdv.token(&identity, gender, 3600);
+        let mut config = SessionConfig {
+            rendezvous: rdv.url.clone(),
+            identity: Arc::new(identity),
+            token,
+            webrtc: webrtc_session::Options {
+                loopback_only: true,
+                ..Default::default()
+            },
+            images_dir: home.join("images"),
+        };
+        adjust(&mut config);
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(session::run(config, command_rx, event_tx));
+        Peer {
+            name: name.into(),
+            home,
+            commands,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn send(&self, command: Command) {
+        self.commands.send(command).unwrap();
+    }
+
+    pub fn join(&self) {
+        self.send(Command::Join(join_request(&self.name)));
+    }
+
+    pub fn say(&self, text: &str) {
+        self.send(Command::Send {
+            text: text.into(),
+            force: false,
+            id: None,
+        });
+    }
+
+    /// The next event that `matches`, within 10 s; the ones before it are kept in `seen`.
+    pub async fn expect(&mut self, what: &str, matches: impl Fn(&Event) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(event)) => {
+                    self.seen.push(event.clone());
+                    if matches(&event) {
+                        return event;
+                    }
+                }
+                Ok(None) => panic!(
+                    "{}: session ended waiting for {what}; saw {:?}",
+                    self.name, self.seen
+                ),
+                Err(_) => panic!("{}: no {what} within 10 s; saw {:?}", self.name, self.seen),
+            }
+        }
+    }
+
+    /// Asserts that nothing that `matches` happens for `period`.
+    pub async fn expect_none(
+        &mut self,
+        period: Duration,
+        what: &str,
+        matches: impl Fn(&Event) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + period;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            assert!(
+                !matches(&event),
+                "{}: unexpected {what}: {event:?}",
+                self.name
+            );
+            self.seen.push(event);
+        }
+    }
+
+    /// Waits for `connected` and returns the safety code.
+    pub async fn connected(&mut self) -> String {
+        match self
+            .expect("connected", |e| matches!(e, Event::Connected { .. }))
+            .await
+        {
+            Event::Connected { safety_code, .. } => safety_code,
+            _ => unreachable!(),
+        }
+    }
+}
+
+/// Two peers, matched and connected; returns them with their safety codes checked equal.
+pub async fn chatting_pair(rdv: &Rendezvous, a: &str, b: &str) -> (Peer, Peer) {
+    let mut pa = Peer::start(rdv, a, Gender::Female);
+    let mut pb = Peer::start(rdv, b, Gender::Male);
+    pa.join();
+    pa.expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    pb.join();
+    let (ca, cb) = tokio::join!(pa.connected(), pb.connected());
+    assert_eq!(ca, cb, "both sides show the same safety code");
+    (pa, pb)
 }

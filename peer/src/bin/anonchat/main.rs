@@ -1,0 +1,222 @@
+//! `anonchat`: the AnonChat terminal client.
+
+mod json_mode;
+mod tui;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anonchat_peer::identity::{self, Identity};
+use anonchat_peer::session::{JoinRequest, SETUP_TIMEOUT, SessionConfig};
+use anonchat_peer::verify::{self, VerifyError};
+use anonchat_peer::webrtc_session;
+use anonchat_rendezvous::proto::Want;
+use anonchat_verifier::token::unix_now;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "anonchat",
+    version,
+    about = "AnonChat: anonymous one-to-one chat with verified strangers. \
+    Your device key lives in $ANONCHAT_HOME (default ~/.config/anonchat); your selfie is checked by the verifier \
+    and never kept."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show this device's peer id and the state of its verification token.
+    Whoami,
+    /// Verify a selfie with the verifier and keep the token it signs for this device.
+    Verify {
+        /// The photo (JPEG, PNG or WebP).
+        photo: PathBuf,
+        /// Do not let the verifier infer your gender; you will be matched only with people who
+        /// want to talk to anyone.
+        #[arg(long)]
+        undisclosed: bool,
+        /// The verifier's address.
+        #[arg(
+            long,
+            env = "ANONCHAT_VERIFIER",
+            default_value = "http://127.0.0.1:8000"
+        )]
+        verifier: String,
+    },
+    /// Chat with a stranger: wait for a match, then talk peer-to-peer. Needs a token from
+    /// `anonchat verify`.
+    Chat(ChatArgs),
+}
+
+#[derive(clap::Args)]
+struct ChatArgs {
+    /// Machine mode: commands as JSON lines on stdin ({"cmd":"join",...}, {"cmd":"send","text":...},
+    /// typing, image, next, leave, report, block, quit), events as JSON lines on stdout.
+    #[arg(long)]
+    json: bool,
+    /// The rendezvous: a ws:// or wss:// URL, or host:port.
+    #[arg(
+        long,
+        env = "ANONCHAT_RENDEZVOUS",
+        default_value = "ws://127.0.0.1:3002/v1/ws"
+    )]
+    rendezvous: String,
+    /// Connect only through the TURN relays the rendezvous offers, so that the partner never
+    /// learns your IP address. Fails at once if there are none.
+    #[arg(long)]
+    relay_only: bool,
+    /// Use only loopback addresses for the peer-to-peer connection (both peers on this machine).
+    #[arg(long)]
+    loopback_only: bool,
+    /// Where received images are saved [default: $ANONCHAT_HOME/images].
+    #[arg(long)]
+    images_dir: Option<PathBuf>,
+    /// The nickname your partners see (3–24 characters; terminal mode).
+    #[arg(long)]
+    nickname: Option<String>,
+    /// A line about you (10–140 characters; terminal mode).
+    #[arg(long)]
+    bio: Option<String>,
+    /// Who you want to talk to (terminal mode).
+    #[arg(long, value_enum, default_value = "any")]
+    want: WantArg,
+    /// Interests, comma-separated; shared ones are shown and preferred (terminal mode).
+    #[arg(long, value_delimiter = ',')]
+    interests: Vec<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum WantArg {
+    Any,
+    M,
+    F,
+}
+
+/// Accepts `ws://…`, `wss://…`, `http(s)://host:port` or a bare `host:port`.
+fn rendezvous_url(given: &str) -> String {
+    let (scheme, rest) = match given.split_once("://") {
+        Some(("http", rest)) | Some(("ws", rest)) => ("ws", rest),
+        Some(("https", rest)) | Some(("wss", rest)) => ("wss", rest),
+        Some(_) => return given.to_owned(),
+        None => ("ws", given),
+    };
+    if rest.contains('/') {
+        format!("{scheme}://{rest}")
+    } else {
+        format!("{scheme}://{rest}/v1/ws")
+    }
+}
+
+fn chat(home: &std::path::Path, id: Identity, args: ChatArgs) -> anyhow::Result<()> {
+    let token = match id.token()? {
+        Some(t) if t.is_valid_at(unix_now()) => t.token,
+        Some(_) => {
+            anyhow::bail!("your verification token has expired; run `anonchat verify PHOTO` again")
+        }
+        None => anyhow::bail!("this device is not verified yet; run `anonchat verify PHOTO` first"),
+    };
+    let config = SessionConfig {
+        rendezvous: rendezvous_url(&args.rendezvous),
+        identity: Arc::new(id),
+        token,
+        webrtc: webrtc_session::Options {
+            relay_only: args.relay_only,
+            loopback_only: args.loopback_only,
+            timeout: SETUP_TIMEOUT,
+            ..Default::default()
+        },
+        images_dir: args
+            .images_dir
+            .clone()
+            .unwrap_or_else(|| home.join("images")),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = if args.json {
+        runtime.block_on(json_mode::run(config))
+    } else {
+        let join = JoinRequest {
+            nickname: args.nickname.unwrap_or_default(),
+            bio: args.bio.unwrap_or_default(),
+            want: match args.want {
+                WantArg::Any => Want::Any,
+                WantArg::M => Want::M,
+                WantArg::F => Want::F,
+            },
+            interests: args.interests,
+        };
+        runtime.block_on(tui::run(config, join))
+    };
+    // Stdin is read on a blocking thread that only ends with the next line: do not wait for it.
+    runtime.shutdown_background();
+    result
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let home = identity::home()?;
+    let id = Identity::load_or_create(&home)
+        .with_context(|| format!("device identity in {}", home.display()))?;
+    match cli.command {
+        Command::Chat(args) => chat(&home, id, args),
+        Command::Whoami => {
+            println!("peer id: {}", id.peer_id);
+            match id.token()? {
+                None => println!("token:   none; run `anonchat verify PHOTO`"),
+                Some(t) if t.is_valid_at(unix_now()) => {
+                    println!(
+                        "token:   valid for {} more minutes, gender {}",
+                        (t.expires_at - unix_now()) / 60,
+                        t.gender.as_str()
+                    )
+                }
+                Some(_) => println!("token:   expired; run `anonchat verify PHOTO` again"),
+            }
+            Ok(())
+        }
+        Command::Verify {
+            photo,
+            undisclosed,
+            verifier,
+        } => {
+            let bytes =
+                std::fs::read(&photo).with_context(|| format!("reading {}", photo.display()))?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            match runtime.block_on(verify::verify(&verifier, &id, bytes, undisclosed)) {
+                Ok(token) => {
+                    id.save_token(&token)?;
+                    let minutes = (token.expires_at - unix_now()) / 60;
+                    println!(
+                        "verified: gender {}, token valid for {minutes} minutes",
+                        token.gender.as_str()
+                    );
+                    Ok(())
+                }
+                Err(VerifyError::Refused { code, message }) => {
+                    eprintln!("not verified: {message}");
+                    std::process::exit(match code.as_str() {
+                        "rate_limited" | "overloaded" => 3,
+                        _ => 2,
+                    })
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! One chat in progress over an open data channel: frames out, frames in, image reassembly.
+//! Transport-agnostic above [`Connected`]; the rules themselves live in [`crate::chat`].
+
+use bytes::Bytes;
+
+use crate::chat::{self, ChatError, ChatFrame, ImageAssembler};
+use crate::webrtc_session::{Connected, Inbound};
+
+/// What the partner did, as far as this chat is concerned.
+#[derive(Debug)]
+pub enum Received {
+    Hello,
+    Message {
+        id: String,
+        text: String,
+        flagged: bool,
+    },
+    Ack {
+        id: String,
+    },
+    Typing {
+        on: bool,
+    },
+    /// A whole image, decoded successfully.
+    Image {
+        id: String,
+        mime: &'static str,
+        data: Vec<u8>,
+    },
+    /// A chunk of an image still arriving.
+    Nothing,
+    /// `bye`, or the channel closed.
+    Gone,
+    /// A frame broke the rules; the chat goes on.
+    Refused(ChatError),
+}
+
+pub struct Conversation {
+    pub conn: Connected,
+    image: Option<ImageAssembler>,
+    /// After a refused image announcement: its chunks are dropped until the next text frame.
+    discarding: bool,
+}
+
+impl Conversation {
+    pub fn new(conn: Connected) -> Self {
+        Conversation {
+            conn,
+            image: None,
+            discarding: false,
+        }
+    }
+
+    pub async fn send(&self, frame: &ChatFrame) -> Result<(), webrtc::Error> {
+        self.conn.channel.send_text(frame.to_json()).await.map(drop)
+    }
+
+    /// Announces an image (already checked) and sends its chunks.
+    pub async fn send_image(&self, id: &str, mime: &str, data: &[u8]) -> Result<(), SendError> {
+        let (header, chunks) = chat::image_frames(id, mime, data)?;
+        self.send(&header).await?;
+        for chunk in chunks {
+            self.conn
+                .channel
+                .send(&Bytes::copy_from_slice(chunk))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Sends `bye` and closes the connection.
+    pub async fn end(&self) {
+        let _ = self.send(&ChatFrame::Bye {}).await;
+        self.conn.close().await;
+    }
+
+    pub async fn recv(&mut self) -> Option<Inbound> {
+        self.conn.inbound.recv().await
+    }
+
+    pub fn on_inbound(&mut self, inbound: Inbound) -> Received {
+        match inbound {
+            Inbound::Closed => Received::Gone,
+            Inbound::Text(text) => {
+                self.discarding = false;
+                if self.image.take().is_some() {
+                    return Received::Refused(ChatError::BadChunks);
+                }
+                match chat::parse(&text) {
+                    Err(e) => {
+                        self.discarding = matches!(
+                            e,
+                            ChatError::ImageTooLarge | ChatError::ImageType | ChatError::BadChunks
+                        );
+                        Received::Refused(e)
+                    }
+                    Ok(ChatFrame::Hello { .. }) => Received::Hello,
+                    Ok(ChatFrame::Msg { id, text }) => {
+                        let flagged = chat::contains_contact_details(&text);
+                        Received::Message { id, text, flagged }
+                    }
+                    Ok(ChatFrame::Ack { id }) => Received::Ack { id },
+                    Ok(ChatFrame::Typing { on }) => Received::Typing { on },
+                    Ok(ChatFrame::Bye {}) => Received::Gone,
+                    Ok(header @ ChatFrame::Image { .. }) => {
+                        self.image = ImageAssembler::new(&header);
+                        Received::Nothing
+                    }
+                }
+            }
+            Inbound::Binary(chunk) => {
+                if self.discarding {
+                    return Received::Nothing;
+                }
+                let Some(assembler) = self.image.as_mut() else {
+                    self.discarding = true;
+                    return Received::Refused(ChatError::BadChunks);
+                };
+                match assembler.push(&chunk) {
+                    Ok(None) => Received::Nothing,
+                    Ok(Some(data)) => {
+                        let assembler = self.image.take().expect("present");
+                        match chat::check_image(&data) {
+                            Ok(mime) if mime == assembler.mime => Received::Image {
+                                id: assembler.id,
+                                mime,
+                                data,
+                            },
+                            Ok(_) => Received::Refused(ChatError::ImageType),
+                            Err(e) => Received::Refused(e),
+                        }
+                    }
+                    Err(e) => {
+                        self.image = None;
+                        self.discarding = true;
+                        Received::Refused(e)
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Chat(#[from] ChatError),
+    #[error("the channel refused it: {0}")]
+    Channel(#[from] webrtc::Error),
+}

@@ -1,0 +1,204 @@
+//! What a chat session takes and tells: the commands and events of `anonchat chat --json`, one
+//! JSON object per line. The terminal UI and the quickstart drive the session with the same
+//! types.
+
+use std::path::PathBuf;
+
+use anonchat_rendezvous::proto::{PartnerInfo, Want};
+use serde::{Deserialize, Serialize};
+
+/// What the user asks for. Unknown commands and fields are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Wait for a partner; kept, so that `next` and a reconnect join again the same way.
+    Join(JoinRequest),
+    Send {
+        text: String,
+        /// Send even though the text looks like it carries contact details.
+        #[serde(default)]
+        force: bool,
+        /// The message's id (echoed by `sent` and `ack`); one is made up when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
+    Typing {
+        on: bool,
+    },
+    Image {
+        path: PathBuf,
+    },
+    /// End this chat (or stop waiting) and wait for someone else.
+    Next,
+    /// End this chat, or stop waiting.
+    Leave,
+    /// Report the current (or last) partner.
+    Report {
+        #[serde(default)]
+        reason: String,
+    },
+    /// Never be matched with the current (or last) partner again; ends the chat.
+    Block,
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub nickname: String,
+    pub bio: String,
+    #[serde(default = "any")]
+    pub want: Want,
+    #[serde(default)]
+    pub interests: Vec<String>,
+}
+
+fn any() -> Want {
+    Want::Any
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Logged in to the rendezvous.
+    Ready {
+        daily_remaining: u32,
+    },
+    Queued {
+        waiting: u64,
+    },
+    Matched {
+        partner: PartnerInfo,
+    },
+    /// The peer-to-peer channel is open; `setup_ms` counts from `matched`.
+    Connected {
+        transport: String,
+        setup_ms: f64,
+        safety_code: String,
+    },
+    /// A message or image went out on the channel (not yet delivered: see `ack`).
+    Sent {
+        id: String,
+    },
+    Message {
+        id: String,
+        text: String,
+        /// It looks like it carries an e-mail address or a phone number.
+        flagged: bool,
+    },
+    /// The partner received message (or image) `id`.
+    Ack {
+        id: String,
+    },
+    Typing {
+        on: bool,
+    },
+    /// A received image, checked by decoding it, saved at `path`.
+    Image {
+        path: PathBuf,
+        bytes: usize,
+    },
+    PartnerLeft,
+    /// This side left the chat or the queue.
+    Left,
+    Reported,
+    Blocked,
+    /// The rendezvous connection dropped; trying again in `in_ms`.
+    Reconnecting {
+        attempt: u32,
+        in_ms: u64,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+impl Event {
+    pub fn error(code: &str, message: impl Into<String>) -> Event {
+        Event::Error {
+            code: code.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("events serialize")
+    }
+}
+
+/// Parses one line of `--json` input.
+pub fn parse_command(line: &str) -> Result<Command, String> {
+    serde_json::from_str(line).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_in_the_documented_shape() {
+        assert_eq!(
+            parse_command(
+                r#"{"cmd":"join","nickname":"alice","bio":"hello there all","want":"f","interests":["chess"]}"#
+            ),
+            Ok(Command::Join(JoinRequest {
+                nickname: "alice".into(),
+                bio: "hello there all".into(),
+                want: Want::F,
+                interests: vec!["chess".into()],
+            }))
+        );
+        assert_eq!(
+            parse_command(r#"{"cmd":"send","text":"hi"}"#),
+            Ok(Command::Send {
+                text: "hi".into(),
+                force: false,
+                id: None
+            })
+        );
+        assert_eq!(
+            parse_command(r#"{"cmd":"send","text":"mail me","force":true}"#),
+            Ok(Command::Send {
+                text: "mail me".into(),
+                force: true,
+                id: None
+            })
+        );
+        assert_eq!(parse_command(r#"{"cmd":"next"}"#), Ok(Command::Next));
+        assert_eq!(
+            parse_command(r#"{"cmd":"report","reason":"rude"}"#),
+            Ok(Command::Report {
+                reason: "rude".into()
+            })
+        );
+        assert!(parse_command(r#"{"cmd":"send"}"#).is_err(), "text missing");
+        assert!(parse_command(r#"{"cmd":"send","text":"x","colour":1}"#).is_err());
+        assert!(parse_command(r#"{"cmd":"dance"}"#).is_err());
+        assert!(parse_command("not json").is_err());
+    }
+
+    #[test]
+    fn events_in_the_documented_shape() {
+        assert_eq!(Event::PartnerLeft.to_json(), r#"{"event":"partner_left"}"#);
+        assert_eq!(
+            Event::Message {
+                id: "m1".into(),
+                text: "hi".into(),
+                flagged: false
+            }
+            .to_json(),
+            r#"{"event":"message","id":"m1","text":"hi","flagged":false}"#
+        );
+        assert_eq!(
+            Event::error("bad_image", "nope").to_json(),
+            r#"{"event":"error","code":"bad_image","message":"nope"}"#
+        );
+        let queued = Event::Queued { waiting: 3 };
+        assert_eq!(
+            serde_json::from_str::<Event>(&queued.to_json()).unwrap(),
+            queued
+        );
+    }
+}

@@ -1,0 +1,621 @@
+//! A chat session: everything between "join" and "quit" for one device. It logs in to the
+//! rendezvous, waits in the queue (reconnecting and joining again if the socket drops while
+//! waiting), sets up the peer-to-peer channel when matched, and runs the chat over it.
+//!
+//! The session is driven by [`Command`]s and reports [`Event`]s; `anonchat chat --json`, the
+//! terminal UI and the quickstart are thin shells around [`run`].
+
+mod conversation;
+mod interface;
+mod link;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anonchat_rendezvous::proto::{
+    ClientMessage, ErrorCode, Profile, Role, ServerMessage, Transport,
+};
+use anonchat_rendezvous::signaling::SignalData;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub use interface::{Command, Event, JoinRequest, parse_command};
+
+use crate::chat::{self, ChatFrame};
+use crate::identity::Identity;
+use crate::rendezvous::ClientError;
+use crate::webrtc_session::{self, Connected, Inbound, SessionError};
+use conversation::{Conversation, Received};
+use link::Link;
+
+pub struct SessionConfig {
+    /// `ws://host:port/v1/ws`.
+    pub rendezvous: String,
+    pub identity: Arc<Identity>,
+    /// The verification token for `identity`.
+    pub token: String,
+    /// ICE servers are taken from the rendezvous; the rest from here.
+    pub webrtc: webrtc_session::Options,
+    /// Where received images are saved.
+    pub images_dir: PathBuf,
+}
+
+/// Runs the session until `quit` or until `commands` closes.
+pub async fn run(
+    config: SessionConfig,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let mut session = Session {
+        config,
+        events,
+        link: None,
+        join: None,
+        phase: Phase::Idle,
+        last_receipt: None,
+        retry: None,
+        attempt: 0,
+        sent: 0,
+        images: 0,
+    };
+    loop {
+        let wake = tokio::select! {
+            command = commands.recv() => Wake::Command(command.unwrap_or(Command::Quit)),
+            msg = recv_link(&mut session.link) => Wake::Server(msg),
+            wake = phase_wake(&mut session.phase) => wake,
+            () = retry_due(session.retry) => Wake::Retry,
+        };
+        if !session.on(wake).await {
+            return;
+        }
+    }
+}
+
+enum Wake {
+    Command(Command),
+    Server(Option<Result<ServerMessage, ClientError>>),
+    Signal(SignalData),
+    SetUp(Result<Connected, SessionError>),
+    Chat(Inbound),
+    Retry,
+}
+
+enum Phase {
+    Idle,
+    Waiting,
+    Connecting(Box<Pending>),
+    Chatting(Box<Chat>),
+}
+
+/// Matched; the peer-to-peer channel is being set up.
+struct Pending {
+    match_id: String,
+    matched_at: Instant,
+    to_partner: mpsc::UnboundedReceiver<SignalData>,
+    from_partner: mpsc::UnboundedSender<SignalData>,
+    setup: JoinHandle<Result<Connected, SessionError>>,
+}
+
+struct Chat {
+    match_id: String,
+    conversation: Conversation,
+}
+
+struct Session {
+    config: SessionConfig,
+    events: mpsc::UnboundedSender<Event>,
+    link: Option<Link>,
+    /// The last join, for `next` and for joining again after a reconnect.
+    join: Option<JoinRequest>,
+    phase: Phase,
+    /// The sealed receipt of the current or last match, for `report` and `block`.
+    last_receipt: Option<String>,
+    /// When to try connecting to the rendezvous again.
+    retry: Option<Instant>,
+    attempt: u32,
+    sent: u64,
+    images: u64,
+}
+
+async fn recv_link(link: &mut Option<Link>) -> Option<Result<ServerMessage, ClientError>> {
+    match link {
+        Some(link) => link.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the current phase is waiting for: the set-up's signaling and result, or the chat.
+async fn phase_wake(phase: &mut Phase) -> Wake {
+    match phase {
+        Phase::Connecting(p) => tokio::select! {
+            Some(signal) = p.to_partner.recv() => Wake::Signal(signal),
+            done = &mut p.setup => Wake::SetUp(done.unwrap_or(Err(SessionError::Failed))),
+        },
+        Phase::Chatting(c) => Wake::Chat(c.conversation.recv().await.unwrap_or(Inbound::Closed)),
+        Phase::Idle | Phase::Waiting => std::future::pending().await,
+    }
+}
+
+async fn retry_due(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Session {
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn error(&self, code: &str, message: impl Into<String>) {
+        self.emit(Event::error(code, message));
+    }
+
+    /// Handles one wake-up; false when the session is over.
+    async fn on(&mut self, wake: Wake) -> bool {
+        match wake {
+            Wake::Command(command) => return self.on_command(command).await,
+            Wake::Server(Some(Ok(msg))) => self.on_server(msg).await,
+            Wake::Server(Some(Err(ClientError::Server { code, message, .. }))) => {
+                // Leaving a match the server already ended is not worth a word.
+                let in_match = matches!(self.phase, Phase::Connecting(_) | Phase::Chatting(_));
+                if code != ErrorCode::NotInMatch || in_match {
+                    self.error(code.as_str(), message);
+                }
+                if matches!(
+                    code,
+                    ErrorCode::DailyLimit | ErrorCode::Banned | ErrorCode::InvalidProfile
+                ) && matches!(self.phase, Phase::Waiting)
+                {
+                    self.phase = Phase::Idle;
+                }
+            }
+            Wake::Server(Some(Err(e))) => {
+                tracing::info!("rendezvous connection lost: {e}");
+                self.link_lost();
+            }
+            Wake::Server(None) => self.link_lost(),
+            Wake::Signal(signal) => {
+                if let (Phase::Connecting(p), Some(link)) = (&self.phase, &self.link) {
+                    let data = serde_json::to_value(&signal).expect("signals serialize");
+                    link.send(ClientMessage::Signal {
+                        match_id: p.match_id.clone(),
+                        data,
+                    });
+                }
+            }
+            Wake::SetUp(result) => self.on_setup(result).await,
+            Wake::Chat(inbound) => self.on_chat(inbound).await,
+            Wake::Retry => {
+                self.retry = None;
+                self.connect().await;
+            }
+        }
+        true
+    }
+
+    async fn on_command(&mut self, command: Command) -> bool {
+        match command {
+            Command::Join(join) => {
+                self.end_match().await;
+                self.join = Some(join);
+                self.start_waiting().await;
+            }
+            Command::Next => {
+                self.end_match().await;
+                if self.join.is_some() {
+                    self.start_waiting().await;
+                } else {
+                    self.error("not_joined", "join first: there is no profile to join with");
+                }
+            }
+            Command::Leave => {
+                self.end_match().await;
+                self.emit(Event::Left);
+            }
+            Command::Send { text, force, id } => self.send_text(text, force, id).await,
+            Command::Typing { on } => {
+                if let Phase::Chatting(chat) = &self.phase {
+                    let _ = chat.conversation.send(&ChatFrame::Typing { on }).await;
+                }
+            }
+            Command::Image { path } => self.send_image(path).await,
+            Command::Report { reason } => {
+                self.with_receipt(|receipt| ClientMessage::Report { receipt, reason });
+            }
+            Command::Block => {
+                if self.with_receipt(|receipt| ClientMessage::Block { receipt }) {
+                    self.end_match().await;
+                }
+            }
+            Command::Quit => {
+                self.end_match().await;
+                self.link = None;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Sends a report or block for the current or last match; false when it could not.
+    fn with_receipt(&self, message: impl FnOnce(String) -> ClientMessage) -> bool {
+        let Some(receipt) = self.last_receipt.clone() else {
+            self.error("no_match", "there is no partner to report or block yet");
+            return false;
+        };
+        match &self.link {
+            Some(link) if link.send(message(receipt)) => true,
+            _ => {
+                self.error(
+                    "rendezvous_unavailable",
+                    "the rendezvous is not reachable right now; try again in a moment",
+                );
+                false
+            }
+        }
+    }
+
+    /// Ends the current match (saying `bye` to the partner and `leave` to the rendezvous), or
+    /// leaves the queue.
+    async fn end_match(&mut self) {
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Idle => {}
+            Phase::Waiting => {
+                if let Some(link) = &self.link {
+                    link.send(ClientMessage::Cancel {});
+                }
+            }
+            Phase::Connecting(p) => {
+                p.setup.abort();
+                self.send_leave(p.match_id);
+            }
+            Phase::Chatting(chat) => {
+                chat.conversation.end().await;
+                self.send_leave(chat.match_id);
+            }
+        }
+    }
+
+    fn send_leave(&self, match_id: String) {
+        if let Some(link) = &self.link {
+            link.send(ClientMessage::Leave { match_id });
+        }
+    }
+
+    async fn start_waiting(&mut self) {
+        self.phase = Phase::Waiting;
+        if self.link.is_none() {
+            // Connecting joins once logged in.
+            self.retry = None;
+            self.attempt = 0;
+            self.connect().await;
+        } else {
+            self.send_join();
+        }
+    }
+
+    fn send_join(&self) {
+        let (Some(link), Some(join)) = (&self.link, &self.join) else {
+            return;
+        };
+        link.send(ClientMessage::Join {
+            profile: Profile {
+                nickname: join.nickname.clone(),
+                bio: join.bio.clone(),
+            },
+            want: join.want,
+            interests: join.interests.clone(),
+            transports: vec![Transport::Webrtc],
+        });
+    }
+
+    /// Logs in to the rendezvous, and joins if waiting; on failure schedules another try.
+    async fn connect(&mut self) {
+        let config = &self.config;
+        match Link::connect(&config.rendezvous, &config.identity, &config.token).await {
+            Ok(link) => {
+                self.attempt = 0;
+                self.emit(Event::Ready {
+                    daily_remaining: link.welcome.daily_remaining,
+                });
+                self.link = Some(link);
+                if matches!(self.phase, Phase::Waiting) {
+                    self.send_join();
+                }
+            }
+            Err(e) if link::worth_retrying(&e) => {
+                let wait = link::backoff(self.attempt);
+                self.attempt += 1;
+                self.retry = Some(Instant::now() + wait);
+                self.error("rendezvous_unavailable", e.to_string());
+                self.emit(Event::Reconnecting {
+                    attempt: self.attempt,
+                    in_ms: wait.as_millis() as u64,
+                });
+            }
+            Err(e) => {
+                let code = match &e {
+                    ClientError::Server { code, .. } => code.as_str(),
+                    _ => "rendezvous_refused",
+                };
+                self.error(code, e.to_string());
+                if matches!(self.phase, Phase::Waiting) {
+                    self.phase = Phase::Idle;
+                }
+            }
+        }
+    }
+
+    /// The rendezvous socket dropped. Waiting users are put back in the queue by reconnecting;
+    /// a set-up in progress needs signaling, so it is given up and the user queued again; a
+    /// chat in progress does not need the rendezvous at all.
+    fn link_lost(&mut self) {
+        self.link = None;
+        let rejoin = match &self.phase {
+            Phase::Waiting => true,
+            Phase::Connecting(p) => {
+                p.setup.abort();
+                self.error(
+                    "rendezvous_lost",
+                    "the rendezvous went away while connecting to the partner; waiting again",
+                );
+                self.phase = Phase::Waiting;
+                true
+            }
+            Phase::Idle | Phase::Chatting(_) => false,
+        };
+        if rejoin && self.retry.is_none() {
+            let wait = link::backoff(self.attempt);
+            self.attempt += 1;
+            self.retry = Some(Instant::now() + wait);
+            self.emit(Event::Reconnecting {
+                attempt: self.attempt,
+                in_ms: wait.as_millis() as u64,
+            });
+        }
+    }
+
+    async fn on_server(&mut self, msg: ServerMessage) {
+        match msg {
+            ServerMessage::Queued { waiting } => self.emit(Event::Queued { waiting }),
+            ServerMessage::Matched {
+                match_id,
+                role,
+                partner,
+                receipt,
+                ..
+            } => {
+                if !matches!(self.phase, Phase::Waiting) {
+                    // The user left in the meantime: tell the partner at once.
+                    self.send_leave(match_id);
+                    return;
+                }
+                self.last_receipt = Some(receipt);
+                self.emit(Event::Matched { partner });
+                self.phase = Phase::Connecting(Box::new(self.start_setup(match_id, role)));
+            }
+            ServerMessage::Signal { match_id, data } => {
+                if let Phase::Connecting(p) = &self.phase
+                    && p.match_id == match_id
+                {
+                    match serde_json::from_value::<SignalData>(data) {
+                        Ok(signal) => {
+                            let _ = p.from_partner.send(signal);
+                        }
+                        Err(e) => tracing::warn!("ignoring a malformed signal: {e}"),
+                    }
+                }
+            }
+            ServerMessage::PartnerLeft { match_id } => {
+                let current = match &self.phase {
+                    Phase::Connecting(p) => p.match_id == match_id,
+                    Phase::Chatting(c) => c.match_id == match_id,
+                    _ => false,
+                };
+                if current {
+                    self.partner_gone().await;
+                }
+            }
+            ServerMessage::Reported {} => self.emit(Event::Reported),
+            ServerMessage::Blocked {} => self.emit(Event::Blocked),
+            ServerMessage::Cancelled {} => {}
+            other => tracing::debug!("unexpected from the rendezvous: {other:?}"),
+        }
+    }
+
+    fn start_setup(&self, match_id: String, role: Role) -> Pending {
+        let (out_tx, to_partner) = mpsc::unbounded_channel();
+        let (from_partner, in_rx) = mpsc::unbounded_channel();
+        let mut options = self.config.webrtc.clone();
+        if let Some(link) = &self.link {
+            options.ice_servers = link.welcome.ice_servers.clone();
+        }
+        let setup =
+            tokio::spawn(
+                async move { webrtc_session::connect(role, &options, out_tx, in_rx).await },
+            );
+        Pending {
+            match_id,
+            matched_at: Instant::now(),
+            to_partner,
+            from_partner,
+            setup,
+        }
+    }
+
+    async fn on_setup(&mut self, result: Result<Connected, SessionError>) {
+        let Phase::Connecting(p) = std::mem::replace(&mut self.phase, Phase::Idle) else {
+            return;
+        };
+        match result {
+            Ok(conn) => {
+                let (mine, theirs) = &conn.fingerprints;
+                let safety_code = chat::safety_code(mine, theirs);
+                let conversation = Conversation::new(conn);
+                let _ = conversation
+                    .send(&ChatFrame::Hello { v: chat::VERSION })
+                    .await;
+                self.emit(Event::Connected {
+                    transport: "webrtc".into(),
+                    setup_ms: p.matched_at.elapsed().as_secs_f64() * 1000.0,
+                    safety_code,
+                });
+                self.phase = Phase::Chatting(Box::new(Chat {
+                    match_id: p.match_id,
+                    conversation,
+                }));
+            }
+            Err(e) => {
+                let code = match e {
+                    SessionError::NoRelay => "no_relay",
+                    SessionError::Timeout(_) => "connect_timeout",
+                    _ => "connect_failed",
+                };
+                self.error(code, e.to_string());
+                self.send_leave(p.match_id);
+            }
+        }
+    }
+
+    async fn on_chat(&mut self, inbound: Inbound) {
+        let Phase::Chatting(chat) = &mut self.phase else {
+            return;
+        };
+        match chat.conversation.on_inbound(inbound) {
+            Received::Hello | Received::Nothing => {}
+            Received::Message { id, text, flagged } => {
+                let _ = chat
+                    .conversation
+                    .send(&ChatFrame::Ack { id: id.clone() })
+                    .await;
+                self.emit(Event::Message { id, text, flagged });
+            }
+            Received::Ack { id } => self.emit(Event::Ack { id }),
+            Received::Typing { on } => self.emit(Event::Typing { on }),
+            Received::Image { id, mime, data } => {
+                let _ = chat.conversation.send(&ChatFrame::Ack { id }).await;
+                match self.save_image(mime, &data) {
+                    Ok(path) => self.emit(Event::Image {
+                        path,
+                        bytes: data.len(),
+                    }),
+                    Err(e) => self.error("image_not_saved", e.to_string()),
+                }
+            }
+            Received::Refused(e) => self.error("bad_frame", format!("the partner sent {e}")),
+            Received::Gone => self.partner_gone().await,
+        }
+    }
+
+    /// The partner left (said `bye`, closed the channel, or the rendezvous said so).
+    async fn partner_gone(&mut self) {
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Connecting(p) => {
+                p.setup.abort();
+                self.send_leave(p.match_id);
+            }
+            Phase::Chatting(chat) => {
+                chat.conversation.conn.close().await;
+                self.send_leave(chat.match_id);
+            }
+            other => {
+                self.phase = other;
+                return;
+            }
+        }
+        self.emit(Event::PartnerLeft);
+    }
+
+    async fn send_text(&mut self, text: String, force: bool, id: Option<String>) {
+        let Phase::Chatting(chat) = &self.phase else {
+            self.error("not_in_chat", "there is nobody to send to yet");
+            return;
+        };
+        if text.trim().is_empty() {
+            self.error("empty", "nothing to send");
+            return;
+        }
+        if text.chars().count() > chat::MAX_TEXT_CHARS {
+            self.error("too_long", chat::ChatError::TextTooLong.to_string());
+            return;
+        }
+        if !force && chat::contains_contact_details(&text) {
+            self.error(
+                "contact_details",
+                "this looks like an e-mail address or a phone number, which strangers can misuse; \
+                 send it anyway with /send! (or \"force\":true)",
+            );
+            return;
+        }
+        self.sent += 1;
+        let id = id.unwrap_or_else(|| format!("m{}", self.sent));
+        let frame = ChatFrame::Msg {
+            id: id.clone(),
+            text,
+        };
+        match chat.conversation.send(&frame).await {
+            Ok(()) => self.emit(Event::Sent { id }),
+            Err(e) => self.error("send_failed", e.to_string()),
+        }
+    }
+
+    async fn send_image(&mut self, path: PathBuf) {
+        if !matches!(self.phase, Phase::Chatting(_)) {
+            self.error("not_in_chat", "there is nobody to send to yet");
+            return;
+        }
+        let checked = tokio::task::spawn_blocking(move || read_image(&path))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        let (mime, data) = match checked {
+            Ok(image) => image,
+            Err(message) => return self.error("bad_image", message),
+        };
+        self.sent += 1;
+        let id = format!("i{}", self.sent);
+        let Phase::Chatting(chat) = &self.phase else {
+            return;
+        };
+        match chat.conversation.send_image(&id, mime, &data).await {
+            Ok(()) => self.emit(Event::Sent { id }),
+            Err(e) => self.error("send_failed", e.to_string()),
+        }
+    }
+
+    fn save_image(&mut self, mime: &str, data: &[u8]) -> std::io::Result<PathBuf> {
+        let dir = &self.config.images_dir;
+        std::fs::create_dir_all(dir)?;
+        self.images += 1;
+        let extension = mime.trim_start_matches("image/").replace("jpeg", "jpg");
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        // The name is ours: nothing the partner sent ends up in a path.
+        let path = dir.join(format!("{millis}-{}.{extension}", self.images));
+        std::fs::write(&path, data)?;
+        Ok(path)
+    }
+}
+
+/// Reads and checks an image to send: at most 1 MiB, JPEG, PNG or WebP, and decodable.
+fn read_image(path: &std::path::Path) -> Result<(&'static str, Vec<u8>), String> {
+    let name = path.display();
+    let size = std::fs::metadata(path)
+        .map_err(|e| format!("{name}: {e}"))?
+        .len();
+    if size > chat::MAX_IMAGE_BYTES as u64 {
+        return Err(format!(
+            "{name} is {size} bytes; images are at most {} bytes",
+            chat::MAX_IMAGE_BYTES
+        ));
+    }
+    let data = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
+    let mime = chat::check_image(&data).map_err(|e| format!("{name}: {e}"))?;
+    Ok((mime, data))
+}
+
+/// How long a chat's set-up may take by default.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(15);

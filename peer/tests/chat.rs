@@ -1,0 +1,339 @@
+//! Chat sessions end to end: real rendezvous, real WebRTC on loopback, the session driver that
+//! the terminal client runs.
+
+mod common;
+
+use std::time::Duration;
+
+use anonchat_peer::session::{Command, Event};
+use anonchat_verifier::token::Gender;
+use common::{Peer, RedisServer, Rendezvous, chatting_pair};
+
+/// A PNG of noise (which does not compress) just under 1 MiB.
+fn big_png() -> Vec<u8> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut side = 600u32;
+    loop {
+        let img = image::RgbImage::from_fn(side, side, |_, _| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            image::Rgb([seed as u8, (seed >> 8) as u8, (seed >> 16) as u8])
+        });
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        if png.len() <= 1024 * 1024 {
+            assert!(png.len() > 1000 * 1024, "close to the limit: {}", png.len());
+            return png;
+        }
+        side -= 2;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_acks_typing_and_a_1_mib_image() {
+    let rdv = Rendezvous::start().await;
+    let (mut a, mut b) = chatting_pair(&rdv, "chat-a", "chat-b").await;
+
+    a.say("hello from a");
+    let Event::Sent { id } = a.expect("sent", |e| matches!(e, Event::Sent { .. })).await else {
+        unreachable!()
+    };
+    let got = b
+        .expect("message", |e| matches!(e, Event::Message { .. }))
+        .await;
+    assert_eq!(
+        got,
+        Event::Message {
+            id: id.clone(),
+            text: "hello from a".into(),
+            flagged: false
+        }
+    );
+    a.expect("ack", |e| *e == Event::Ack { id: id.clone() })
+        .await;
+
+    b.send(Command::Typing { on: true });
+    a.expect("typing", |e| *e == Event::Typing { on: true })
+        .await;
+    b.send(Command::Typing { on: false });
+    a.expect("typing off", |e| *e == Event::Typing { on: false })
+        .await;
+
+    let png = big_png();
+    let path = a.home.join("noise.png");
+    std::fs::write(&path, &png).unwrap();
+    a.send(Command::Image { path });
+    let Event::Image { path, bytes } = b
+        .expect("image", |e| matches!(e, Event::Image { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(bytes, png.len());
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        png,
+        "the image arrives intact"
+    );
+    assert!(path.starts_with(b.home.join("images")));
+    a.expect(
+        "image ack",
+        |e| matches!(e, Event::Ack { id } if id.starts_with('i')),
+    )
+    .await;
+
+    // Ordered and reliable under a burst.
+    for i in 0..200 {
+        b.say(&format!("burst {i}"));
+    }
+    for i in 0..200 {
+        let want = format!("burst {i}");
+        a.expect(
+            "burst message",
+            |e| matches!(e, Event::Message { text, .. } if *text == want),
+        )
+        .await;
+    }
+    assert!(
+        a.seen
+            .iter()
+            .filter(|e| matches!(e, Event::Message { text, .. } if text.starts_with("burst")))
+            .count()
+            == 200,
+        "no message lost or repeated"
+    );
+
+    a.send(Command::Leave);
+    a.expect("left", |e| *e == Event::Left).await;
+    b.expect("partner_left", |e| *e == Event::PartnerLeft).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contact_details_are_refused_unless_forced_and_flagged_on_arrival() {
+    let rdv = Rendezvous::start().await;
+    let (mut a, mut b) = chatting_pair(&rdv, "pii-a", "pii-b").await;
+
+    a.say("write to me at jane.doe@example.org");
+    let refused = a
+        .expect("error", |e| matches!(e, Event::Error { .. }))
+        .await;
+    assert!(
+        matches!(&refused, Event::Error { code, .. } if code == "contact_details"),
+        "{refused:?}"
+    );
+    a.say("or call +44 20 7946 0958");
+    a.expect(
+        "error",
+        |e| matches!(e, Event::Error { code, .. } if code == "contact_details"),
+    )
+    .await;
+
+    a.send(Command::Send {
+        text: "fine: jane.doe@example.org".into(),
+        force: true,
+        id: None,
+    });
+    let got = b
+        .expect("message", |e| matches!(e, Event::Message { .. }))
+        .await;
+    assert!(
+        matches!(got, Event::Message { flagged: true, ref text, .. } if text == "fine: jane.doe@example.org")
+    );
+    assert!(
+        !b.seen
+            .iter()
+            .any(|e| matches!(e, Event::Message { text, .. } if text.contains("7946"))),
+        "the refused messages never left"
+    );
+
+    a.say("meet you on 2024-05-01?");
+    let got = b
+        .expect("message", |e| matches!(e, Event::Message { .. }))
+        .await;
+    assert!(
+        matches!(got, Event::Message { flagged: false, .. }),
+        "a date is not a phone number"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_images_are_refused_with_a_clear_error() {
+    let rdv = Rendezvous::start().await;
+    let (mut a, mut b) = chatting_pair(&rdv, "img-a", "img-b").await;
+
+    let cases = [
+        ("too-big.png", vec![0u8; 1024 * 1024 + 1], "at most"),
+        ("text.png", b"this is not an image at all".to_vec(), "image"),
+        ("truncated.png", big_png()[..4096].to_vec(), "decoded"),
+    ];
+    for (name, bytes, says) in cases {
+        let path = a.home.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        a.send(Command::Image { path });
+        let e = a
+            .expect("error", |e| matches!(e, Event::Error { .. }))
+            .await;
+        let Event::Error { code, message } = e else {
+            unreachable!()
+        };
+        assert_eq!(code, "bad_image");
+        assert!(
+            message.contains(name) && message.contains(says),
+            "{name}: {message}"
+        );
+    }
+    a.send(Command::Image {
+        path: a.home.join("missing.png"),
+    });
+    a.expect("error", |e| matches!(e, Event::Error { code, message } if code == "bad_image" && message.contains("missing.png")))
+        .await;
+    b.expect_none(Duration::from_millis(300), "image", |e| {
+        matches!(e, Event::Image { .. })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_and_block_through_receipts_and_a_blocked_pair_is_never_matched_again() {
+    let rdv = Rendezvous::start().await;
+    let (mut a, mut b) = chatting_pair(&rdv, "blk-a", "blk-b").await;
+
+    a.send(Command::Report {
+        reason: "rude".into(),
+    });
+    a.expect("reported", |e| *e == Event::Reported).await;
+    a.send(Command::Block);
+    a.expect("blocked", |e| *e == Event::Blocked).await;
+    b.expect("partner_left", |e| *e == Event::PartnerLeft).await;
+
+    // Both meet someone else, so that the no-immediate-rematch rule no longer keeps them apart.
+    let mut c = Peer::start(&rdv, "blk-c", Gender::Male);
+    let mut d = Peer::start(&rdv, "blk-d", Gender::Female);
+    a.send(Command::Next);
+    a.expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    c.join();
+    a.connected().await;
+    c.connected().await;
+    b.send(Command::Next);
+    b.expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    d.join();
+    b.connected().await;
+    d.connected().await;
+
+    // Now a and b wait at the same time, and stay waiting.
+    a.send(Command::Next);
+    c.expect("partner_left", |e| *e == Event::PartnerLeft).await;
+    b.send(Command::Next);
+    d.expect("partner_left", |e| *e == Event::PartnerLeft).await;
+    a.expect_none(
+        Duration::from_secs(1),
+        "a match with the blocked partner",
+        |e| matches!(e, Event::Matched { .. }),
+    )
+    .await;
+    b.expect_none(Duration::from_millis(10), "a match with the blocker", |e| {
+        matches!(e, Event::Matched { .. })
+    })
+    .await;
+
+    // Reports and blocks need a match: without one, a clear error.
+    let mut e = Peer::start(&rdv, "blk-e", Gender::Male);
+    e.send(Command::Block);
+    e.expect(
+        "error",
+        |ev| matches!(ev, Event::Error { code, .. } if code == "no_match"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_survives_the_rendezvous_being_killed() {
+    let mut rdv = Rendezvous::start().await;
+    let (mut a, mut b) = chatting_pair(&rdv, "kill-a", "kill-b").await;
+    rdv.kill();
+
+    a.say("still there?");
+    b.expect(
+        "message",
+        |e| matches!(e, Event::Message { text, .. } if text == "still there?"),
+    )
+    .await;
+    b.say("yes, peer to peer");
+    a.expect(
+        "message",
+        |e| matches!(e, Event::Message { text, .. } if text == "yes, peer to peer"),
+    )
+    .await;
+    assert!(
+        !a.seen
+            .iter()
+            .chain(&b.seen)
+            .any(|e| *e == Event::PartnerLeft),
+        "losing the rendezvous did not end the chat"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_peers_reconnect_and_join_again_after_a_restart() {
+    let mut rdv = Rendezvous::start().await;
+    let mut a = Peer::start(&rdv, "re-a", Gender::Female);
+    a.join();
+    a.expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+
+    rdv.restart().await;
+    a.expect("reconnecting", |e| matches!(e, Event::Reconnecting { .. }))
+        .await;
+    a.expect("queued again", |e| matches!(e, Event::Queued { .. }))
+        .await;
+
+    let mut b = Peer::start(&rdv, "re-b", Gender::Male);
+    b.join();
+    a.connected().await;
+    b.connected().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_without_a_turn_server_fails_clearly_and_frees_the_partner() {
+    let rdv = Rendezvous::start().await;
+    let mut a = Peer::start_with(&rdv, "relay-a", Gender::Female, |c| {
+        c.webrtc.relay_only = true
+    });
+    let mut b = Peer::start(&rdv, "relay-b", Gender::Male);
+    a.join();
+    a.expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    b.join();
+    let e = a
+        .expect("error", |e| matches!(e, Event::Error { .. }))
+        .await;
+    assert!(
+        matches!(&e, Event::Error { code, message } if code == "no_relay" && message.contains("TURN")),
+        "{e:?}"
+    );
+    b.expect("partner_left", |e| *e == Event::PartnerLeft).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_left_and_next_on_the_redis_store() {
+    let redis = RedisServer::start();
+    let rdv = Rendezvous::start_on_redis(&redis).await;
+    let (mut a, mut b) = chatting_pair(&rdv, "redis-a", "redis-b").await;
+    a.say("over redis-matched webrtc");
+    b.expect("message", |e| matches!(e, Event::Message { .. }))
+        .await;
+    b.send(Command::Next);
+    a.expect("partner_left", |e| *e == Event::PartnerLeft).await;
+    b.expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    // No immediate rematch: a joins too, and the two keep waiting.
+    a.send(Command::Next);
+    a.expect_none(Duration::from_millis(800), "a rematch", |e| {
+        matches!(e, Event::Matched { .. })
+    })
+    .await;
+}
