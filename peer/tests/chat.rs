@@ -337,3 +337,105 @@ async fn partner_left_and_next_on_the_redis_store() {
     })
     .await;
 }
+
+/// A partner that does not play by the rules: raw frames straight onto the data channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_from_the_partner_are_refused_and_the_chat_goes_on() {
+    use anonchat_rendezvous::proto::{ServerMessage, Transport};
+    let rdv = Rendezvous::start().await;
+    let mut victim = Peer::start(&rdv, "hostile-victim", Gender::Female);
+    victim.join();
+    victim
+        .expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    let mut raw = rdv
+        .login(&common::identity("hostile-raw"), Gender::Male)
+        .await;
+    raw.send(&common::join("mallory", &[Transport::Webrtc]))
+        .await
+        .unwrap();
+    let ServerMessage::Matched { match_id, role, .. } = raw.recv().await.unwrap() else {
+        panic!("not matched")
+    };
+    let conn = common::connect_through(&mut raw, match_id, role)
+        .await
+        .unwrap();
+    victim.connected().await;
+    let channel = conn.channel.clone();
+    let text = |t: &str| {
+        let channel = channel.clone();
+        let t = t.to_owned();
+        async move { channel.send_text(t).await.unwrap() }
+    };
+    let binary = |b: Vec<u8>| {
+        let channel = channel.clone();
+        async move { channel.send(&bytes::Bytes::from(b)).await.unwrap() }
+    };
+
+    // An announced image over the limit: refused, and its chunks ignored.
+    text(r#"{"type":"image","id":"x1","mime":"image/png","size":2097152,"chunks":128}"#).await;
+    for _ in 0..3 {
+        binary(vec![7u8; 16384]).await;
+    }
+    refused(&mut victim, "at most").await;
+    // Garbage with a PNG signature, and garbage without one.
+    text(r#"{"type":"image","id":"x2","mime":"image/png","size":5000,"chunks":1}"#).await;
+    let mut garbage = big_png()[..8].to_vec();
+    garbage.resize(5000, 0x89);
+    binary(garbage).await;
+    refused(&mut victim, "decoded").await;
+    text(r#"{"type":"image","id":"x2","mime":"image/png","size":5000,"chunks":1}"#).await;
+    binary(vec![0x89u8; 5000]).await;
+    refused(&mut victim, "JPEG, PNG and WebP").await;
+    // A real PNG announced as a JPEG.
+    let png = big_png();
+    let header = format!(
+        r#"{{"type":"image","id":"x3","mime":"image/jpeg","size":{},"chunks":{}}}"#,
+        png.len(),
+        png.len().div_ceil(16384)
+    );
+    text(&header).await;
+    for chunk in png.chunks(16384) {
+        binary(chunk.to_vec()).await;
+    }
+    refused(&mut victim, "JPEG, PNG and WebP").await;
+    // Chunks nobody announced, JSON that is not a frame, a message over the limit.
+    binary(vec![1, 2, 3]).await;
+    text(r#"{"type":"msg","id":"m","text":"hi","extra":1}"#).await;
+    text(&format!(
+        r#"{{"type":"msg","id":"m","text":"{}"}}"#,
+        "a".repeat(2001)
+    ))
+    .await;
+    for _ in 0..3 {
+        victim
+            .expect(
+                "a refusal",
+                |e| matches!(e, Event::Error { code, .. } if code == "bad_frame"),
+            )
+            .await;
+    }
+
+    // The chat goes on, and nothing bad reached the disk.
+    text(r#"{"type":"msg","id":"ok","text":"sorry about that"}"#).await;
+    victim
+        .expect(
+            "message",
+            |e| matches!(e, Event::Message { id, .. } if id == "ok"),
+        )
+        .await;
+    assert!(!victim.seen.iter().any(|e| matches!(e, Event::Image { .. })));
+    assert!(!victim.home.join("images").exists());
+    conn.close().await;
+    victim
+        .expect("partner_left", |e| *e == Event::PartnerLeft)
+        .await;
+}
+
+async fn refused(victim: &mut Peer, says: &'static str) {
+    victim
+        .expect("a refusal", move |e| {
+            matches!(e, Event::Error { code, message } if code == "bad_frame" && message.contains(says))
+        })
+        .await;
+}

@@ -5,44 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use anonchat_peer::rendezvous::RendezvousClient;
-use anonchat_peer::webrtc_session::{self, Connected, Options, SessionError};
-use anonchat_rendezvous::proto::{ClientMessage, IceServer, Role, ServerMessage, Transport};
-use anonchat_rendezvous::signaling::SignalData;
+use anonchat_peer::webrtc_session::{self, Options, SessionError};
+use anonchat_rendezvous::proto::{IceServer, Role, ServerMessage, Transport};
 use anonchat_verifier::token::Gender;
-use common::{Rendezvous, identity, join};
+use common::{Rendezvous, connect_through, identity, join};
 use tokio::sync::mpsc;
-
-/// Runs `connect` while relaying its signaling through the rendezvous client.
-async fn connect_through(
-    mut client: RendezvousClient,
-    match_id: String,
-    role: Role,
-) -> Result<Connected, SessionError> {
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    let (in_tx, in_rx) = mpsc::unbounded_channel();
-    let options = Options {
-        loopback_only: true,
-        ..Options::default()
-    };
-    let session =
-        tokio::spawn(async move { webrtc_session::connect(role, &options, out_tx, in_rx).await });
-    tokio::pin!(session);
-    loop {
-        tokio::select! {
-            done = &mut session => return done.unwrap(),
-            Some(signal) = out_rx.recv() => {
-                let data = serde_json::to_value(&signal).unwrap();
-                client.send(&ClientMessage::Signal { match_id: match_id.clone(), data }).await.unwrap();
-            }
-            msg = client.recv() => {
-                if let Ok(ServerMessage::Signal { data, .. }) = msg {
-                    let _ = in_tx.send(serde_json::from_value::<SignalData>(data).unwrap());
-                }
-            }
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_channel_opens_between_matched_peers() {
@@ -66,8 +33,8 @@ async fn a_data_channel_opens_between_matched_peers() {
     assert_eq!((role_a, role_b), (Role::Offerer, Role::Answerer));
 
     let (ca, cb) = tokio::join!(
-        connect_through(a, match_id.clone(), role_a),
-        connect_through(b, match_id.clone(), role_b)
+        connect_through(&mut a, match_id.clone(), role_a),
+        connect_through(&mut b, match_id.clone(), role_b)
     );
     let (ca, cb) = (
         ca.expect("offerer connected"),

@@ -504,7 +504,10 @@ impl Session {
                     Err(e) => self.error("image_not_saved", e.to_string()),
                 }
             }
-            Received::Refused(e) => self.error("bad_frame", format!("the partner sent {e}")),
+            Received::Refused(e) => self.error(
+                "bad_frame",
+                format!("refused a frame from the partner: {e}"),
+            ),
             Received::Gone => self.partner_gone().await,
         }
     }

@@ -14,9 +14,12 @@ use anonchat_peer::identity::{Identity, SavedToken};
 use anonchat_peer::rendezvous::RendezvousClient;
 use anonchat_peer::session::{self, Command, Event, JoinRequest, SessionConfig};
 use anonchat_peer::webrtc_session;
+use anonchat_peer::webrtc_session::{Connected, Options, SessionError};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::proto::{ClientMessage, Profile, Transport, Want};
+use anonchat_rendezvous::proto::{Role, ServerMessage};
 use anonchat_rendezvous::server::{self, Keys};
+use anonchat_rendezvous::signaling::SignalData;
 use anonchat_rendezvous::store::memory::MemoryStore;
 use anonchat_rendezvous::store::redis::RedisStore;
 use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
@@ -312,4 +315,35 @@ pub async fn chatting_pair(rdv: &Rendezvous, a: &str, b: &str) -> (Peer, Peer) {
     let (ca, cb) = tokio::join!(pa.connected(), pb.connected());
     assert_eq!(ca, cb, "both sides show the same safety code");
     (pa, pb)
+}
+
+/// Runs `connect` while relaying its signaling through the rendezvous client.
+pub async fn connect_through(
+    client: &mut RendezvousClient,
+    match_id: String,
+    role: Role,
+) -> Result<Connected, SessionError> {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel();
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let options = Options {
+        loopback_only: true,
+        ..Options::default()
+    };
+    let session =
+        tokio::spawn(async move { webrtc_session::connect(role, &options, out_tx, in_rx).await });
+    tokio::pin!(session);
+    loop {
+        tokio::select! {
+            done = &mut session => return done.unwrap(),
+            Some(signal) = out_rx.recv() => {
+                let data = serde_json::to_value(&signal).unwrap();
+                client.send(&ClientMessage::Signal { match_id: match_id.clone(), data }).await.unwrap();
+            }
+            msg = client.recv() => {
+                if let Ok(ServerMessage::Signal { data, .. }) = msg {
+                    let _ = in_tx.send(serde_json::from_value::<SignalData>(data).unwrap());
+                }
+            }
+        }
+    }
 }
