@@ -191,14 +191,32 @@ pub fn join_request(nickname: &str) -> JoinRequest {
     }
 }
 
+/// The events of one session, in order, with what came before kept for failure messages.
+pub struct Events {
+    pub name: String,
+    rx: mpsc::UnboundedReceiver<Event>,
+    pub seen: Vec<Event>,
+}
+
 /// A chat session driven in-process, as the terminal client drives it.
 pub struct Peer {
     pub name: String,
     pub home: PathBuf,
     commands: mpsc::UnboundedSender<Command>,
-    events: mpsc::UnboundedReceiver<Event>,
-    /// Everything received so far, for failure messages.
-    pub seen: Vec<Event>,
+    events: Events,
+}
+
+impl std::ops::Deref for Peer {
+    type Target = Events;
+    fn deref(&self) -> &Events {
+        &self.events
+    }
+}
+
+impl std::ops::DerefMut for Peer {
+    fn deref_mut(&mut self) -> &mut Events {
+        &mut self.events
+    }
 }
 
 impl Peer {
@@ -233,8 +251,7 @@ impl Peer {
             name: name.into(),
             home,
             commands,
-            events,
-            seen: Vec::new(),
+            events: Events::new(name, events),
         }
     }
 
@@ -253,12 +270,22 @@ impl Peer {
             id: None,
         });
     }
+}
+
+impl Events {
+    pub fn new(name: &str, rx: mpsc::UnboundedReceiver<Event>) -> Events {
+        Events {
+            name: name.into(),
+            rx,
+            seen: Vec::new(),
+        }
+    }
 
     /// The next event that `matches`, within 10 s; the ones before it are kept in `seen`.
     pub async fn expect(&mut self, what: &str, matches: impl Fn(&Event) -> bool) -> Event {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(event)) => {
                     self.seen.push(event.clone());
                     if matches(&event) {
@@ -282,7 +309,7 @@ impl Peer {
         matches: impl Fn(&Event) -> bool,
     ) {
         let deadline = tokio::time::Instant::now() + period;
-        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
             assert!(
                 !matches(&event),
                 "{}: unexpected {what}: {event:?}",
@@ -345,5 +372,81 @@ pub async fn connect_through(
                 }
             }
         }
+    }
+}
+
+/// One WebSocket message that crossed the [`RecordingProxy`].
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+/// A WebSocket proxy in front of the rendezvous that records every message, both ways, after
+/// the WebSocket layer (so masking does not hide anything from the assertions).
+pub struct RecordingProxy {
+    pub url: String,
+    pub recorded: Arc<std::sync::Mutex<Vec<Recorded>>>,
+}
+
+impl RecordingProxy {
+    pub async fn start(upstream: &str) -> RecordingProxy {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (upstream, log) = (upstream.to_owned(), recorded.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (upstream, log) = (upstream.clone(), log.clone());
+                tokio::spawn(async move {
+                    // No Nagle, like the real ends: the proxy should not slow signaling down.
+                    let _ = tcp.set_nodelay(true);
+                    let Ok(client) = tokio_tungstenite::accept_async(tcp).await else {
+                        return;
+                    };
+                    let Ok((server, _)) =
+                        tokio_tungstenite::connect_async_with_config(&upstream, None, true).await
+                    else {
+                        return;
+                    };
+                    let (mut client_tx, mut client_rx) = client.split();
+                    let (mut server_tx, mut server_rx) = server.split();
+                    let record = |m: &Message| {
+                        let entry = match m {
+                            Message::Text(t) => Recorded::Text(t.to_string()),
+                            Message::Binary(b) => Recorded::Binary(b.to_vec()),
+                            _ => return,
+                        };
+                        log.lock().unwrap().push(entry);
+                    };
+                    // Either side closing closes both, as a transparent proxy does.
+                    loop {
+                        tokio::select! {
+                            m = client_rx.next() => {
+                                let Some(Ok(m)) = m else { return };
+                                record(&m);
+                                if server_tx.send(m).await.is_err() { return; }
+                            }
+                            m = server_rx.next() => {
+                                let Some(Ok(m)) = m else { return };
+                                record(&m);
+                                if client_tx.send(m).await.is_err() { return; }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        RecordingProxy {
+            url: format!("ws://{addr}/v1/ws"),
+            recorded,
+        }
+    }
+
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.recorded.lock().unwrap().clone()
     }
 }

@@ -1,0 +1,270 @@
+//! `anonchat chat --json` as separate processes: real rendezvous (on Redis), real WebRTC.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anonchat_peer::identity::Identity;
+use anonchat_peer::session::Event;
+use anonchat_verifier::token::Gender;
+use common::{Events, Recorded, RecordingProxy, RedisServer, Rendezvous, home};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin};
+use tokio::sync::mpsc;
+
+/// A running `anonchat chat --json`.
+struct Cli {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Events,
+}
+
+impl Cli {
+    fn start(name: &str, home: &Path, rendezvous: &str) -> Cli {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
+            .args([
+                "chat",
+                "--json",
+                "--loopback-only",
+                "--rendezvous",
+                rendezvous,
+            ])
+            .env("ANONCHAT_HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let who = name.to_owned();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let event: Event = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("{who}: stdout line is not an event ({e}): {line}"));
+                if tx.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Cli {
+            stdin: child.stdin.take(),
+            child,
+            events: Events::new(name, rx),
+        }
+    }
+
+    async fn send(&mut self, command: serde_json::Value) {
+        self.send_line(&command.to_string()).await;
+    }
+
+    async fn send_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    async fn join(&mut self, nickname: &str) {
+        self.send(json!({"cmd": "join", "nickname": nickname, "bio": "here for a good talk", "want": "any"}))
+            .await;
+    }
+
+    /// Waits for the process to exit, within 5 s.
+    async fn exit_code(&mut self) -> Option<i32> {
+        tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .expect("the process exits")
+            .unwrap()
+            .code()
+    }
+}
+
+/// A verified device home for `name`.
+fn verified_home(rdv: &Rendezvous, name: &str, gender: Gender) -> std::path::PathBuf {
+    let dir = home(name);
+    rdv.verify(&Identity::load_or_create(&dir).unwrap(), gender);
+    dir
+}
+
+fn noise_png() -> Vec<u8> {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let img = image::RgbImage::from_fn(580, 580, |_, _| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        image::Rgb([seed as u8, (seed >> 8) as u8, (seed >> 16) as u8])
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    assert!(
+        png.len() > 1_000_000 && png.len() <= 1024 * 1024,
+        "{}",
+        png.len()
+    );
+    png
+}
+
+/// Two processes chat through a rendezvous on Redis, with a recording proxy in front of it: the
+/// chat works, and nothing of it crosses the rendezvous. Then one process is killed, and the
+/// other hears that its partner left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_chat_and_nothing_of_it_crosses_the_rendezvous() {
+    let redis = RedisServer::start();
+    let rdv = Rendezvous::start_on_redis(&redis).await;
+    let proxy = RecordingProxy::start(&rdv.url).await;
+    let (home_a, home_b) = (
+        verified_home(&rdv, "cli-a", Gender::Female),
+        verified_home(&rdv, "cli-b", Gender::Male),
+    );
+    let mut a = Cli::start("cli-a", &home_a, &proxy.url);
+    let mut b = Cli::start("cli-b", &home_b, &proxy.url);
+
+    a.join("alice").await;
+    a.events
+        .expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    b.join("bobby").await;
+    let matched = b
+        .events
+        .expect("matched", |e| matches!(e, Event::Matched { .. }))
+        .await;
+    assert!(
+        matches!(matched, Event::Matched { partner } if partner.nickname == "alice" && partner.gender == "F")
+    );
+    let (code_a, code_b) = tokio::join!(a.events.connected(), b.events.connected());
+    assert_eq!(code_a, code_b);
+    println!("set-up: {:?}", a.events.seen.last());
+
+    const SECRET: &str = "the password is pineapple-42";
+    a.send(json!({"cmd": "send", "text": SECRET})).await;
+    b.events
+        .expect(
+            "message",
+            |e| matches!(e, Event::Message { text, .. } if text == SECRET),
+        )
+        .await;
+    a.events
+        .expect("ack", |e| matches!(e, Event::Ack { .. }))
+        .await;
+    b.send(json!({"cmd": "typing", "on": true})).await;
+    a.events
+        .expect("typing", |e| *e == Event::Typing { on: true })
+        .await;
+    let png = noise_png();
+    let path = home_a.join("noise.png");
+    std::fs::write(&path, &png).unwrap();
+    a.send(json!({"cmd": "image", "path": path})).await;
+    let Event::Image { path, .. } = b
+        .events
+        .expect("image", |e| matches!(e, Event::Image { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(std::fs::read(path).unwrap(), png);
+
+    let recorded = proxy.recorded();
+    let texts: Vec<&str> = recorded
+        .iter()
+        .filter_map(|r| match r {
+            Recorded::Text(t) => Some(t.as_str()),
+            Recorded::Binary(_) => None,
+        })
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .filter(|t| t.contains(r#""type":"signal""#))
+            .count()
+            >= 4,
+        "the proxy did see the signaling: {texts:?}"
+    );
+    assert!(
+        !recorded.iter().any(|r| matches!(r, Recorded::Binary(_))),
+        "no binary frames"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("pineapple")),
+        "no message text"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("typing")),
+        "no typing state"
+    );
+    let total: usize = texts.iter().map(|t| t.len()).sum();
+    assert!(
+        total < 100_000,
+        "{total} bytes crossed the rendezvous; the image alone is {}",
+        png.len()
+    );
+
+    // Killing a process tells its partner, through the rendezvous, at once.
+    b.child.kill().await.unwrap();
+    a.events
+        .expect("partner_left", |e| *e == Event::PartnerLeft)
+        .await;
+    a.send(json!({"cmd": "quit"})).await;
+    assert_eq!(a.exit_code().await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_mode_answers_bad_input_with_errors_and_quits_at_end_of_input() {
+    let rdv = Rendezvous::start().await;
+    let dir = verified_home(&rdv, "cli-bad", Gender::Male);
+    let mut cli = Cli::start("cli-bad", &dir, &rdv.url);
+    for line in [
+        "not json",
+        r#"{"cmd":"dance"}"#,
+        r#"{"cmd":"send"}"#,
+        r#"{"cmd":"join","nickname":"x","bio":"too short"}"#,
+        r#"{"cmd":"send","text":"nobody to talk to"}"#,
+    ] {
+        cli.send_line(line).await;
+    }
+    // The join is answered by the rendezvous, so its error may come after the local one.
+    let mut codes = Vec::new();
+    while codes.len() < 5 {
+        if let Event::Error { code, .. } = cli
+            .events
+            .expect("errors", |e| matches!(e, Event::Error { .. }))
+            .await
+        {
+            codes.push(code);
+        }
+    }
+    codes[3..].sort();
+    assert_eq!(
+        codes,
+        [
+            "bad_command",
+            "bad_command",
+            "bad_command",
+            "invalid_profile",
+            "not_in_chat"
+        ]
+    );
+    drop(cli.stdin.take());
+    assert_eq!(cli.exit_code().await, Some(0), "end of input is a quit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_without_a_token_says_what_to_do() {
+    let dir = home("cli-unverified");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
+        .args(["chat", "--json"])
+        .env("ANONCHAT_HOME", &dir)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("anonchat verify"), "{stderr}");
+}
