@@ -1,22 +1,25 @@
-//! The quickstart: starts the verifier with the real models and a rendezvous (in-memory store) on
-//! loopback; verifies each sample face with a fresh device identity, through the peer's own
-//! verifier client, and checks every token against the published JWKS; then two verified
-//! strangers log in to the rendezvous with the peer's rendezvous client, are matched, pass one
-//! signaling message through it, and one leaves. It prints what happened and when.
+//! The quickstart, the whole system in one process on loopback: the verifier with the real models
+//! and a rendezvous (in-memory store); every sample face verified with a fresh device identity
+//! through the peer's own verifier client, each token checked against the published JWKS; then
+//! two verified strangers run chat sessions (what `anonchat chat` runs), are matched, open a
+//! WebRTC data channel peer to peer and chat over it — messages with delivery receipts, typing,
+//! a held-back e-mail address, an image — and one leaves. It prints what happened and when.
 //!
 //! `cargo run --release --example quickstart [FACES_DIR]` (after `models/install.sh`).
-//! Until the chat command lands, the chat itself is not part of it.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anonchat_peer::identity::{Identity, SavedToken};
-use anonchat_peer::rendezvous::{ClientError, RendezvousClient};
+use anonchat_peer::session::{self, Command, Event, JoinRequest, SessionConfig};
 use anonchat_peer::verify::{self, VerifyError};
-use anonchat_rendezvous::proto::{ClientMessage, Profile, ServerMessage, Transport, Want};
+use anonchat_peer::webrtc_session;
+use anonchat_rendezvous::proto::Want;
 use anonchat_verifier::service::{self, ServiceConfig};
 use anonchat_verifier::token::{Jwks, KeySet};
 use anyhow::{Context, bail};
+use tokio::sync::mpsc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -114,92 +117,221 @@ async fn main() -> anyhow::Result<()> {
         anonchat_rendezvous::server::start(config, store, keys, std::future::pending()).await?;
     let url = format!("ws://{}/v1/ws", rendezvous.addr);
     println!("{} rendezvous up at {url} (in-memory store)", at());
-    let (Some(first), Some(second)) = (strangers.first(), strangers.last()) else {
-        bail!("two verified photos are needed")
-    };
-    let mut a = RendezvousClient::connect(&url, &first.1, &first.2.token).await?;
-    let mut b = RendezvousClient::connect(&url, &second.1, &second.2.token).await?;
-    println!(
-        "{} {} and {} logged in with their tokens and device keys",
-        at(),
-        first.0,
-        second.0
-    );
-    let join = |nickname: &str, bio: &str| ClientMessage::Join {
-        profile: Profile {
-            nickname: nickname.into(),
-            bio: bio.into(),
-        },
-        want: Want::Any,
-        interests: vec!["jazz".into(), "hiking".into()],
-        transports: vec![Transport::Webrtc],
-    };
-    a.send(&join("stranger-one", "Night owl, jazz and long walks"))
-        .await?;
-    if let ServerMessage::Queued { waiting } = a.recv().await? {
-        println!(
-            "{} stranger-one waits in the queue ({waiting} waiting)",
-            at()
-        );
+
+    if strangers.len() < 2 {
+        bail!("two verified photos are needed");
     }
-    b.send(&join(
+    // Two strangers of different genders where the photos allow, to show it.
+    let first = strangers.remove(0);
+    let other = strangers
+        .iter()
+        .position(|s| s.2.gender != first.2.gender)
+        .unwrap_or(0);
+    let second = strangers.remove(other);
+    let mut one = Stranger::start("stranger-one", first, &url, &homes);
+    let mut two = Stranger::start("stranger-two", second, &url, &homes);
+
+    one.send(join("stranger-one", "Night owl, jazz and long walks"));
+    let Event::Queued { waiting } = one.next("queued").await? else {
+        bail!("not queued")
+    };
+    println!(
+        "{} stranger-one waits in the queue ({waiting} waiting)",
+        at()
+    );
+    two.send(join(
         "stranger-two",
         "Here for a friendly chat about hiking",
-    ))
-    .await?;
+    ));
     let (
-        ServerMessage::Matched {
-            match_id, partner, ..
+        Event::Matched {
+            partner: seen_by_two,
         },
-        ServerMessage::Matched { partner: other, .. },
-    ) = (b.recv().await?, a.recv().await?)
+        Event::Matched {
+            partner: seen_by_one,
+        },
+    ) = (two.next("matched").await?, one.next("matched").await?)
     else {
         bail!("not matched")
     };
     println!(
-        "{} matched: stranger-two sees {} (gender {}), stranger-one sees {} (gender {}); shared interests {:?}",
+        "{} matched: stranger-one sees {} (gender {}), stranger-two sees {} (gender {}); shared interests {:?}",
         at(),
-        partner.nickname,
-        partner.gender,
-        other.nickname,
-        other.gender,
-        partner.common_interests
+        seen_by_one.nickname,
+        seen_by_one.gender,
+        seen_by_two.nickname,
+        seen_by_two.gender,
+        seen_by_one.common_interests
     );
-    let offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-        m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n";
-    let data = serde_json::json!({"kind": "offer", "sdp": offer});
-    a.send(&ClientMessage::Signal {
-        match_id: match_id.clone(),
-        data,
-    })
-    .await?;
-    if let ServerMessage::Signal { data, .. } = b.recv().await? {
-        let bytes = data["sdp"].as_str().unwrap_or("").len();
+    let (
+        Event::Connected {
+            setup_ms,
+            safety_code,
+            ..
+        },
+        Event::Connected {
+            safety_code: code_two,
+            ..
+        },
+    ) = (one.next("connected").await?, two.next("connected").await?)
+    else {
+        bail!("no peer-to-peer connection")
+    };
+    if safety_code != code_two {
+        bail!("the two safety codes differ: {safety_code} / {code_two}");
+    }
+    println!(
+        "{} WebRTC data channel open, peer to peer ({setup_ms:.1} ms after the match); both see safety code {safety_code}",
+        at()
+    );
+
+    two.send(Command::Typing { on: true });
+    if let Event::Typing { on: true } = one.next("typing").await? {
+        println!("{} stranger-one sees: stranger-two is typing…", at());
+    }
+    say(&mut two, &mut one, "Hi! Any good trails near you?", &at).await?;
+    say(&mut one, &mut two, "A few. Do you like jazz too?", &at).await?;
+    one.send(Command::Send {
+        text: "write me at one@example.com".into(),
+        force: false,
+        id: None,
+    });
+    if let Event::Error { message, .. } = one.next("refusal").await? {
         println!(
-            "{} a WebRTC offer ({bytes} bytes of SDP, checked to be a data channel) went through the rendezvous",
+            "{} stranger-one's e-mail address was held back: {message}",
             at()
         );
     }
-    let chat = serde_json::json!("hello! (a chat message tried through the server)");
-    a.send(&ClientMessage::Signal {
-        match_id: match_id.clone(),
-        data: chat,
-    })
-    .await?;
-    if let Err(ClientError::Server { code, .. }) = a.recv().await {
-        println!(
-            "{} a chat message sent as a signal was refused: {}",
-            at(),
-            code.as_str()
-        );
+
+    let picture = homes.join("sunset.png");
+    std::fs::write(&picture, sunset_png())?;
+    one.send(Command::Image { path: picture });
+    let Event::Sent { id } = one.next("sent").await? else {
+        bail!("the image was not sent")
+    };
+    let Event::Image { path, bytes } = two.next("image").await? else {
+        bail!("no image arrived")
+    };
+    println!(
+        "{} stranger-two received an image ({bytes} bytes, decoded and checked, saved to {})",
+        at(),
+        path.display()
+    );
+    if one.next("ack").await? == (Event::Ack { id }) {
+        println!("{} stranger-one sees it delivered", at());
     }
-    b.send(&ClientMessage::Leave { match_id }).await?;
-    if let ServerMessage::PartnerLeft { .. } = a.recv().await? {
-        println!("{} stranger-two left; stranger-one was told", at());
+
+    one.send(Command::Leave);
+    one.next("left").await?;
+    if let Event::PartnerLeft = two.next("partner left").await? {
+        println!("{} stranger-one left; stranger-two was told", at());
     }
+    one.send(Command::Quit);
+    two.send(Command::Quit);
     rendezvous.shutdown().await?;
     verifier.shutdown().await?;
     let _ = std::fs::remove_dir_all(&homes);
     println!("{} done; rendezvous and verifier stopped", at());
     Ok(())
+}
+
+fn join(nickname: &str, bio: &str) -> Command {
+    Command::Join(JoinRequest {
+        nickname: nickname.into(),
+        bio: bio.into(),
+        want: Want::Any,
+        interests: vec!["jazz".into(), "hiking".into()],
+    })
+}
+
+/// One verified device running a chat session, as `anonchat chat` does.
+struct Stranger {
+    name: &'static str,
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Stranger {
+    fn start(
+        name: &'static str,
+        (_, identity, token): (String, Identity, SavedToken),
+        url: &str,
+        homes: &std::path::Path,
+    ) -> Stranger {
+        let config = SessionConfig {
+            rendezvous: url.to_owned(),
+            identity: Arc::new(identity),
+            token: token.token,
+            webrtc: webrtc_session::Options {
+                loopback_only: true,
+                ..Default::default()
+            },
+            images_dir: homes.join(name).join("images"),
+        };
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        tokio::spawn(session::run(config, command_rx, event_tx));
+        Stranger {
+            name,
+            commands,
+            events,
+        }
+    }
+
+    fn send(&self, command: Command) {
+        let _ = self.commands.send(command);
+    }
+
+    /// The next event that matters here (login and send confirmations are skipped).
+    async fn next(&mut self, what: &str) -> anyhow::Result<Event> {
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(20), self.events.recv())
+                .await
+                .with_context(|| format!("{}: no {what} within 20 s", self.name))?
+                .with_context(|| format!("{}: the session ended", self.name))?;
+            if !matches!(event, Event::Ready { .. })
+                && !(what != "sent" && matches!(event, Event::Sent { .. }))
+            {
+                return Ok(event);
+            }
+        }
+    }
+}
+
+/// `from` says `text`; `to` reads it and `from` gets the delivery receipt.
+async fn say(
+    from: &mut Stranger,
+    to: &mut Stranger,
+    text: &str,
+    at: &impl Fn() -> String,
+) -> anyhow::Result<()> {
+    from.send(Command::Send {
+        text: text.into(),
+        force: false,
+        id: None,
+    });
+    if let Event::Message { text, .. } = to.next("message").await? {
+        println!("{} {} → {}: {text:?}", at(), from.name, to.name);
+    }
+    if let Event::Ack { .. } = from.next("ack").await? {
+        println!("{} {} sees it delivered", at(), from.name);
+    }
+    Ok(())
+}
+
+/// A small picture to send: a sunset gradient, as a PNG.
+fn sunset_png() -> Vec<u8> {
+    let image = image::RgbImage::from_fn(320, 200, |x, y| {
+        let t = y as f32 / 200.0;
+        image::Rgb([
+            (255.0 * (1.0 - 0.3 * t)) as u8,
+            (120.0 + 80.0 * t) as u8 ^ (x as u8 & 8),
+            (60.0 + 150.0 * t) as u8,
+        ])
+    });
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("a PNG encodes in memory");
+    png
 }
