@@ -289,9 +289,9 @@ impl Stranger {
                 .await
                 .with_context(|| format!("{}: no {what} within 20 s", self.name))?
                 .with_context(|| format!("{}: the session ended", self.name))?;
-            if !matches!(event, Event::Ready { .. })
-                && !(what != "sent" && matches!(event, Event::Sent { .. }))
-            {
+            let skipped = matches!(event, Event::Ready { .. })
+                || (what != "sent" && matches!(event, Event::Sent { .. }));
+            if !skipped {
                 return Ok(event);
             }
         }
