@@ -223,10 +223,9 @@ fn join_frame(want: &str) -> Message {
     Message::Text(json!({"type": "join", "profile": {"nickname": "bencher", "bio": "benchmarking the queue"}, "want": want}).to_string().into())
 }
 
-fn percentile(v: &mut [Duration], p: f64) -> f64 {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
-}
+#[path = "support/stats.rs"]
+mod stats;
+use stats::percentile_ms as percentile;
 
 /// Logs in `n` clients, `concurrency` handshakes at a time.
 async fn login_many(

@@ -14,14 +14,14 @@ use anonchat_verifier::service::{self, ServiceConfig};
 use anyhow::Context;
 use base64::Engine;
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
-}
+#[path = "support/stats.rs"]
+mod stats;
 
 fn summary(mut v: Vec<Duration>) -> (f64, f64) {
-    v.sort();
-    (percentile(&v, 0.5), percentile(&v, 0.95))
+    (
+        stats::percentile_ms(&mut v, 0.5),
+        stats::percentile_ms(&mut v, 0.95),
+    )
 }
 
 #[tokio::main]
