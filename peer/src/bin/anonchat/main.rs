@@ -54,6 +54,11 @@ enum Command {
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "In the terminal UI, type a message and Enter to send it, or a command: \
+/next (someone else), /leave, /report [reason], /block, /image PATH, /code (the safety code to \
+compare with your partner's), /send! TEXT (send despite contact details), /quit, /help."
+)]
 struct ChatArgs {
     /// Machine mode: commands as JSON lines on stdin ({"cmd":"join",...}, {"cmd":"send","text":...},
     /// typing, image, next, leave, report, block, quit), events as JSON lines on stdout.
