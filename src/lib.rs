@@ -1,1 +1,3 @@
+//! The whole AnonChat system in one process, for the quickstart and the end-to-end tests.
 
+pub mod quickstart;

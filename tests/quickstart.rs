@@ -1,34 +1,25 @@
 //! The README's main command keeps working: the quickstart example runs the whole system and
 //! chats peer to peer.
 
+use anonchat::quickstart::{self, Transcript};
 use std::path::PathBuf;
-use std::process::Command;
 
-#[test]
-fn the_quickstart_runs_the_whole_system() {
-    let faces = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/faces");
-    // Built through cargo so that it is never stale, with the workspace's features (as `cargo
-    // test --workspace` builds it), so that nothing is rebuilt.
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--workspace", "--examples"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .unwrap();
-    assert!(built.success());
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quickstart_runs_the_whole_system() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let models = std::env::var_os("MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let out = Command::new(target.join("debug/examples/quickstart"))
-        .arg(&faces)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    let transcript = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{transcript}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap_or_else(|| root.join("models/onnx"));
+    let mut lines = Vec::new();
+    let mut keep = |line: &str| lines.push(line.to_owned());
+    let result = quickstart::run(
+        &root.join("../shared/testdata/faces"),
+        &models,
+        &mut Transcript::new(&mut keep),
+    )
+    .await;
+    let transcript = lines.join("\n");
+    assert!(result.is_ok(), "{result:?}\n{transcript}");
     for step in [
         "7 verified, 4 rejected",
         "WebRTC data channel open, peer to peer",
