@@ -19,6 +19,10 @@ pub struct Config {
     /// The verifier's JWKS document, fetched at start and every 5 minutes.
     #[arg(long, env = "VERIFIER_JWKS_URL")]
     pub verifier_jwks_url: Option<String>,
+    /// The verifier's address as browsers reach it, for the web page's `/config.json`; unset:
+    /// the origin of VERIFIER_JWKS_URL.
+    #[arg(long, env = "VERIFIER_URL")]
+    pub verifier_url: Option<String>,
     /// The verifier's JWKS document, as a file (instead of the URL).
     #[arg(long, env = "VERIFIER_JWKS_FILE")]
     pub verifier_jwks_file: Option<PathBuf>,
@@ -113,6 +117,17 @@ impl Config {
             window: Duration::from_secs(self.signal_window_seconds),
             ..SignalLimits::default()
         }
+    }
+
+    /// The verifier's address for browsers: VERIFIER_URL, else the origin of VERIFIER_JWKS_URL.
+    pub fn public_verifier_url(&self) -> Option<String> {
+        if let Some(url) = self.verifier_url.as_deref().filter(|u| !u.is_empty()) {
+            return Some(url.trim_end_matches('/').to_owned());
+        }
+        let jwks = self.verifier_jwks_url.as_deref()?;
+        let (scheme, rest) = jwks.split_once("://")?;
+        let host = rest.split('/').next()?;
+        Some(format!("{scheme}://{host}"))
     }
 
     /// The ICE servers for `welcome`.

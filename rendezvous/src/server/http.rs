@@ -26,6 +26,7 @@ pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
         .route("/v1/admin/metrics", get(admin_metrics::<S>))
         .route("/v1/admin/unban", post(admin_unban::<S>))
         .route("/v1/admin/reset", post(admin_reset::<S>))
+        .merge(super::web::routes::<S>())
         .with_state(shared)
 }
 

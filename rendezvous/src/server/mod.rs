@@ -2,6 +2,7 @@
 //! store) and the signaling validator.
 
 mod http;
+mod web;
 mod metrics;
 pub mod route;
 mod session;

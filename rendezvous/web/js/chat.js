@@ -1,0 +1,232 @@
+// A chat with the partner over a WebRTC data channel: the same signaling and chat frames as the
+// terminal client (DESIGN.md §6). Events: 'open' (detail: {safetyCode}), 'message' ({id, text,
+// flagged}), 'ack' ({id}), 'typing' ({on}), 'image' ({url, bytes}), 'refused' ({reason}),
+// 'gone'.
+
+export const MAX_TEXT = 2000;
+export const MAX_IMAGE = 1024 * 1024;
+const CHUNK = 16 * 1024;
+const TYPES = ['image/jpeg', 'image/png', 'image/webp'];
+
+const EMAIL = /[a-z0-9._%+-]+\s*(@|\(at\)|\[at\])\s*[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}/i;
+const PHONE = /\+?\(?\d[\d\s().-]{7,}\d/g;
+
+/** An e-mail address, or a phone number (at least 9 digits, so dates do not count). */
+export function hasContactDetails(text) {
+  if (EMAIL.test(text)) return true;
+  for (const m of text.matchAll(PHONE)) {
+    if ((m[0].match(/\d/g) || []).length >= 9) return true;
+  }
+  return false;
+}
+
+function fingerprint(sdp) {
+  for (const line of (sdp || '').split(/\r?\n/)) {
+    const l = line.trim();
+    if (l.startsWith('a=fingerprint:')) return l.slice('a=fingerprint:'.length).toUpperCase();
+  }
+  return '';
+}
+
+/** The code both sides show, from both DTLS fingerprints: twelve digits in three groups. */
+export async function safetyCode(mine, theirs) {
+  const [a, b] = mine <= theirs ? [mine, theirs] : [theirs, mine];
+  const text = new TextEncoder().encode(`anonchat-safety-v1\n${a}\n${b}`);
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', text));
+  let n = 0n;
+  for (let i = 0; i < 8; i++) n = (n << 8n) | BigInt(digest[i]);
+  const digits = (n % 1000000000000n).toString().padStart(12, '0');
+  return `${digits.slice(0, 4)} ${digits.slice(4, 8)} ${digits.slice(8)}`;
+}
+
+/** The MIME type of an image we accept, from its first bytes. */
+function sniff(bytes) {
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return 'image/jpeg';
+  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'image/png';
+  if (String.fromCharCode(...bytes.slice(0, 4)) === 'RIFF' && String.fromCharCode(...bytes.slice(8, 12)) === 'WEBP') return 'image/webp';
+  return null;
+}
+
+/** Checks an image by decoding it; resolves to its MIME type or rejects. */
+export async function checkImage(bytes) {
+  if (bytes.length === 0 || bytes.length > MAX_IMAGE) throw new Error('bad_image');
+  const mime = sniff(bytes);
+  if (!mime) throw new Error('bad_image');
+  const bitmap = await createImageBitmap(new Blob([bytes], { type: mime }));
+  bitmap.close();
+  return mime;
+}
+
+export class PeerChat extends EventTarget {
+  constructor(role, iceServers, sendSignal) {
+    super();
+    this.sendSignal = sendSignal;
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [] });
+    this.ended = false;
+    this.incoming = null;
+    this.nextId = 0;
+    this.pending = [];
+    this.pc.onicecandidate = e => {
+      if (e.candidate && e.candidate.candidate) {
+        sendSignal({
+          kind: 'candidate',
+          candidate: e.candidate.candidate,
+          sdp_mid: e.candidate.sdpMid,
+          sdp_m_line_index: e.candidate.sdpMLineIndex,
+        });
+      }
+    };
+    this.pc.onconnectionstatechange = () => {
+      if (['failed', 'closed'].includes(this.pc.connectionState)) this.gone();
+    };
+    if (role === 'offerer') {
+      this.attach(this.pc.createDataChannel('anonchat', { ordered: true }));
+      this.pc.createOffer()
+        .then(offer => this.pc.setLocalDescription(offer))
+        .then(() => sendSignal({ kind: 'offer', sdp: this.pc.localDescription.sdp }));
+    } else {
+      this.pc.ondatachannel = e => {
+        if (e.channel.label === 'anonchat') this.attach(e.channel);
+      };
+    }
+  }
+
+  async signal(data) {
+    if (data.kind === 'offer') {
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: data.sdp });
+      const answer = await this.pc.createAnswer();
+      await this.pc.setLocalDescription(answer);
+      this.sendSignal({ kind: 'answer', sdp: this.pc.localDescription.sdp });
+      await this.flushCandidates();
+    } else if (data.kind === 'answer') {
+      await this.pc.setRemoteDescription({ type: 'answer', sdp: data.sdp });
+      await this.flushCandidates();
+    } else if (data.kind === 'candidate') {
+      const candidate = { candidate: data.candidate, sdpMid: data.sdp_mid, sdpMLineIndex: data.sdp_m_line_index };
+      // Candidates can overtake the description they belong to.
+      if (this.pc.remoteDescription) await this.pc.addIceCandidate(candidate).catch(() => {});
+      else this.pending.push(candidate);
+    }
+  }
+
+  async flushCandidates() {
+    for (const c of this.pending.splice(0)) await this.pc.addIceCandidate(c).catch(() => {});
+  }
+
+  attach(channel) {
+    this.channel = channel;
+    channel.binaryType = 'arraybuffer';
+    channel.onopen = async () => {
+      this.sendFrame({ type: 'hello', v: 1 });
+      const code = await safetyCode(fingerprint(this.pc.localDescription.sdp), fingerprint(this.pc.remoteDescription.sdp));
+      this.dispatchEvent(new CustomEvent('open', { detail: { safetyCode: code } }));
+    };
+    channel.onmessage = e => this.receive(e.data);
+    channel.onclose = () => this.gone();
+  }
+
+  sendFrame(frame) {
+    if (this.channel && this.channel.readyState === 'open') this.channel.send(JSON.stringify(frame));
+  }
+
+  /** Sends a message; returns its id. */
+  send(text) {
+    const id = `w${++this.nextId}`;
+    this.sendFrame({ type: 'msg', id, text });
+    return id;
+  }
+
+  typing(on) {
+    this.sendFrame({ type: 'typing', on });
+  }
+
+  /** Sends an image (checked first); returns its id, or throws 'bad_image'. */
+  async sendImage(bytes) {
+    const mime = await checkImage(bytes);
+    const id = `w${++this.nextId}`;
+    const chunks = Math.ceil(bytes.length / CHUNK);
+    this.sendFrame({ type: 'image', id, mime, size: bytes.length, chunks });
+    for (let i = 0; i < chunks; i++) this.channel.send(bytes.slice(i * CHUNK, (i + 1) * CHUNK));
+    return id;
+  }
+
+  refuse(reason) {
+    this.dispatchEvent(new CustomEvent('refused', { detail: { reason } }));
+  }
+
+  async receive(data) {
+    if (typeof data !== 'string') return this.receiveChunk(new Uint8Array(data));
+    if (this.incoming) {
+      this.incoming = null;
+      this.refuse('an image was cut short');
+    }
+    this.discarding = false;
+    let frame;
+    try { frame = JSON.parse(data); } catch { return this.refuse('a frame that is not JSON'); }
+    switch (frame.type) {
+      case 'hello': return;
+      case 'msg':
+        if (typeof frame.text !== 'string' || typeof frame.id !== 'string' || frame.id.length > 64 || [...frame.text].length > MAX_TEXT) {
+          return this.refuse('a message over the limits');
+        }
+        this.sendFrame({ type: 'ack', id: frame.id });
+        return this.dispatchEvent(new CustomEvent('message', { detail: { id: frame.id, text: frame.text, flagged: hasContactDetails(frame.text) } }));
+      case 'ack': return this.dispatchEvent(new CustomEvent('ack', { detail: { id: frame.id } }));
+      case 'typing': return this.dispatchEvent(new CustomEvent('typing', { detail: { on: !!frame.on } }));
+      case 'image':
+        if (!TYPES.includes(frame.mime) || !(frame.size > 0 && frame.size <= MAX_IMAGE) || frame.chunks !== Math.ceil(frame.size / CHUNK)) {
+          this.discarding = true;
+          return this.refuse('an image over the limits');
+        }
+        this.incoming = { id: frame.id, mime: frame.mime, size: frame.size, left: frame.chunks, parts: [], got: 0 };
+        return;
+      case 'bye': return this.gone();
+      default: return this.refuse('an unknown frame');
+    }
+  }
+
+  async receiveChunk(chunk) {
+    if (this.discarding) return;
+    const image = this.incoming;
+    if (!image || chunk.length === 0 || chunk.length > CHUNK || image.got + chunk.length > image.size) {
+      this.incoming = null;
+      this.discarding = true;
+      return this.refuse('image chunks that do not add up');
+    }
+    image.parts.push(chunk);
+    image.got += chunk.length;
+    if (--image.left > 0) return;
+    this.incoming = null;
+    if (image.got !== image.size) return this.refuse('image chunks that do not add up');
+    const bytes = new Uint8Array(image.size);
+    let at = 0;
+    for (const p of image.parts) { bytes.set(p, at); at += p.length; }
+    this.sendFrame({ type: 'ack', id: image.id });
+    try {
+      const mime = await checkImage(bytes);
+      if (mime !== image.mime) throw new Error('type');
+      const url = URL.createObjectURL(new Blob([bytes], { type: mime }));
+      this.dispatchEvent(new CustomEvent('image', { detail: { url, bytes: bytes.length } }));
+    } catch {
+      this.refuse('an image that could not be decoded');
+    }
+  }
+
+  gone() {
+    if (this.ended) return;
+    this.ended = true;
+    this.dispatchEvent(new Event('gone'));
+    this.close();
+  }
+
+  /** Says bye and closes. */
+  end() {
+    this.sendFrame({ type: 'bye' });
+    this.ended = true;
+    setTimeout(() => this.close(), 50);
+  }
+
+  close() {
+    try { this.pc.close(); } catch { /* already closed */ }
+  }
+}
