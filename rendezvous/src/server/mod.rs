@@ -2,10 +2,10 @@
 //! store) and the signaling validator.
 
 mod http;
-mod web;
 mod metrics;
 pub mod route;
 mod session;
+mod web;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;

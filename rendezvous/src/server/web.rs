@@ -15,14 +15,46 @@ use crate::store::Store;
 
 /// Path, content type, content.
 const FILES: &[(&str, &str, &str)] = &[
-    ("/", "text/html; charset=utf-8", include_str!("../../web/index.html")),
-    ("/style.css", "text/css; charset=utf-8", include_str!("../../web/style.css")),
-    ("/js/main.js", "text/javascript; charset=utf-8", include_str!("../../web/js/main.js")),
-    ("/js/identity.js", "text/javascript; charset=utf-8", include_str!("../../web/js/identity.js")),
-    ("/js/verify.js", "text/javascript; charset=utf-8", include_str!("../../web/js/verify.js")),
-    ("/js/rendezvous.js", "text/javascript; charset=utf-8", include_str!("../../web/js/rendezvous.js")),
-    ("/js/chat.js", "text/javascript; charset=utf-8", include_str!("../../web/js/chat.js")),
-    ("/js/messages.js", "text/javascript; charset=utf-8", include_str!("../../web/js/messages.js")),
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../../web/index.html"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/style.css"),
+    ),
+    (
+        "/js/main.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/main.js"),
+    ),
+    (
+        "/js/identity.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/identity.js"),
+    ),
+    (
+        "/js/verify.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/verify.js"),
+    ),
+    (
+        "/js/rendezvous.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/rendezvous.js"),
+    ),
+    (
+        "/js/chat.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/chat.js"),
+    ),
+    (
+        "/js/messages.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/messages.js"),
+    ),
 ];
 
 pub fn routes<S: Store>() -> Router<Arc<Shared<S>>> {
@@ -47,7 +79,10 @@ fn page<S: Store>(shared: &Shared<S>, content_type: &'static str, body: &'static
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     // Scripts and styles from here only; network to here (WebSocket) and to the verifier.
     let verifier = shared.config.public_verifier_url().unwrap_or_default();
     let csp = format!(

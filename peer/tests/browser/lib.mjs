@@ -1,0 +1,114 @@
+// Shared by the browser scenarios: Debian's chromium through playwright-core, one context per
+// device, the page's flows as functions, and a screenshot of every screen.
+// Environment: ANONCHAT_URL (the rendezvous, which serves the page), CAMERA (a .y4m file),
+// SCREENSHOTS (a folder).
+
+import { chromium } from 'playwright-core';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
+
+export const url = process.env.ANONCHAT_URL;
+const screenshots = process.env.SCREENSHOTS;
+const TIMEOUT = 20000;
+
+/** One line of JSON on stdout: what the Rust side of the test reads. */
+export function report(fields) {
+  process.stdout.write(JSON.stringify(fields) + '\n');
+}
+
+export async function launch() {
+  const profile = mkdtempSync(joinPath(tmpdir(), 'anonchat-chromium-'));
+  return chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    viewport: { width: 420, height: 860 },
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-video-capture=${process.env.CAMERA}`,
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+      // The tests run in a network of their own with only loopback: let WebRTC use it, by address.
+      '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
+    ],
+  });
+}
+
+/** A device: a fresh browser profile (its own key, token and storage) with the page open. */
+export async function device(name) {
+  const context = await launch();
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('pageerror', e => report({ device: name, page_error: String(e) }));
+  await page.goto(url);
+  await page.waitForSelector('body[data-screen]');
+  return { name, context, page };
+}
+
+export async function screen(d, name) {
+  await d.page.waitForSelector(`body[data-screen="${name}"]`);
+}
+
+export async function shot(d, label) {
+  if (!screenshots) return;
+  mkdirSync(screenshots, { recursive: true });
+  await d.page.screenshot({ path: joinPath(screenshots, `${d.name}-${label}.png`), fullPage: true });
+}
+
+/** Consent, camera, verification; resolves when the profile screen shows. */
+export async function verifyWithCamera(d) {
+  await screen(d, 'consent');
+  await shot(d, '1-consent');
+  await d.page.click('#consent-ok');
+  await screen(d, 'camera');
+  await d.page.waitForFunction(() => document.getElementById('camera').videoWidth > 0);
+  await shot(d, '2-camera');
+  await d.page.click('#capture');
+  await screen(d, 'profile');
+  await shot(d, '3-profile');
+}
+
+/** Fills the profile (keyboard only) and joins; resolves on the waiting or chat screen. */
+export async function join(d, nickname, bio, interests = '') {
+  await screen(d, 'profile');
+  await d.page.fill('#nickname', nickname);
+  await d.page.fill('#bio', bio);
+  await d.page.fill('#interests', interests);
+  await d.page.focus('#join');
+  await d.page.keyboard.press('Enter');
+  await d.page.waitForSelector('body[data-screen="waiting"], body[data-screen="chat"]');
+}
+
+/** Waits for the peer-to-peer channel; returns the safety code shown. */
+export async function connected(d) {
+  await screen(d, 'chat');
+  await d.page.waitForSelector('body[data-connected="yes"]');
+  return (await d.page.textContent('#safety-code')).trim();
+}
+
+export async function say(d, text) {
+  await d.page.fill('#message', text);
+  await d.page.press('#message', 'Enter');
+}
+
+export async function waitForText(d, selector, text) {
+  await d.page.waitForFunction(
+    ([sel, t]) => [...document.querySelectorAll(sel)].some(e => e.textContent.includes(t)),
+    [selector, text],
+  );
+}
+
+/** Runs a scenario; reports `{"done": true}` or the error, and exits accordingly. */
+export async function run(scenario) {
+  const devices = [];
+  try {
+    await scenario(devices);
+    report({ done: true });
+    for (const d of devices) await d.context.close();
+    process.exit(0);
+  } catch (e) {
+    report({ failed: String(e && e.stack || e) });
+    for (const d of devices) await shot(d, 'failure').catch(() => {});
+    process.exit(1);
+  }
+}
