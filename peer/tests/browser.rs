@@ -300,3 +300,136 @@ fn the_browser_verifies_through_the_camera() {
 async fn reqwest_jwks(url: &str) -> anonchat_verifier::token::Jwks {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
+
+/// A running `anonchat chat --json`.
+struct Terminal {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    events: common::Events,
+}
+
+impl Terminal {
+    /// Verifies `photo` with `anonchat verify`, then starts `anonchat chat --json`.
+    async fn start(system: &System, home: &Path, photo: &Path) -> Terminal {
+        let verified = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
+            .arg("verify")
+            .arg(photo)
+            .env("ANONCHAT_HOME", home)
+            .env("ANONCHAT_VERIFIER", &system.verifier)
+            .output()
+            .await
+            .unwrap();
+        assert!(verified.status.success(), "{verified:?}");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
+            .args(["chat", "--json", "--loopback-only"])
+            .env("ANONCHAT_HOME", home)
+            .env("ANONCHAT_RENDEZVOUS", format!("{}/v1/ws", system.page))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("terminal: {line}");
+                match serde_json::from_str(&line) {
+                    Ok(event) => {
+                        let _ = tx.send(event);
+                    }
+                    Err(e) => panic!("not an event ({e}): {line}"),
+                }
+            }
+        });
+        Terminal {
+            stdin: child.stdin.take().unwrap(),
+            child,
+            events: common::Events::new("terminal", rx),
+        }
+    }
+
+    async fn send(&mut self, command: Value) {
+        use tokio::io::AsyncWriteExt;
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+}
+
+/// A small real PNG: a gradient.
+fn png(path: &Path, width: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, 120, |x, y| {
+        image::Rgb([(x % 256) as u8, (y * 2) as u8, 200])
+    });
+    img.save(path).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+#[test]
+fn the_browser_chats_with_the_terminal_client() {
+    use anonchat_peer::session::Event;
+    use serde_json::json;
+    if !isolated("the_browser_chats_with_the_terminal_client") {
+        return;
+    }
+    runtime().block_on(async {
+        let system = System::start().await;
+        let dir = common::home("browser-terminal");
+        let (camera, _) = cameras(&dir);
+        let to_terminal = dir.join("from-browser.png");
+        let sent_by_browser = png(&to_terminal, 300);
+        let to_browser = dir.join("from-terminal.png");
+        png(&to_browser, 240);
+
+        let mut terminal = Terminal::start(&system, &dir.join("terminal"), &face("m_obama_official.jpg")).await;
+        terminal
+            .send(json!({"cmd": "join", "nickname": "terminal", "bio": "typing in a terminal", "interests": ["jazz"]}))
+            .await;
+        terminal.events.expect("queued", |e| matches!(e, Event::Queued { .. })).await;
+
+        let mut browser = Script::start(
+            "terminal.mjs",
+            &system,
+            &[("CAMERA", &camera), ("IMAGE", &to_terminal)],
+        );
+        let Event::Matched { partner } = terminal.events.expect("matched", |e| matches!(e, Event::Matched { .. })).await else {
+            unreachable!()
+        };
+        assert_eq!((partner.nickname.as_str(), partner.gender.as_str()), ("webcam", "F"));
+        assert_eq!(partner.common_interests, ["jazz"]);
+        let code = terminal.events.connected().await;
+        let shown = browser.expect("safety_code").await;
+        assert_eq!(shown["safety_code"], code.as_str(), "both sides show the same code");
+        assert_eq!(shown["partner"], "terminal");
+
+        terminal.send(json!({"cmd": "send", "text": "hello from the terminal"})).await;
+        terminal.events.expect("ack", |e| matches!(e, Event::Ack { .. })).await;
+        terminal.events.expect("typing", |e| *e == Event::Typing { on: true }).await;
+        terminal
+            .events
+            .expect("message", |e| matches!(e, Event::Message { text, .. } if text == "hi terminal"))
+            .await;
+        browser.expect("delivered").await;
+
+        terminal.send(json!({"cmd": "typing", "on": true})).await;
+        browser.expect("saw_typing").await;
+        terminal.send(json!({"cmd": "image", "path": to_browser})).await;
+        let width = browser.expect("image_width").await;
+        assert_eq!(width["image_width"], 240);
+        let Event::Image { path, .. } = terminal.events.expect("image", |e| matches!(e, Event::Image { .. })).await else {
+            unreachable!()
+        };
+        assert_eq!(std::fs::read(path).unwrap(), sent_by_browser, "the image arrives intact");
+        browser.expect("image_delivered").await;
+
+        terminal.send(json!({"cmd": "leave"})).await;
+        let ended = browser.expect("ended").await;
+        assert_eq!(ended["ended"], "Your partner left.");
+        browser.done().await;
+        terminal.send(json!({"cmd": "quit"})).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), terminal.child.wait()).await;
+    });
+}

@@ -1,7 +1,7 @@
 // A chat with the partner over a WebRTC data channel: the same signaling and chat frames as the
 // terminal client (DESIGN.md §6). Events: 'open' (detail: {safetyCode}), 'message' ({id, text,
 // flagged}), 'ack' ({id}), 'typing' ({on}), 'image' ({url, bytes}), 'refused' ({reason}),
-// 'gone'.
+// 'gone' ({how: 'left' | 'lost'}).
 
 export const MAX_TEXT = 2000;
 export const MAX_IMAGE = 1024 * 1024;
@@ -77,7 +77,7 @@ export class PeerChat extends EventTarget {
       }
     };
     this.pc.onconnectionstatechange = () => {
-      if (['failed', 'closed'].includes(this.pc.connectionState)) this.gone();
+      if (['failed', 'closed'].includes(this.pc.connectionState)) this.gone('lost');
     };
     if (role === 'offerer') {
       this.attach(this.pc.createDataChannel('anonchat', { ordered: true }));
@@ -122,7 +122,7 @@ export class PeerChat extends EventTarget {
       this.dispatchEvent(new CustomEvent('open', { detail: { safetyCode: code } }));
     };
     channel.onmessage = e => this.receive(e.data);
-    channel.onclose = () => this.gone();
+    channel.onclose = () => this.gone('lost');
   }
 
   sendFrame(frame) {
@@ -180,7 +180,7 @@ export class PeerChat extends EventTarget {
         }
         this.incoming = { id: frame.id, mime: frame.mime, size: frame.size, left: frame.chunks, parts: [], got: 0 };
         return;
-      case 'bye': return this.gone();
+      case 'bye': return this.gone('left');
       default: return this.refuse('an unknown frame');
     }
   }
@@ -212,10 +212,11 @@ export class PeerChat extends EventTarget {
     }
   }
 
-  gone() {
+  /** The partner `left` (said bye) or was `lost` (the connection closed or failed). */
+  gone(how) {
     if (this.ended) return;
     this.ended = true;
-    this.dispatchEvent(new Event('gone'));
+    this.dispatchEvent(new CustomEvent('gone', { detail: { how } }));
     this.close();
   }
 

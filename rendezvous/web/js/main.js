@@ -322,8 +322,9 @@ function startChat(frame) {
     addImage('theirs', e.detail.url, `image from ${p.nickname}`);
   });
   chat.addEventListener('refused', e => addSystem(`Something your partner sent was refused: ${e.detail.reason}.`));
-  chat.addEventListener('gone', () => {
-    if (state.chat === chat) endChat('The chat has ended.', true);
+  chat.addEventListener('gone', e => {
+    if (state.chat !== chat) return;
+    endChat(e.detail.how === 'left' ? 'Your partner left.' : 'The connection to your partner was lost.', true);
   });
   setTimeout(() => {
     if (state.chat === chat && document.body.dataset.connected !== 'yes') {
