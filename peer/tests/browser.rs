@@ -433,3 +433,22 @@ fn the_browser_chats_with_the_terminal_client() {
         let _ = tokio::time::timeout(Duration::from_secs(5), terminal.child.wait()).await;
     });
 }
+
+#[test]
+fn browsers_chat_with_each_other_and_every_way_a_chat_ends_works() {
+    if !isolated("browsers_chat_with_each_other_and_every_way_a_chat_ends_works") {
+        return;
+    }
+    runtime().block_on(async {
+        let system = System::start().await;
+        let dir = common::home("browser-pair");
+        let (camera, _) = cameras(&dir);
+        let mut browsers = Script::start("pair.mjs", &system, &[("CAMERA", &camera)]);
+        let code = browsers.expect("browser_to_browser").await;
+        assert_eq!(code["browser_to_browser"].as_str().unwrap().len(), 14, "{code}");
+        for step in ["reported_and_blocked", "left", "next", "reload"] {
+            browsers.expect(step).await;
+        }
+        browsers.done().await;
+    });
+}

@@ -112,3 +112,9 @@ export async function run(scenario) {
     process.exit(1);
   }
 }
+
+/** Waits for the end screen; returns why the chat ended. */
+export async function ended(d) {
+  await screen(d, 'ended');
+  return (await d.page.textContent('#ended-why')).trim();
+}

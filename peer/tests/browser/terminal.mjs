@@ -10,7 +10,7 @@ await run(async devices => {
   await verifyWithCamera(d);
   await join(d, 'webcam', 'Chatting from a browser tab', 'jazz, film');
   const code = await connected(d);
-  await shot(d, '4-chat');
+  await shot(d, '4-chat-connected');
   report({ safety_code: code, partner: await d.page.textContent('#partner-name') });
 
   await waitForText(d, '#messages li.theirs', 'hello from the terminal');
@@ -28,8 +28,8 @@ await run(async devices => {
   await d.page.setInputFiles('#image-file', process.env.IMAGE);
   await d.page.waitForSelector('#messages li.mine img');
   await d.page.waitForFunction(() => [...document.querySelectorAll('#messages li.mine')].some(li => li.querySelector('img') && li.dataset.delivered === 'yes'));
-  report({ image_delivered: true });
   await shot(d, '5-chat-images');
+  report({ image_delivered: true });
 
   await screen(d, 'ended');
   await shot(d, '6-ended');
