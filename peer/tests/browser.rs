@@ -445,10 +445,20 @@ fn browsers_chat_with_each_other_and_every_way_a_chat_ends_works() {
         let (camera, _) = cameras(&dir);
         let mut browsers = Script::start("pair.mjs", &system, &[("CAMERA", &camera)]);
         let code = browsers.expect("browser_to_browser").await;
-        assert_eq!(code["browser_to_browser"].as_str().unwrap().len(), 14, "{code}");
-        for step in ["reported_and_blocked", "left", "next", "reload"] {
+        assert_eq!(
+            code["browser_to_browser"].as_str().unwrap().len(),
+            14,
+            "{code}"
+        );
+        for step in ["reported_and_blocked", "left", "next"] {
             browsers.expect(step).await;
         }
+        let refused = browsers.expect("field_error").await;
+        assert!(
+            refused["field_error"].as_str().unwrap().contains("bio"),
+            "the server's refusal names the field: {refused}"
+        );
+        browsers.expect("reload").await;
         browsers.done().await;
     });
 }

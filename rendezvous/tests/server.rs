@@ -852,3 +852,62 @@ both_stores! {
     two_instances_share_one_store,
     two_thousand_clients,
 }
+
+#[tokio::test]
+async fn the_web_page_and_its_config_are_served_with_a_strict_policy() {
+    let v = TestVerifier::new();
+    let server = common::start(common::memory(StoreConfig::default()), &v, |c| {
+        c.verifier_jwks_url = Some("http://verifier.example:8000/.well-known/jwks.json".into());
+    })
+    .await;
+    let page = reqwest::get(format!("http://{}/", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(
+        csp.contains("http://verifier.example:8000"),
+        "the verifier may be called: {csp}"
+    );
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains(r#"<script type="module" src="/js/main.js">"#)
+    );
+    for script in [
+        "main",
+        "identity",
+        "verify",
+        "rendezvous",
+        "chat",
+        "messages",
+    ] {
+        let js = reqwest::get(format!("http://{}/js/{script}.js", server.addr))
+            .await
+            .unwrap();
+        assert_eq!(js.status(), 200, "{script}.js");
+        assert!(
+            js.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript")
+        );
+    }
+    let config: Value = common::get_json(server.addr, "/config.json").await;
+    assert_eq!(config["verifier_url"], "http://verifier.example:8000");
+    let missing = reqwest::get(format!("http://{}/js/nope.js", server.addr))
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}

@@ -69,6 +69,15 @@ await run(async devices => {
   expectEqual('B after next', await ended(b), 'Your partner left.');
   report({ next: true });
 
+  // D's profile is checked as D types, and the server's refusal is shown at its field.
+  await d.page.type('#nickname', 'dx');
+  await waitForText(d, '#nickname-error', '3 to 24 characters (2 now)');
+  await join(d, 'dario', 'what the fuck is this queue');
+  await screen(d, 'profile');
+  await d.page.waitForFunction(() => document.getElementById('bio-error').textContent.length > 0);
+  await shot(d, '4-profile-refused');
+  report({ field_error: (await d.page.textContent('#bio-error')).trim() });
+
   // D meets C, then reloads mid-chat: the chat ends for both and is not resurrected.
   await join(d, 'dario', 'Fourth in the queue today');
   await Promise.all([connected(c), connected(d)]);
