@@ -48,6 +48,7 @@ impl Peer {
                 ..Default::default()
             },
             images_dir: home.join("images"),
+            libp2p: None,
         };
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();

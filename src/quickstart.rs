@@ -265,6 +265,7 @@ impl Stranger {
                 ..Default::default()
             },
             images_dir: homes.join(name).join("images"),
+            libp2p: None,
         };
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();

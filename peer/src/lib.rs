@@ -3,7 +3,9 @@
 
 pub mod chat;
 pub mod identity;
+pub mod libp2p_session;
 pub mod rendezvous;
 pub mod session;
+pub mod transport;
 pub mod verify;
 pub mod webrtc_session;

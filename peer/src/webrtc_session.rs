@@ -25,6 +25,8 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
+use crate::transport::Inbound;
+
 /// The data channel's label.
 pub const CHANNEL: &str = "anonchat";
 
@@ -63,16 +65,6 @@ pub enum SessionError {
     BadSignal(String),
     #[error("WebRTC: {0}")]
     WebRtc(#[from] webrtc::Error),
-}
-
-/// What arrives on the data channel.
-#[derive(Debug)]
-pub enum Inbound {
-    Text(String),
-    Binary(bytes::Bytes),
-    /// The channel or the connection under it is gone (closed by the partner, or the network
-    /// went silent for longer than ICE tolerates).
-    Closed,
 }
 
 /// An open session.

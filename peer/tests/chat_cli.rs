@@ -24,6 +24,10 @@ struct Cli {
 
 impl Cli {
     fn start(name: &str, home: &Path, rendezvous: &str) -> Cli {
+        Self::start_with(name, home, rendezvous, &[])
+    }
+
+    fn start_with(name: &str, home: &Path, rendezvous: &str, extra: &[&str]) -> Cli {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
             .args([
                 "chat",
@@ -32,6 +36,7 @@ impl Cli {
                 "--rendezvous",
                 rendezvous,
             ])
+            .args(extra)
             .env("ANONCHAT_HOME", home)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -112,20 +117,41 @@ fn noise_png() -> Vec<u8> {
     png
 }
 
-/// Two processes chat through a rendezvous on Redis, with a recording proxy in front of it: the
-/// chat works, and nothing of it crosses the rendezvous. Then one process is killed, and the
-/// other hears that its partner left.
+/// Two processes chat through a rendezvous on Redis over WebRTC, with a recording proxy in front
+/// of the rendezvous: the chat works, and nothing of it crosses the rendezvous. Then one process
+/// is killed, and the other hears that its partner left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_chat_and_nothing_of_it_crosses_the_rendezvous() {
+    chat_through_a_recording_proxy("webrtc", &["--no-libp2p"], "cli").await;
+}
+
+/// The same between two terminal clients that both offer libp2p: over TCP, then over QUIC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_chat_over_libp2p_on_tcp_and_on_quic() {
+    chat_through_a_recording_proxy(
+        "libp2p",
+        &["--libp2p-listen", "/ip4/127.0.0.1/tcp/0"],
+        "tcp",
+    )
+    .await;
+    chat_through_a_recording_proxy(
+        "libp2p",
+        &["--libp2p-listen", "/ip4/127.0.0.1/udp/0/quic-v1"],
+        "quic",
+    )
+    .await;
+}
+
+async fn chat_through_a_recording_proxy(transport: &str, args: &[&str], name: &str) {
     let redis = RedisServer::start();
     let rdv = Rendezvous::start_on_redis(&redis).await;
     let proxy = RecordingProxy::start(&rdv.url).await;
     let (home_a, home_b) = (
-        verified_home(&rdv, "cli-a", Gender::Female),
-        verified_home(&rdv, "cli-b", Gender::Male),
+        verified_home(&rdv, &format!("{name}-a"), Gender::Female),
+        verified_home(&rdv, &format!("{name}-b"), Gender::Male),
     );
-    let mut a = Cli::start("cli-a", &home_a, &proxy.url);
-    let mut b = Cli::start("cli-b", &home_b, &proxy.url);
+    let mut a = Cli::start_with(&format!("{name}-a"), &home_a, &proxy.url, args);
+    let mut b = Cli::start_with(&format!("{name}-b"), &home_b, &proxy.url, args);
 
     a.join("alice").await;
     a.events
@@ -141,7 +167,12 @@ async fn two_processes_chat_and_nothing_of_it_crosses_the_rendezvous() {
     );
     let (code_a, code_b) = tokio::join!(a.events.connected(), b.events.connected());
     assert_eq!(code_a, code_b);
-    println!("set-up: {:?}", a.events.seen.last());
+    let connected = a.events.seen.last().cloned();
+    println!("set-up: {connected:?}");
+    assert!(
+        matches!(&connected, Some(Event::Connected { transport: t, fallback: None, .. }) if t == transport),
+        "{connected:?}"
+    );
 
     const SECRET: &str = "the password is pineapple-42";
     a.send(json!({"cmd": "send", "text": SECRET})).await;

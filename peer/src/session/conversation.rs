@@ -1,10 +1,8 @@
-//! One chat in progress over an open data channel: frames out, frames in, image reassembly.
-//! Transport-agnostic above [`Connected`]; the rules themselves live in [`crate::chat`].
-
-use bytes::Bytes;
+//! One chat in progress over an open link (WebRTC or libp2p): frames out, frames in, image
+//! reassembly. The rules themselves live in [`crate::chat`].
 
 use crate::chat::{self, ChatError, ChatFrame, ImageAssembler};
-use crate::webrtc_session::{Connected, Inbound};
+use crate::transport::{ChatLink, Inbound};
 
 /// What the partner did, as far as this chat is concerned.
 #[derive(Debug)]
@@ -36,34 +34,34 @@ pub enum Received {
 }
 
 pub struct Conversation {
-    pub conn: Connected,
+    pub link: ChatLink,
     image: Option<ImageAssembler>,
     /// After a refused image announcement: its chunks are dropped until the next text frame.
     discarding: bool,
 }
 
 impl Conversation {
-    pub fn new(conn: Connected) -> Self {
+    pub fn new(link: ChatLink) -> Self {
         Conversation {
-            conn,
+            link,
             image: None,
             discarding: false,
         }
     }
 
-    pub async fn send(&self, frame: &ChatFrame) -> Result<(), webrtc::Error> {
-        self.conn.channel.send_text(frame.to_json()).await.map(drop)
+    pub async fn send(&self, frame: &ChatFrame) -> Result<(), String> {
+        self.link.send_text(frame.to_json()).await
     }
 
     /// Announces an image (already checked) and sends its chunks.
     pub async fn send_image(&self, id: &str, mime: &str, data: &[u8]) -> Result<(), SendError> {
         let (header, chunks) = chat::image_frames(id, mime, data)?;
-        self.send(&header).await?;
+        self.send(&header).await.map_err(SendError::Channel)?;
         for chunk in chunks {
-            self.conn
-                .channel
-                .send(&Bytes::copy_from_slice(chunk))
-                .await?;
+            self.link
+                .send_binary(chunk)
+                .await
+                .map_err(SendError::Channel)?;
         }
         Ok(())
     }
@@ -71,11 +69,11 @@ impl Conversation {
     /// Sends `bye` and closes the connection.
     pub async fn end(&self) {
         let _ = self.send(&ChatFrame::Bye {}).await;
-        self.conn.close().await;
+        self.link.close().await;
     }
 
     pub async fn recv(&mut self) -> Option<Inbound> {
-        self.conn.inbound.recv().await
+        self.link.recv().await
     }
 
     pub fn on_inbound(&mut self, inbound: Inbound) -> Received {
@@ -146,5 +144,5 @@ pub enum SendError {
     #[error(transparent)]
     Chat(#[from] ChatError),
     #[error("the channel refused it: {0}")]
-    Channel(#[from] webrtc::Error),
+    Channel(String),
 }

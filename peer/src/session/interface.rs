@@ -71,11 +71,14 @@ pub enum Event {
     Matched {
         partner: PartnerInfo,
     },
-    /// The peer-to-peer channel is open; `setup_ms` counts from `matched`.
+    /// The peer-to-peer channel is open; `setup_ms` counts from `matched`. `fallback` says why
+    /// libp2p was given up for WebRTC, when it was.
     Connected {
         transport: String,
         setup_ms: f64,
         safety_code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fallback: Option<String>,
     },
     /// A message or image went out on the channel (not yet delivered: see `ack`).
     Sent {

@@ -24,8 +24,10 @@ pub use interface::{Command, Event, JoinRequest, parse_command};
 
 use crate::chat::{self, ChatFrame};
 use crate::identity::Identity;
+use crate::libp2p_session::{self, Libp2pError};
 use crate::rendezvous::ClientError;
-use crate::webrtc_session::{self, Connected, Inbound, SessionError};
+use crate::transport::{ChatLink, Inbound};
+use crate::webrtc_session::{self, SessionError};
 use conversation::{Conversation, Received};
 use link::Link;
 
@@ -37,6 +39,8 @@ pub struct SessionConfig {
     pub token: String,
     /// ICE servers are taken from the rendezvous; the rest from here.
     pub webrtc: webrtc_session::Options,
+    /// Offer libp2p too (terminal clients); `None`: WebRTC only.
+    pub libp2p: Option<libp2p_session::Options>,
     /// Where received images are saved.
     pub images_dir: PathBuf,
 }
@@ -76,7 +80,7 @@ enum Wake {
     Command(Command),
     Server(Option<Result<ServerMessage, ClientError>>),
     Signal(SignalData),
-    SetUp(Result<Connected, SessionError>),
+    SetUp(Result<ChatLink, SetupError>),
     Chat(Inbound),
     Retry,
 }
@@ -94,7 +98,21 @@ struct Pending {
     matched_at: Instant,
     to_partner: mpsc::UnboundedReceiver<SignalData>,
     from_partner: mpsc::UnboundedSender<SignalData>,
-    setup: JoinHandle<Result<Connected, SessionError>>,
+    setup: JoinHandle<Result<ChatLink, SetupError>>,
+    role: Role,
+    /// Setting up libp2p (else WebRTC).
+    libp2p: bool,
+    /// Why libp2p was given up for WebRTC, if it was.
+    fallback: Option<String>,
+}
+
+/// Why a set-up failed.
+#[derive(Debug, thiserror::Error)]
+enum SetupError {
+    #[error(transparent)]
+    WebRtc(#[from] SessionError),
+    #[error(transparent)]
+    Libp2p(#[from] Libp2pError),
 }
 
 struct Chat {
@@ -130,7 +148,7 @@ async fn phase_wake(phase: &mut Phase) -> Wake {
     match phase {
         Phase::Connecting(p) => tokio::select! {
             Some(signal) = p.to_partner.recv() => Wake::Signal(signal),
-            done = &mut p.setup => Wake::SetUp(done.unwrap_or(Err(SessionError::Failed))),
+            done = &mut p.setup => Wake::SetUp(done.unwrap_or(Err(SetupError::WebRtc(SessionError::Failed)))),
         },
         Phase::Chatting(c) => Wake::Chat(c.conversation.recv().await.unwrap_or(Inbound::Closed)),
         Phase::Idle | Phase::Waiting => std::future::pending().await,
@@ -307,7 +325,11 @@ impl Session {
             },
             want: join.want,
             interests: join.interests.clone(),
-            transports: vec![Transport::Webrtc],
+            transports: if self.config.libp2p.is_some() {
+                vec![Transport::Webrtc, Transport::Libp2p]
+            } else {
+                vec![Transport::Webrtc]
+            },
         });
     }
 
@@ -385,7 +407,7 @@ impl Session {
                 role,
                 partner,
                 receipt,
-                ..
+                transport,
             } => {
                 if !matches!(self.phase, Phase::Waiting) {
                     // The user left in the meantime: tell the partner at once.
@@ -394,13 +416,22 @@ impl Session {
                 }
                 self.last_receipt = Some(receipt);
                 self.emit(Event::Matched { partner });
-                self.phase = Phase::Connecting(Box::new(self.start_setup(match_id, role)));
+                let libp2p = transport == Transport::Libp2p && self.config.libp2p.is_some();
+                let pending = self.start_setup(match_id, role, libp2p, Instant::now());
+                self.phase = Phase::Connecting(Box::new(pending));
             }
             ServerMessage::Signal { match_id, data } => {
                 if let Phase::Connecting(p) = &self.phase
                     && p.match_id == match_id
                 {
                     match serde_json::from_value::<SignalData>(data) {
+                        // The partner gave libp2p up: follow it to WebRTC at once.
+                        Ok(signal) if p.libp2p && !matches!(signal, SignalData::Libp2p { .. }) => {
+                            self.fall_back("the partner switched to WebRTC".into());
+                            if let Phase::Connecting(p) = &self.phase {
+                                let _ = p.from_partner.send(signal);
+                            }
+                        }
                         Ok(signal) => {
                             let _ = p.from_partner.send(signal);
                         }
@@ -425,42 +456,81 @@ impl Session {
         }
     }
 
-    fn start_setup(&self, match_id: String, role: Role) -> Pending {
+    fn start_setup(
+        &self,
+        match_id: String,
+        role: Role,
+        libp2p: bool,
+        matched_at: Instant,
+    ) -> Pending {
         let (out_tx, to_partner) = mpsc::unbounded_channel();
         let (from_partner, in_rx) = mpsc::unbounded_channel();
-        let mut options = self.config.webrtc.clone();
-        if let Some(link) = &self.link {
-            options.ice_servers = link.welcome.ice_servers.clone();
-        }
-        let setup =
-            tokio::spawn(
-                async move { webrtc_session::connect(role, &options, out_tx, in_rx).await },
-            );
+        let setup = match (&self.config.libp2p, libp2p) {
+            (Some(options), true) => {
+                let options = options.clone();
+                tokio::spawn(async move {
+                    let connected = libp2p_session::connect(role, &options, out_tx, in_rx).await?;
+                    Ok(ChatLink::Libp2p(connected))
+                })
+            }
+            _ => {
+                let mut options = self.config.webrtc.clone();
+                if let Some(link) = &self.link {
+                    options.ice_servers = link.welcome.ice_servers.clone();
+                }
+                tokio::spawn(async move {
+                    let connected = webrtc_session::connect(role, &options, out_tx, in_rx).await?;
+                    Ok(ChatLink::WebRtc(connected))
+                })
+            }
+        };
         Pending {
             match_id,
-            matched_at: Instant::now(),
+            matched_at,
             to_partner,
             from_partner,
             setup,
+            role,
+            libp2p,
+            fallback: None,
         }
     }
 
-    async fn on_setup(&mut self, result: Result<Connected, SessionError>) {
+    /// Gives the libp2p set-up up and sets up WebRTC for the same match instead.
+    fn fall_back(&mut self, why: String) {
+        let Phase::Connecting(p) = std::mem::replace(&mut self.phase, Phase::Idle) else {
+            return;
+        };
+        p.setup.abort();
+        tracing::info!("falling back to WebRTC: {why}");
+        let mut pending = self.start_setup(p.match_id, p.role, false, p.matched_at);
+        pending.fallback = Some(why);
+        self.phase = Phase::Connecting(Box::new(pending));
+    }
+
+    async fn on_setup(&mut self, result: Result<ChatLink, SetupError>) {
+        if let (Phase::Connecting(p), Err(e)) = (&self.phase, &result)
+            && p.libp2p
+        {
+            let why = e.to_string();
+            return self.fall_back(why);
+        }
         let Phase::Connecting(p) = std::mem::replace(&mut self.phase, Phase::Idle) else {
             return;
         };
         match result {
-            Ok(conn) => {
-                let (mine, theirs) = &conn.fingerprints;
-                let safety_code = chat::safety_code(mine, theirs);
-                let conversation = Conversation::new(conn);
+            Ok(link) => {
+                let safety_code = link.safety_code();
+                let transport = link.transport().to_owned();
+                let conversation = Conversation::new(link);
                 let _ = conversation
                     .send(&ChatFrame::Hello { v: chat::VERSION })
                     .await;
                 self.emit(Event::Connected {
-                    transport: "webrtc".into(),
+                    transport,
                     setup_ms: p.matched_at.elapsed().as_secs_f64() * 1000.0,
                     safety_code,
+                    fallback: p.fallback,
                 });
                 self.phase = Phase::Chatting(Box::new(Chat {
                     match_id: p.match_id,
@@ -469,8 +539,8 @@ impl Session {
             }
             Err(e) => {
                 let code = match e {
-                    SessionError::NoRelay => "no_relay",
-                    SessionError::Timeout(_) => "connect_timeout",
+                    SetupError::WebRtc(SessionError::NoRelay) => "no_relay",
+                    SetupError::WebRtc(SessionError::Timeout(_)) => "connect_timeout",
                     _ => "connect_failed",
                 };
                 self.error(code, e.to_string());
@@ -520,7 +590,7 @@ impl Session {
                 self.send_leave(p.match_id);
             }
             Phase::Chatting(chat) => {
-                chat.conversation.conn.close().await;
+                chat.conversation.link.close().await;
                 self.send_leave(chat.match_id);
             }
             other => {

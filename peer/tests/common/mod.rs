@@ -242,6 +242,7 @@ impl Peer {
                 ..Default::default()
             },
             images_dir: home.join("images"),
+            libp2p: None,
         };
         adjust(&mut config);
         let (commands, command_rx) = mpsc::unbounded_channel();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anonchat_peer::identity::{self, Identity};
 use anonchat_peer::session::{JoinRequest, SETUP_TIMEOUT, SessionConfig};
 use anonchat_peer::verify::{self, VerifyError};
-use anonchat_peer::webrtc_session;
+use anonchat_peer::{libp2p_session, webrtc_session};
 use anonchat_rendezvous::proto::Want;
 use anonchat_verifier::token::unix_now;
 use anyhow::Context;
@@ -78,6 +78,13 @@ struct ChatArgs {
     /// Use only loopback addresses for the peer-to-peer connection (both peers on this machine).
     #[arg(long)]
     loopback_only: bool,
+    /// Offer WebRTC only, not libp2p (which two terminal clients prefer when both offer it).
+    #[arg(long)]
+    no_libp2p: bool,
+    /// Where libp2p listens (repeatable) [default: TCP and QUIC on every interface, or on
+    /// loopback with --loopback-only], e.g. /ip4/0.0.0.0/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1.
+    #[arg(long = "libp2p-listen", value_name = "MULTIADDR")]
+    libp2p_listen: Vec<libp2p::Multiaddr>,
     /// Where received images are saved [default: $ANONCHAT_HOME/images].
     #[arg(long)]
     images_dir: Option<PathBuf>,
@@ -139,6 +146,13 @@ fn chat(home: &std::path::Path, id: Identity, args: ChatArgs) -> anyhow::Result<
             .images_dir
             .clone()
             .unwrap_or_else(|| home.join("images")),
+        libp2p: (!args.no_libp2p).then(|| {
+            let mut options = libp2p_session::Options::new(args.loopback_only);
+            if !args.libp2p_listen.is_empty() {
+                options.listen = args.libp2p_listen.clone();
+            }
+            options
+        }),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -117,9 +117,10 @@ impl App {
                 };
             }
             Event::Connected {
+                transport,
                 setup_ms,
                 safety_code,
-                ..
+                fallback,
             } => {
                 if let Status::Matched { partner } = &self.status {
                     self.status = Status::Chatting {
@@ -127,8 +128,13 @@ impl App {
                         code: safety_code.clone(),
                     };
                 }
+                if let Some(why) = fallback {
+                    self.system(format!(
+                        "libp2p did not connect ({why}); using WebRTC instead"
+                    ));
+                }
                 self.system(format!(
-                    "connected peer-to-peer in {setup_ms:.0} ms · safety code {safety_code} (compare it with your partner's)"
+                    "connected peer-to-peer over {transport} in {setup_ms:.0} ms · safety code {safety_code} (compare it with your partner's)"
                 ));
             }
             Event::Sent { .. } => {}
@@ -318,6 +324,7 @@ mod tests {
             transport: "webrtc".into(),
             setup_ms: 12.0,
             safety_code: "1234 5678 9012".into(),
+            fallback: None,
         });
         let s = screen(&app);
         assert!(s.contains("you both like chess"), "{s}");

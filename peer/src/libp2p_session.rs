@@ -1,0 +1,314 @@
+//! A libp2p session between two terminal clients (DESIGN.md §6): each side makes a key for this
+//! match only (never the device key, so partners do not learn device ids), listens on TCP and
+//! QUIC, and announces `{kind: "libp2p", peer_id, addrs}` through the rendezvous; the offerer
+//! dials, Noise proves the announced peer id, and the chat runs on one stream
+//! `/anonchat/chat/1` with length-prefixed frames.
+//!
+//! Frame format on the stream: a 4-byte big-endian length, then a kind byte (0: a JSON text
+//! frame, 1: a binary image chunk) and the payload; the length counts the kind byte.
+
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anonchat_rendezvous::proto::Role;
+use anonchat_rendezvous::signaling::SignalData;
+use futures_util::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent, dial_opts::DialOpts};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, identity, noise, ping, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::transport::Inbound;
+
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/anonchat/chat/1");
+/// Largest frame either side accepts (an image chunk is 16 KiB; a text frame less).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+const TEXT: u8 = 0;
+const BINARY: u8 = 1;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Addresses to listen on, e.g. `/ip4/0.0.0.0/tcp/0` and `/ip4/0.0.0.0/udp/0/quic-v1`.
+    pub listen: Vec<Multiaddr>,
+    /// How long the libp2p set-up may take before the session falls back to WebRTC.
+    pub timeout: Duration,
+}
+
+impl Options {
+    /// TCP and QUIC on every interface, or on loopback only.
+    pub fn new(loopback_only: bool) -> Options {
+        let ip = if loopback_only {
+            "127.0.0.1"
+        } else {
+            "0.0.0.0"
+        };
+        Options {
+            listen: vec![
+                format!("/ip4/{ip}/tcp/0").parse().expect("valid"),
+                format!("/ip4/{ip}/udp/0/quic-v1").parse().expect("valid"),
+            ],
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Libp2pError {
+    #[error("libp2p: {0}")]
+    Setup(String),
+    #[error("the partner's libp2p announcement was invalid: {0}")]
+    BadSignal(String),
+    #[error("no libp2p connection to the partner within {0:?}")]
+    Timeout(Duration),
+    #[error("the partner could not be reached over libp2p: {0}")]
+    Dial(String),
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    stream: libp2p_stream::Behaviour,
+}
+
+/// An open chat stream to the partner.
+pub struct Connected {
+    /// Frames to send (kind byte first); a task writes them in order.
+    outgoing: mpsc::UnboundedSender<(u8, Vec<u8>)>,
+    pub inbound: mpsc::UnboundedReceiver<Inbound>,
+    pub local: PeerId,
+    pub remote: PeerId,
+    /// `tcp` or `quic`.
+    pub via: &'static str,
+    pub setup: Duration,
+    /// Dropping it stops the swarm.
+    _stop: oneshot::Sender<()>,
+}
+
+impl Connected {
+    pub fn send_text(&self, text: String) -> bool {
+        self.outgoing.send((TEXT, text.into_bytes())).is_ok()
+    }
+
+    pub fn send_binary(&self, data: &[u8]) -> bool {
+        self.outgoing.send((BINARY, data.to_vec())).is_ok()
+    }
+}
+
+/// Sets up the session in `role`, announcing this side on `outgoing` and reading the partner's
+/// announcement from `incoming`, until the chat stream is open.
+pub async fn connect(
+    role: Role,
+    options: &Options,
+    outgoing: mpsc::UnboundedSender<SignalData>,
+    mut incoming: mpsc::UnboundedReceiver<SignalData>,
+) -> Result<Connected, Libp2pError> {
+    let started = Instant::now();
+    let setup_error = |e: &dyn std::fmt::Display| Libp2pError::Setup(e.to_string());
+    // A key for this match only.
+    let key = identity::Keypair::generate_ed25519();
+    let local = key.public().to_peer_id();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| setup_error(&e))?
+        .with_quic()
+        .with_behaviour(|key| Behaviour {
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/anonchat/1.0.0".into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::default(),
+            stream: libp2p_stream::Behaviour::new(),
+        })
+        .map_err(|e| setup_error(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    for addr in &options.listen {
+        swarm.listen_on(addr.clone()).map_err(|e| setup_error(&e))?;
+    }
+    let mut control = swarm.behaviour().stream.new_control();
+    let mut accepted = control.accept(PROTOCOL).map_err(|e| setup_error(&e))?;
+
+    let deadline = tokio::time::sleep(options.timeout);
+    tokio::pin!(deadline);
+    // Listen addresses arrive as events; announce once every listener has one.
+    let mut addrs: Vec<Multiaddr> = Vec::new();
+    let mut partner: Option<(PeerId, Vec<Multiaddr>)> = None;
+    let mut announced = false;
+    let mut dialled = false;
+    let mut connected_via: Option<&'static str> = None;
+    let mut opening: Option<tokio::task::JoinHandle<Result<libp2p::Stream, String>>> = None;
+    let stream = loop {
+        if !announced && addrs.len() >= options.listen.len() {
+            announced = true;
+            let _ = outgoing.send(SignalData::Libp2p {
+                peer_id: local.to_string(),
+                addrs: addrs.iter().map(ToString::to_string).collect(),
+            });
+        }
+        if let (Role::Offerer, Some((peer, addrs)), false) = (role, &partner, dialled) {
+            dialled = true;
+            let opts = DialOpts::peer_id(*peer).addresses(addrs.clone()).build();
+            swarm
+                .dial(opts)
+                .map_err(|e| Libp2pError::Dial(e.to_string()))?;
+        }
+        tokio::select! {
+            _ = &mut deadline => return Err(Libp2pError::Timeout(options.timeout)),
+            Some(signal) = incoming.recv(), if partner.is_none() => {
+                if let SignalData::Libp2p { peer_id, addrs } = signal {
+                    partner = Some(parse_announcement(&peer_id, &addrs)?);
+                }
+            }
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => addrs.push(address),
+                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                    // Only the announced partner; anyone else is shown the door.
+                    if partner.as_ref().is_some_and(|(p, _)| *p == peer_id) {
+                        connected_via = Some(transport_of(endpoint.get_remote_address()));
+                        if role == Role::Offerer && opening.is_none() {
+                            let mut control = control.clone();
+                            opening = Some(tokio::spawn(async move {
+                                control.open_stream(peer_id, PROTOCOL).await.map_err(|e| e.to_string())
+                            }));
+                        }
+                    } else {
+                        let _ = swarm.disconnect_peer_id(peer_id);
+                    }
+                }
+                SwarmEvent::OutgoingConnectionError { error, .. } => {
+                    return Err(Libp2pError::Dial(error.to_string()));
+                }
+                _ => {}
+            },
+            Some((peer, stream)) = accepted.next(), if role == Role::Answerer => {
+                if partner.as_ref().is_some_and(|(p, _)| *p == peer) {
+                    break stream;
+                }
+            }
+            opened = async { opening.as_mut().expect("guarded").await }, if opening.is_some() => {
+                match opened {
+                    Ok(Ok(stream)) => break stream,
+                    Ok(Err(e)) => return Err(Libp2pError::Dial(e)),
+                    Err(e) => return Err(Libp2pError::Dial(e.to_string())),
+                }
+            }
+        }
+    };
+    let remote = partner.expect("a stream comes from the partner").0;
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    // The swarm keeps the connection alive for as long as the chat lasts.
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                event = swarm.select_next_some() => {
+                    if let SwarmEvent::ConnectionEstablished { peer_id, .. } = event
+                        && peer_id != remote
+                    {
+                        let _ = swarm.disconnect_peer_id(peer_id);
+                    }
+                }
+            }
+        }
+    });
+    let (inbound_tx, inbound) = mpsc::unbounded_channel();
+    let (outgoing_frames, mut frames) = mpsc::unbounded_channel::<(u8, Vec<u8>)>();
+    let (mut reader, mut writer) = stream.split();
+    tokio::spawn(async move {
+        while let Some((kind, payload)) = frames.recv().await {
+            let mut frame = Vec::with_capacity(5 + payload.len());
+            frame.extend_from_slice(&(payload.len() as u32 + 1).to_be_bytes());
+            frame.push(kind);
+            frame.extend_from_slice(&payload);
+            if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
+                return;
+            }
+        }
+        let _ = writer.close().await;
+    });
+    tokio::spawn(async move {
+        loop {
+            let inbound = match read_frame(&mut reader).await {
+                Ok(Some(inbound)) => inbound,
+                Ok(None) | Err(_) => Inbound::Closed,
+            };
+            let closed = matches!(inbound, Inbound::Closed);
+            if inbound_tx.send(inbound).is_err() || closed {
+                return;
+            }
+        }
+    });
+    Ok(Connected {
+        outgoing: outgoing_frames,
+        inbound,
+        local,
+        remote,
+        via: connected_via.unwrap_or("tcp"),
+        setup: started.elapsed(),
+        _stop: stop,
+    })
+}
+
+/// Reads one frame; `None` at the end of the stream. Oversized or unknown frames are errors.
+async fn read_frame(
+    reader: &mut (impl futures_util::AsyncRead + Unpin),
+) -> std::io::Result<Option<Inbound>> {
+    let mut length = [0u8; 4];
+    match reader.read_exact(&mut length).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let length = u32::from_be_bytes(length) as usize;
+    if length == 0 || length > MAX_FRAME_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "frame size",
+        ));
+    }
+    let mut frame = vec![0u8; length];
+    reader.read_exact(&mut frame).await?;
+    let payload = frame.split_off(1);
+    match frame[0] {
+        TEXT => Ok(Some(Inbound::Text(
+            String::from_utf8_lossy(&payload).into_owned(),
+        ))),
+        BINARY => Ok(Some(Inbound::Binary(payload.into()))),
+        _ => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "frame kind",
+        )),
+    }
+}
+
+fn parse_announcement(
+    peer_id: &str,
+    addrs: &[String],
+) -> Result<(PeerId, Vec<Multiaddr>), Libp2pError> {
+    let bad = |what: String| Libp2pError::BadSignal(what);
+    let peer = PeerId::from_str(peer_id).map_err(|e| bad(format!("peer id: {e}")))?;
+    let addrs = addrs
+        .iter()
+        .map(|a| Multiaddr::from_str(a).map_err(|e| bad(format!("address {a}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if addrs.is_empty() {
+        return Err(bad("no addresses".into()));
+    }
+    Ok((peer, addrs))
+}
+
+fn transport_of(addr: &Multiaddr) -> &'static str {
+    if addr
+        .iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::QuicV1))
+    {
+        "quic"
+    } else {
+        "tcp"
+    }
+}
