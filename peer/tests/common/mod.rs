@@ -392,8 +392,17 @@ pub struct RecordingProxy {
 
 impl RecordingProxy {
     pub async fn start(upstream: &str) -> RecordingProxy {
+        Self::tampering(upstream, |text| text.to_owned()).await
+    }
+
+    /// A proxy that also rewrites what clients send (a rendezvous in the middle, tampering).
+    pub async fn tampering(
+        upstream: &str,
+        rewrite: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> RecordingProxy {
         use futures_util::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::Message;
+        let rewrite = Arc::new(rewrite);
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -401,7 +410,7 @@ impl RecordingProxy {
         let (upstream, log) = (upstream.to_owned(), recorded.clone());
         tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
-                let (upstream, log) = (upstream.clone(), log.clone());
+                let (upstream, log, rewrite) = (upstream.clone(), log.clone(), rewrite.clone());
                 tokio::spawn(async move {
                     // No Nagle, like the real ends: the proxy should not slow signaling down.
                     let _ = tcp.set_nodelay(true);
@@ -427,7 +436,10 @@ impl RecordingProxy {
                     loop {
                         tokio::select! {
                             m = client_rx.next() => {
-                                let Some(Ok(m)) = m else { return };
+                                let Some(Ok(mut m)) = m else { return };
+                                if let Message::Text(t) = &m {
+                                    m = Message::Text(rewrite(t.as_str()).into());
+                                }
                                 record(&m);
                                 if server_tx.send(m).await.is_err() { return; }
                             }
