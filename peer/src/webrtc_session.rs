@@ -82,8 +82,13 @@ pub struct Connected {
 }
 
 impl Connected {
-    /// Closes the connection; the partner's channel reports [`Inbound::Closed`].
+    /// Closes the connection; the partner's channel reports [`Inbound::Closed`]. What was sent
+    /// before (a `bye`) gets up to 250 ms to leave first: closing drops whatever is still queued.
     pub async fn close(&self) {
+        let deadline = Instant::now() + Duration::from_millis(250);
+        while self.channel.buffered_amount().await > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let _ = self.channel.close().await;
         let _ = self.pc.close().await;
     }
