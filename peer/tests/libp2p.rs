@@ -143,3 +143,94 @@ async fn unreachable_addresses_fall_back_to_webrtc_within_five_seconds() {
     )
     .await;
 }
+
+/// An independent implementation, js-libp2p from npm, dials a terminal client's listener: Noise,
+/// Yamux, identify and ping complete, and a chat frame on `/anonchat/chat/1` arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_libp2p_talks_to_a_terminal_client() {
+    use anonchat_peer::transport::Inbound;
+    use anonchat_rendezvous::proto::Role;
+    use anonchat_rendezvous::signaling::SignalData;
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    assert!(
+        dir.join("node_modules/libp2p").exists(),
+        "run `npm ci` in {} (.ci/run does)",
+        dir.display()
+    );
+    let mut node = tokio::process::Command::new("node")
+        .arg(dir.join("dial.mjs"))
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs the js-libp2p dialer");
+    let mut stdin = node.stdin.take().unwrap();
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut next = async || -> serde_json::Value {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("js-libp2p answers")
+            .unwrap()
+            .expect("js-libp2p is still running");
+        println!("js-libp2p: {line}");
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(
+            value.get("failed").is_none(),
+            "js-libp2p failed: {}",
+            value["failed"]
+        );
+        value
+    };
+    let js_peer = next().await["peer_id"].as_str().unwrap().to_owned();
+
+    // The terminal client's side: a per-match listener that expects the js node as its partner.
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (in_tx, in_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut options = libp2p_session::Options::new(true);
+    options.listen.truncate(1); // TCP: what js-libp2p speaks here
+    options.timeout = std::time::Duration::from_secs(20);
+    let session = tokio::spawn(async move {
+        libp2p_session::connect(Role::Answerer, &options, out_tx, in_rx).await
+    });
+    let Some(SignalData::Libp2p { peer_id, addrs }) = out_rx.recv().await else {
+        panic!("no announcement")
+    };
+    in_tx
+        .send(SignalData::Libp2p {
+            peer_id: js_peer.clone(),
+            addrs: vec!["/ip4/127.0.0.1/tcp/9".into()],
+        })
+        .unwrap();
+    stdin
+        .write_all(format!("{}/p2p/{peer_id}\n", addrs[0]).as_bytes())
+        .await
+        .unwrap();
+
+    let connected = next().await;
+    assert_eq!(
+        connected["connected"],
+        peer_id.as_str(),
+        "Noise proved the announced id"
+    );
+    assert_eq!(connected["encryption"], "/noise");
+    assert_eq!(connected["multiplexer"], "/yamux/1.0.0");
+    let identify = next().await;
+    let protocols = identify["identify"]["protocols"].as_array().unwrap();
+    for p in ["/anonchat/chat/1", "/ipfs/ping/1.0.0", "/ipfs/id/1.0.0"] {
+        assert!(protocols.iter().any(|x| x == p), "{p} in {protocols:?}");
+    }
+    assert_eq!(identify["identify"]["protocol_version"], "/anonchat/1.0.0");
+    assert!(next().await["ping_ms"].as_f64().is_some());
+
+    let mut chat = session.await.unwrap().expect("the chat stream opened");
+    assert_eq!(chat.remote.to_string(), js_peer);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), chat.inbound.recv()).await {
+        Ok(Some(Inbound::Text(text))) => assert!(text.contains("hello from js-libp2p"), "{text}"),
+        other => panic!("no chat frame: {other:?}"),
+    }
+    assert_eq!(next().await["sent"], true);
+}
