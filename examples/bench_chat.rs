@@ -4,7 +4,9 @@
 //! - round trip: a message out and its delivery receipt back, MESSAGES times one after another
 //!   (p50/p99).
 //!
-//! `cargo run --release --example bench_chat [PAIRS] [MESSAGES]` (defaults 100 and 2000).
+//! `cargo run --release --example bench_chat [PAIRS] [MESSAGES] [webrtc|libp2p]` (defaults 100,
+//! 2000, webrtc). With `libp2p`, both peers offer it (as two terminal clients do) and set-up is
+//! `matched` → listen, announce, dial (TCP and QUIC raced), Noise, Yamux, chat stream open.
 
 #[path = "support/stats.rs"]
 mod stats;
@@ -30,7 +32,12 @@ struct Peer {
 }
 
 impl Peer {
-    fn start(url: &str, verifier: &SigningKey, home: &std::path::Path) -> anyhow::Result<Peer> {
+    fn start(
+        url: &str,
+        verifier: &SigningKey,
+        home: &std::path::Path,
+        libp2p: bool,
+    ) -> anyhow::Result<Peer> {
         let identity = Identity::load_or_create(home)?;
         let (token, _) = verifier.issue(
             "bench",
@@ -48,7 +55,7 @@ impl Peer {
                 ..Default::default()
             },
             images_dir: home.join("images"),
-            libp2p: None,
+            libp2p: libp2p.then(|| anonchat_peer::libp2p_session::Options::new(true)),
         };
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
@@ -84,6 +91,12 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let pairs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
     let messages: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
+    let transport = args.next().unwrap_or_else(|| "webrtc".into());
+    let libp2p = match transport.as_str() {
+        "webrtc" => false,
+        "libp2p" => true,
+        other => bail!("transport {other:?}: webrtc or libp2p"),
+    };
 
     let verifier = SigningKey::generate();
     let keys = KeySet::from_jwks(&Jwks {
@@ -103,15 +116,23 @@ async fn main() -> anyhow::Result<()> {
     let mut setups = Vec::with_capacity(pairs);
     let mut last = None;
     for n in 0..pairs {
-        let mut a = Peer::start(&url, &verifier, &homes.join(format!("{n}a")))?;
+        let mut a = Peer::start(&url, &verifier, &homes.join(format!("{n}a")), libp2p)?;
         a.wait(|e| matches!(e, Event::Queued { .. }).then_some(()))
             .await?;
-        let mut b = Peer::start(&url, &verifier, &homes.join(format!("{n}b")))?;
+        let mut b = Peer::start(&url, &verifier, &homes.join(format!("{n}b")), libp2p)?;
         let connected = |e| match e {
-            Event::Connected { setup_ms, .. } => Some(setup_ms),
+            Event::Connected {
+                setup_ms,
+                transport: used,
+                fallback,
+                ..
+            } => Some((setup_ms, format!("{used} ({fallback:?})"))),
             _ => None,
         };
-        let (ms_a, ms_b) = (a.wait(connected).await?, b.wait(connected).await?);
+        let ((ms_a, used), (ms_b, _)) = (a.wait(connected).await?, b.wait(connected).await?);
+        if !used.starts_with(&format!("{transport} ")) {
+            bail!("pair {n} connected over {used}, not {transport}");
+        }
         // The pair can talk once both ends are open.
         setups.push(Duration::from_secs_f64(ms_a.max(ms_b) / 1000.0));
         if let Some((x, y)) = last.replace((a, b)) {
@@ -121,11 +142,9 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let slow = setups.iter().filter(|d| d.as_millis() >= 50).count();
+    println!("set-up over {transport}, {slow} of {pairs} pairs took 50 ms or more");
     println!(
-        "set-up, {slow} of {pairs} pairs took 50 ms or more (one more 200 ms ICE tick: see BENCHMARKS.md)"
-    );
-    println!(
-        "set-up, matched -> data channel open at both ends, {pairs} pairs: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+        "set-up over {transport}, matched -> chat open at both ends, {pairs} pairs: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
         percentile_ms(&mut setups, 0.5),
         percentile_ms(&mut setups, 0.95),
         percentile_ms(&mut setups, 1.0)
@@ -146,7 +165,7 @@ async fn main() -> anyhow::Result<()> {
         trips.push(started.elapsed());
     }
     println!(
-        "round trip, message -> delivery receipt through both sessions, {messages} messages: p50 {:.3} ms, p99 {:.3} ms",
+        "round trip over {transport}, message -> delivery receipt through both sessions, {messages} messages: p50 {:.3} ms, p99 {:.3} ms",
         percentile_ms(&mut trips, 0.5),
         percentile_ms(&mut trips, 0.99)
     );

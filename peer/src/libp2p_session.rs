@@ -142,6 +142,8 @@ pub async fn connect(
     let mut dialled = false;
     let mut connected_via: Option<&'static str> = None;
     let mut opening: Option<tokio::task::JoinHandle<Result<libp2p::Stream, String>>> = None;
+    let mut strangers: Vec<PeerId> = Vec::new();
+    let mut early: Vec<(PeerId, libp2p::Stream)> = Vec::new();
     let stream = loop {
         if !announced && addrs.len() >= options.listen.len() {
             announced = true;
@@ -157,6 +159,17 @@ pub async fn connect(
                 .dial(opts)
                 .map_err(|e| Libp2pError::Dial(e.to_string()))?;
         }
+        if let Some((peer, _)) = &partner {
+            // What arrived before the partner's announcement did: keep the partner's, refuse
+            // the rest.
+            for stranger in strangers.drain(..).filter(|p| p != peer) {
+                let _ = swarm.disconnect_peer_id(stranger);
+            }
+            if let Some(i) = early.iter().position(|(p, _)| p == peer) {
+                break early.swap_remove(i).1;
+            }
+            early.clear();
+        }
         tokio::select! {
             _ = &mut deadline => return Err(Libp2pError::Timeout(options.timeout)),
             Some(signal) = incoming.recv(), if partner.is_none() => {
@@ -166,28 +179,33 @@ pub async fn connect(
             }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => addrs.push(address),
-                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
-                    // Only the announced partner; anyone else is shown the door.
-                    if partner.as_ref().is_some_and(|(p, _)| *p == peer_id) {
-                        connected_via = Some(transport_of(endpoint.get_remote_address()));
+                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => match &partner {
+                    Some((p, _)) if *p == peer_id => {
+                        connected_via.get_or_insert(transport_of(endpoint.get_remote_address()));
                         if role == Role::Offerer && opening.is_none() {
-                            let mut control = control.clone();
-                            opening = Some(tokio::spawn(async move {
-                                control.open_stream(peer_id, PROTOCOL).await.map_err(|e| e.to_string())
-                            }));
+                            opening = Some(tokio::spawn(open_stream(control.clone(), peer_id)));
                         }
-                    } else {
+                    }
+                    // Anyone but the announced partner is shown the door.
+                    Some(_) => {
                         let _ = swarm.disconnect_peer_id(peer_id);
                     }
-                }
-                SwarmEvent::OutgoingConnectionError { error, .. } => {
+                    // The partner's dial can overtake its announcement.
+                    None => {
+                        connected_via.get_or_insert(transport_of(endpoint.get_remote_address()));
+                        strangers.push(peer_id);
+                    }
+                },
+                SwarmEvent::OutgoingConnectionError { error, .. } if connected_via.is_none() => {
                     return Err(Libp2pError::Dial(error.to_string()));
                 }
                 _ => {}
             },
             Some((peer, stream)) = accepted.next(), if role == Role::Answerer => {
-                if partner.as_ref().is_some_and(|(p, _)| *p == peer) {
-                    break stream;
+                match &partner {
+                    Some((p, _)) if *p == peer => break stream,
+                    Some(_) => {}
+                    None => early.push((peer, stream)),
                 }
             }
             opened = async { opening.as_mut().expect("guarded").await }, if opening.is_some() => {
@@ -252,6 +270,23 @@ pub async fn connect(
         setup: started.elapsed(),
         _stop: stop,
     })
+}
+
+/// Opens the chat stream. Dialling every address at once can establish two connections, and the
+/// one a stream was asked of may be the one closed: so a few tries.
+async fn open_stream(
+    mut control: libp2p_stream::Control,
+    peer: PeerId,
+) -> Result<libp2p::Stream, String> {
+    let mut attempt = 0;
+    loop {
+        match control.open_stream(peer, PROTOCOL).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if attempt >= 3 => return Err(e.to_string()),
+            Err(_) => attempt += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Reads one frame; `None` at the end of the stream. Oversized or unknown frames are errors.
