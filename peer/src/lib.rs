@@ -1,5 +1,6 @@
 //! The AnonChat peer: the device's own identity, the clients of the verifier and the rendezvous,
-//! and (next) the peer-to-peer chat. The `anonchat` binary is the terminal client.
+//! the peer-to-peer links (WebRTC, libp2p), the chat protocol over them, and the chat session
+//! that drives it all. The `anonchat` binary is the terminal client.
 
 pub mod chat;
 pub mod identity;
