@@ -301,62 +301,18 @@ async fn reqwest_jwks(url: &str) -> anonchat_verifier::token::Jwks {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 
-/// A running `anonchat chat --json`.
-struct Terminal {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    events: common::Events,
-}
-
-impl Terminal {
-    /// Verifies `photo` with `anonchat verify`, then starts `anonchat chat --json`.
-    async fn start(system: &System, home: &Path, photo: &Path) -> Terminal {
-        let verified = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
-            .arg("verify")
-            .arg(photo)
-            .env("ANONCHAT_HOME", home)
-            .env("ANONCHAT_VERIFIER", &system.verifier)
-            .output()
-            .await
-            .unwrap();
-        assert!(verified.status.success(), "{verified:?}");
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
-            .args(["chat", "--json", "--loopback-only"])
-            .env("ANONCHAT_HOME", home)
-            .env("ANONCHAT_RENDEZVOUS", format!("{}/v1/ws", system.page))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                println!("terminal: {line}");
-                match serde_json::from_str(&line) {
-                    Ok(event) => {
-                        let _ = tx.send(event);
-                    }
-                    Err(e) => panic!("not an event ({e}): {line}"),
-                }
-            }
-        });
-        Terminal {
-            stdin: child.stdin.take().unwrap(),
-            child,
-            events: common::Events::new("terminal", rx),
-        }
-    }
-
-    async fn send(&mut self, command: Value) {
-        use tokio::io::AsyncWriteExt;
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .unwrap();
-    }
+/// `anonchat verify PHOTO` against the real verifier, then `anonchat chat --json`.
+async fn terminal(system: &System, home: &Path, photo: &Path) -> common::Cli {
+    let verified = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
+        .arg("verify")
+        .arg(photo)
+        .env("ANONCHAT_HOME", home)
+        .env("ANONCHAT_VERIFIER", &system.verifier)
+        .output()
+        .await
+        .unwrap();
+    assert!(verified.status.success(), "{verified:?}");
+    common::Cli::start("terminal", home, &format!("{}/v1/ws", system.page))
 }
 
 /// A small real PNG: a gradient.
@@ -384,7 +340,7 @@ fn the_browser_chats_with_the_terminal_client() {
         let to_browser = dir.join("from-terminal.png");
         png(&to_browser, 240);
 
-        let mut terminal = Terminal::start(&system, &dir.join("terminal"), &face("m_obama_official.jpg")).await;
+        let mut terminal = terminal(&system, &dir.join("terminal"), &face("m_obama_official.jpg")).await;
         terminal
             .send(json!({"cmd": "join", "nickname": "terminal", "bio": "typing in a terminal", "interests": ["jazz"]}))
             .await;

@@ -9,28 +9,6 @@ use anonchat_peer::session::{Command, Event};
 use anonchat_verifier::token::Gender;
 use common::{Peer, RedisServer, Rendezvous, chatting_pair};
 
-/// A PNG of noise (which does not compress) just under 1 MiB.
-fn big_png() -> Vec<u8> {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut side = 600u32;
-    loop {
-        let img = image::RgbImage::from_fn(side, side, |_, _| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            image::Rgb([seed as u8, (seed >> 8) as u8, (seed >> 16) as u8])
-        });
-        let mut png = Vec::new();
-        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .unwrap();
-        if png.len() <= 1024 * 1024 {
-            assert!(png.len() > 1000 * 1024, "close to the limit: {}", png.len());
-            return png;
-        }
-        side -= 2;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_acks_typing_and_a_1_mib_image() {
     let rdv = Rendezvous::start().await;
@@ -61,7 +39,7 @@ async fn messages_acks_typing_and_a_1_mib_image() {
     a.expect("typing off", |e| *e == Event::Typing { on: false })
         .await;
 
-    let png = big_png();
+    let png = common::noise_png();
     let path = a.home.join("noise.png");
     std::fs::write(&path, &png).unwrap();
     a.send(Command::Image { path });
@@ -166,7 +144,11 @@ async fn bad_images_are_refused_with_a_clear_error() {
     let cases = [
         ("too-big.png", vec![0u8; 1024 * 1024 + 1], "at most"),
         ("text.png", b"this is not an image at all".to_vec(), "image"),
-        ("truncated.png", big_png()[..4096].to_vec(), "decoded"),
+        (
+            "truncated.png",
+            common::noise_png()[..4096].to_vec(),
+            "decoded",
+        ),
     ];
     for (name, bytes, says) in cases {
         let path = a.home.join(name);
@@ -380,7 +362,7 @@ async fn hostile_frames_from_the_partner_are_refused_and_the_chat_goes_on() {
     refused(&mut victim, "at most").await;
     // Garbage with a PNG signature, and garbage without one.
     text(r#"{"type":"image","id":"x2","mime":"image/png","size":5000,"chunks":1}"#).await;
-    let mut garbage = big_png()[..8].to_vec();
+    let mut garbage = common::noise_png()[..8].to_vec();
     garbage.resize(5000, 0x89);
     binary(garbage).await;
     refused(&mut victim, "decoded").await;
@@ -388,7 +370,7 @@ async fn hostile_frames_from_the_partner_are_refused_and_the_chat_goes_on() {
     binary(vec![0x89u8; 5000]).await;
     refused(&mut victim, "JPEG, PNG and WebP").await;
     // A real PNG announced as a JPEG.
-    let png = big_png();
+    let png = common::noise_png();
     let header = format!(
         r#"{{"type":"image","id":"x3","mime":"image/jpeg","size":{},"chunks":{}}}"#,
         png.len(),

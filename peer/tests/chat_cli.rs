@@ -2,119 +2,17 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
-
 use anonchat_peer::identity::Identity;
 use anonchat_peer::session::Event;
 use anonchat_verifier::token::Gender;
-use common::{Events, Recorded, RecordingProxy, RedisServer, Rendezvous, home};
+use common::{Cli, Recorded, RecordingProxy, RedisServer, Rendezvous, home};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin};
-use tokio::sync::mpsc;
-
-/// A running `anonchat chat --json`.
-struct Cli {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: Events,
-}
-
-impl Cli {
-    fn start(name: &str, home: &Path, rendezvous: &str) -> Cli {
-        Self::start_with(name, home, rendezvous, &[])
-    }
-
-    fn start_with(name: &str, home: &Path, rendezvous: &str, extra: &[&str]) -> Cli {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
-            .args([
-                "chat",
-                "--json",
-                "--loopback-only",
-                "--rendezvous",
-                rendezvous,
-            ])
-            .args(extra)
-            .env("ANONCHAT_HOME", home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let who = name.to_owned();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let event: Event = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("{who}: stdout line is not an event ({e}): {line}"));
-                if tx.send(event).is_err() {
-                    return;
-                }
-            }
-        });
-        Cli {
-            stdin: child.stdin.take(),
-            child,
-            events: Events::new(name, rx),
-        }
-    }
-
-    async fn send(&mut self, command: serde_json::Value) {
-        self.send_line(&command.to_string()).await;
-    }
-
-    async fn send_line(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        stdin.flush().await.unwrap();
-    }
-
-    async fn join(&mut self, nickname: &str) {
-        self.send(json!({"cmd": "join", "nickname": nickname, "bio": "here for a good talk", "want": "any"}))
-            .await;
-    }
-
-    /// Waits for the process to exit, within 5 s.
-    async fn exit_code(&mut self) -> Option<i32> {
-        tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .expect("the process exits")
-            .unwrap()
-            .code()
-    }
-}
 
 /// A verified device home for `name`.
 fn verified_home(rdv: &Rendezvous, name: &str, gender: Gender) -> std::path::PathBuf {
     let dir = home(name);
     rdv.verify(&Identity::load_or_create(&dir).unwrap(), gender);
     dir
-}
-
-fn noise_png() -> Vec<u8> {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let img = image::RgbImage::from_fn(580, 580, |_, _| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        image::Rgb([seed as u8, (seed >> 8) as u8, (seed >> 16) as u8])
-    });
-    let mut png = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    assert!(
-        png.len() > 1_000_000 && png.len() <= 1024 * 1024,
-        "{}",
-        png.len()
-    );
-    png
 }
 
 /// Two processes chat through a rendezvous on Redis over WebRTC, with a recording proxy in front
@@ -189,7 +87,7 @@ async fn chat_through_a_recording_proxy(transport: &str, args: &[&str], name: &s
     a.events
         .expect("typing", |e| *e == Event::Typing { on: true })
         .await;
-    let png = noise_png();
+    let png = common::noise_png();
     let path = home_a.join("noise.png");
     std::fs::write(&path, &png).unwrap();
     a.send(json!({"cmd": "image", "path": path})).await;

@@ -463,3 +463,104 @@ impl RecordingProxy {
         self.recorded.lock().unwrap().clone()
     }
 }
+
+/// A running `anonchat chat --json --loopback-only`, reading its events.
+pub struct Cli {
+    pub child: tokio::process::Child,
+    pub stdin: Option<tokio::process::ChildStdin>,
+    pub events: Events,
+}
+
+impl Cli {
+    pub fn start(name: &str, home: &std::path::Path, rendezvous: &str) -> Cli {
+        Self::start_with(name, home, rendezvous, &[])
+    }
+
+    pub fn start_with(name: &str, home: &std::path::Path, rendezvous: &str, extra: &[&str]) -> Cli {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
+            .args([
+                "chat",
+                "--json",
+                "--loopback-only",
+                "--rendezvous",
+                rendezvous,
+            ])
+            .args(extra)
+            .env("ANONCHAT_HOME", home)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let who = name.to_owned();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt;
+            let mut lines = tokio::io::BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("{who}: {line}");
+                let event: Event = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("{who}: stdout line is not an event ({e}): {line}"));
+                if tx.send(event).is_err() {
+                    return;
+                }
+            }
+        });
+        Cli {
+            stdin: child.stdin.take(),
+            child,
+            events: Events::new(name, rx),
+        }
+    }
+
+    pub async fn send(&mut self, command: serde_json::Value) {
+        self.send_line(&command.to_string()).await;
+    }
+
+    pub async fn send_line(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt;
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+    }
+
+    pub async fn join(&mut self, nickname: &str) {
+        self.send(serde_json::json!({"cmd": "join", "nickname": nickname, "bio": "here for a good talk", "want": "any"}))
+            .await;
+    }
+
+    /// Waits for the process to exit, within 5 s.
+    pub async fn exit_code(&mut self) -> Option<i32> {
+        tokio::time::timeout(std::time::Duration::from_secs(5), self.child.wait())
+            .await
+            .expect("the process exits")
+            .unwrap()
+            .code()
+    }
+}
+
+/// A PNG of noise (which does not compress) just under 1 MiB.
+pub fn noise_png() -> Vec<u8> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut side = 600u32;
+    loop {
+        let img = image::RgbImage::from_fn(side, side, |_, _| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            image::Rgb([seed as u8, (seed >> 8) as u8, (seed >> 16) as u8])
+        });
+        let mut png = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        if png.len() <= 1024 * 1024 {
+            assert!(png.len() > 1000 * 1024, "close to the limit: {}", png.len());
+            return png;
+        }
+        side -= 2;
+    }
+}
