@@ -279,6 +279,26 @@ fn the_browser_verifies_through_the_camera() {
         );
         assert_eq!(token["peer_id"], token["token_peer_id"]);
         assert_eq!(token["gender"], "F");
+        let storage = &script.expect("storage").await["storage"];
+        assert_eq!(
+            storage["local"],
+            serde_json::json!(["anonchat.token"]),
+            "{storage}"
+        );
+        assert_eq!(storage["session"], serde_json::json!([]), "{storage}");
+        assert!(
+            storage["local_bytes"].as_u64().unwrap() < 2048,
+            "no image kept: {storage}"
+        );
+        assert_eq!(
+            storage["databases"],
+            serde_json::json!(["anonchat"]),
+            "{storage}"
+        );
+        assert_eq!(
+            storage["camera_live"], false,
+            "the camera is released after the selfie"
+        );
         let reload = script.expect("peer_after_reload").await;
         assert_eq!(
             reload["peer_after_reload"], token["peer_id"],

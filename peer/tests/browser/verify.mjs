@@ -11,6 +11,16 @@ await run(async devices => {
   const token = await real.page.evaluate(() => JSON.parse(localStorage.getItem('anonchat.token')));
   const peer = await real.page.evaluate(() => document.body.dataset.peer);
   report({ token: token.token, gender: token.gender, peer_id: peer, token_peer_id: token.peer_id });
+  // Nothing of the selfie stays in the browser: only the token and the key are kept.
+  report({
+    storage: await real.page.evaluate(async () => ({
+      local: Object.keys(localStorage),
+      session: Object.keys(sessionStorage),
+      local_bytes: Object.values(localStorage).join('').length,
+      databases: (await indexedDB.databases()).map(d => d.name),
+      camera_live: !!document.getElementById('camera').srcObject,
+    })),
+  });
 
   // The key survives a reload (IndexedDB), and so does the token: straight to the profile.
   await real.page.reload();
