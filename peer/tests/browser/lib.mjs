@@ -68,14 +68,19 @@ export async function verifyWithCamera(d) {
   await shot(d, '3-profile');
 }
 
-/** Fills the profile (keyboard only) and joins; resolves on the waiting or chat screen. */
-export async function join(d, nickname, bio, interests = '') {
+/** Fills the profile and submits it with the keyboard only. */
+export async function submitProfile(d, nickname, bio, interests = '') {
   await screen(d, 'profile');
   await d.page.fill('#nickname', nickname);
   await d.page.fill('#bio', bio);
   await d.page.fill('#interests', interests);
   await d.page.focus('#join');
   await d.page.keyboard.press('Enter');
+}
+
+/** Submits the profile; resolves on the waiting or chat screen. */
+export async function join(d, nickname, bio, interests = '') {
+  await submitProfile(d, nickname, bio, interests);
   await d.page.waitForSelector('body[data-screen="waiting"], body[data-screen="chat"]');
 }
 

@@ -2,7 +2,7 @@
 // through the camera. Messages both ways with ticks and typing; report and block; leave; next;
 // a reload mid-chat, which ends the chat and never resurrects it.
 
-import { connected, device, ended, join, report, run, say, screen, shot, verifyWithCamera, waitForText } from './lib.mjs';
+import { connected, device, ended, join, report, run, say, screen, shot, submitProfile, verifyWithCamera, waitForText } from './lib.mjs';
 
 function expectEqual(what, got, want) {
   if (got !== want) throw new Error(`${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
@@ -72,9 +72,10 @@ await run(async devices => {
   // D's profile is checked as D types, and the server's refusal is shown at its field.
   await d.page.type('#nickname', 'dx');
   await waitForText(d, '#nickname-error', '3 to 24 characters (2 now)');
-  await join(d, 'dario', 'what the fuck is this queue');
-  await screen(d, 'profile');
+  // (The waiting screen may show only for a moment before the refusal: wait for the refusal.)
+  await submitProfile(d, 'dario', 'what the fuck is this queue');
   await d.page.waitForFunction(() => document.getElementById('bio-error').textContent.length > 0);
+  await screen(d, 'profile');
   await shot(d, '4-profile-refused');
   report({ field_error: (await d.page.textContent('#bio-error')).trim() });
 

@@ -9,6 +9,8 @@ import { explain } from './messages.js';
 
 const $ = id => document.getElementById(id);
 const MATCH_KEY = 'anonchat.match';
+/** How long a dropped channel waits for the server's `partner_left` before it is called lost. */
+const LOST_GRACE_MS = 2000;
 const PROFILE_KEY = 'anonchat.profile';
 const TYPING_PAUSE_MS = 4000;
 
@@ -30,6 +32,7 @@ const state = {
   typingTimer: null,
   confirmText: null,
   retry: 0,
+  lostTimer: null,
 };
 
 function show(screen) {
@@ -324,7 +327,13 @@ function startChat(frame) {
   chat.addEventListener('refused', e => addSystem(`Something your partner sent was refused: ${e.detail.reason}.`));
   chat.addEventListener('gone', e => {
     if (state.chat !== chat) return;
-    endChat(e.detail.how === 'left' ? 'Your partner left.' : 'The connection to your partner was lost.', true);
+    if (e.detail.how === 'left') return endChat('Your partner left.', true);
+    // A closed page closes its channel and its server socket at the same moment, and the channel
+    // often tells first: give the server a moment to say the partner left before calling it lost.
+    clearTimeout(state.lostTimer);
+    state.lostTimer = setTimeout(() => {
+      if (state.chat === chat) endChat('The connection to your partner was lost.', true);
+    }, state.rdv ? LOST_GRACE_MS : 0);
   });
   setTimeout(() => {
     if (state.chat === chat && document.body.dataset.connected !== 'yes') {
@@ -417,6 +426,7 @@ function leaveChat() {
 }
 
 function cleanUp() {
+  clearTimeout(state.lostTimer);
   state.chat = null;
   state.match = null;
   state.phase = 'idle';
@@ -465,5 +475,11 @@ $('block').onclick = () => {
   show('ended');
 };
 $('again').onclick = () => join();
+// Closing or reloading the page leaves the chat: the partner hears bye, the server hears leave.
+// The match stays in sessionStorage so that a reload can say the chat ended.
+window.addEventListener('pagehide', () => {
+  if (state.chat) state.chat.sendFrame({ type: 'bye' });
+  if (state.match && state.rdv) state.rdv.send({ type: 'leave', match_id: state.match.id });
+});
 
 main();
