@@ -7,6 +7,7 @@ pub mod identity;
 pub mod libp2p_session;
 pub mod rendezvous;
 pub mod session;
+pub mod stream_codec;
 pub mod transport;
 pub mod verify;
 pub mod webrtc_session;

@@ -4,26 +4,25 @@
 //! dials, Noise proves the announced peer id, and the chat runs on one stream
 //! `/anonchat/chat/1` with length-prefixed frames.
 //!
-//! Frame format on the stream: a 4-byte big-endian length, then a kind byte (0: a JSON text
-//! frame, 1: a binary image chunk) and the payload; the length counts the kind byte.
+//! The stream's framing is [`crate::stream_codec`]; this module is the I/O around it.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anonchat_rendezvous::proto::Role;
 use anonchat_rendezvous::signaling::SignalData;
-use futures_util::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use asynchronous_codec::{FramedRead, FramedWrite};
+use futures_util::{AsyncReadExt, SinkExt, StreamExt};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent, dial_opts::DialOpts};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, identity, noise, ping, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::stream_codec::{StreamCodec, StreamFrame};
 use crate::transport::Inbound;
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/anonchat/chat/1");
-/// Largest frame either side accepts (an image chunk is 16 KiB; a text frame less).
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-const TEXT: u8 = 0;
-const BINARY: u8 = 1;
+/// How long closing waits for what was sent before (a `bye`) to leave.
+const CLOSE_GRACE: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -70,10 +69,18 @@ struct Behaviour {
     stream: libp2p_stream::Behaviour,
 }
 
+/// What the writing task is asked to do, in order.
+enum Outgoing {
+    Frame(StreamFrame),
+    /// Flush and close this side of the stream (the partner reads its end).
+    Close,
+}
+
 /// An open chat stream to the partner.
 pub struct Connected {
-    /// Frames to send (kind byte first); a task writes them in order.
-    outgoing: mpsc::UnboundedSender<(u8, Vec<u8>)>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// Turns true when the partner's side of the stream has ended.
+    partner_done: tokio::sync::watch::Receiver<bool>,
     pub inbound: mpsc::UnboundedReceiver<Inbound>,
     pub local: PeerId,
     pub remote: PeerId,
@@ -86,11 +93,22 @@ pub struct Connected {
 
 impl Connected {
     pub fn send_text(&self, text: String) -> bool {
-        self.outgoing.send((TEXT, text.into_bytes())).is_ok()
+        let frame = StreamFrame::Text(text);
+        self.outgoing.send(Outgoing::Frame(frame)).is_ok()
     }
 
     pub fn send_binary(&self, data: &[u8]) -> bool {
-        self.outgoing.send((BINARY, data.to_vec())).is_ok()
+        let frame = StreamFrame::Binary(bytes::Bytes::copy_from_slice(data));
+        self.outgoing.send(Outgoing::Frame(frame)).is_ok()
+    }
+
+    /// Closes this side of the stream and waits (at most 250 ms) for the partner to close its
+    /// side, which it does once it has read everything before the end, a `bye` included: only
+    /// then is it safe to drop `self`, which stops the swarm and whatever it still buffers.
+    pub async fn close(&self) {
+        let _ = self.outgoing.send(Outgoing::Close);
+        let mut partner_done = self.partner_done.clone();
+        let _ = tokio::time::timeout(CLOSE_GRACE, partner_done.wait_for(|done| *done)).await;
     }
 }
 
@@ -235,34 +253,45 @@ pub async fn connect(
         }
     });
     let (inbound_tx, inbound) = mpsc::unbounded_channel();
-    let (outgoing_frames, mut frames) = mpsc::unbounded_channel::<(u8, Vec<u8>)>();
-    let (mut reader, mut writer) = stream.split();
+    let (outgoing_frames, mut frames) = mpsc::unbounded_channel::<Outgoing>();
+    let (reader, writer) = stream.split();
     tokio::spawn(async move {
-        while let Some((kind, payload)) = frames.recv().await {
-            let mut frame = Vec::with_capacity(5 + payload.len());
-            frame.extend_from_slice(&(payload.len() as u32 + 1).to_be_bytes());
-            frame.push(kind);
-            frame.extend_from_slice(&payload);
-            if writer.write_all(&frame).await.is_err() || writer.flush().await.is_err() {
-                return;
+        let mut writer = FramedWrite::new(writer, StreamCodec);
+        while let Some(outgoing) = frames.recv().await {
+            match outgoing {
+                Outgoing::Frame(frame) => {
+                    if writer.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+                Outgoing::Close => break,
             }
         }
         let _ = writer.close().await;
     });
+    let (partner_done_tx, partner_done) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
+        let mut reader = FramedRead::new(reader, StreamCodec);
         loop {
-            let inbound = match read_frame(&mut reader).await {
-                Ok(Some(inbound)) => inbound,
-                Ok(None) | Err(_) => Inbound::Closed,
+            let inbound = match reader.next().await {
+                Some(Ok(StreamFrame::Text(text))) => Inbound::Text(text),
+                Some(Ok(StreamFrame::Binary(bytes))) => Inbound::Binary(bytes),
+                Some(Err(e)) => {
+                    tracing::debug!("the partner's stream broke: {e}");
+                    Inbound::Closed
+                }
+                None => Inbound::Closed,
             };
             let closed = matches!(inbound, Inbound::Closed);
             if inbound_tx.send(inbound).is_err() || closed {
-                return;
+                break;
             }
         }
+        let _ = partner_done_tx.send(true);
     });
     Ok(Connected {
         outgoing: outgoing_frames,
+        partner_done,
         inbound,
         local,
         remote,
@@ -286,38 +315,6 @@ async fn open_stream(
             Err(_) => attempt += 1,
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Reads one frame; `None` at the end of the stream. Oversized or unknown frames are errors.
-async fn read_frame(
-    reader: &mut (impl futures_util::AsyncRead + Unpin),
-) -> std::io::Result<Option<Inbound>> {
-    let mut length = [0u8; 4];
-    match reader.read_exact(&mut length).await {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let length = u32::from_be_bytes(length) as usize;
-    if length == 0 || length > MAX_FRAME_BYTES {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "frame size",
-        ));
-    }
-    let mut frame = vec![0u8; length];
-    reader.read_exact(&mut frame).await?;
-    let payload = frame.split_off(1);
-    match frame[0] {
-        TEXT => Ok(Some(Inbound::Text(
-            String::from_utf8_lossy(&payload).into_owned(),
-        ))),
-        BINARY => Ok(Some(Inbound::Binary(payload.into()))),
-        _ => Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "frame kind",
-        )),
     }
 }
 

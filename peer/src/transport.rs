@@ -75,8 +75,7 @@ impl ChatLink {
     pub async fn close(&self) {
         match self {
             ChatLink::WebRtc(c) => c.close().await,
-            // Dropping the link stops the swarm; the partner's stream ends.
-            ChatLink::Libp2p(_) => {}
+            ChatLink::Libp2p(c) => c.close().await,
         }
     }
 }

@@ -77,6 +77,51 @@ async fn libp2p_is_used_when_both_offer_it() {
     a.expect("ack", |e| matches!(e, Event::Ack { .. })).await;
 }
 
+/// Two bare libp2p sessions, their announcements passed straight across.
+async fn bare_pair() -> (libp2p_session::Connected, libp2p_session::Connected) {
+    use anonchat_rendezvous::proto::Role;
+    let (a_out, b_in) = tokio::sync::mpsc::unbounded_channel();
+    let (b_out, a_in) = tokio::sync::mpsc::unbounded_channel();
+    let options = libp2p_session::Options::new(true);
+    let (a, b) = tokio::join!(
+        libp2p_session::connect(Role::Offerer, &options, a_out, a_in),
+        libp2p_session::connect(Role::Answerer, &options, b_out, b_in),
+    );
+    (a.expect("offerer"), b.expect("answerer"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_lets_the_last_frames_leave_first() {
+    use anonchat_peer::transport::Inbound;
+    for round in 0..10 {
+        let (a, mut b) = bare_pair().await;
+        let image_chunk = vec![round as u8; 16 * 1024];
+        a.send_binary(&image_chunk);
+        a.send_text(r#"{"type":"bye"}"#.into());
+        // A closes as the session does (and stops its swarm right after) while B reads.
+        let closing = tokio::spawn(async move { a.close().await });
+        let mut next = async || {
+            tokio::time::timeout(std::time::Duration::from_secs(5), b.inbound.recv())
+                .await
+                .expect("the stream ends rather than hangs")
+        };
+        assert!(
+            matches!(next().await, Some(Inbound::Binary(c)) if c[..] == image_chunk[..]),
+            "round {round}: the chunk"
+        );
+        assert!(
+            matches!(next().await, Some(Inbound::Text(t)) if t == r#"{"type":"bye"}"#),
+            "round {round}: the bye"
+        );
+        assert!(
+            matches!(next().await, Some(Inbound::Closed)),
+            "round {round}: then the end"
+        );
+        drop(b);
+        closing.await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_announcing_another_peer_id_is_refused() {
     let rdv = Rendezvous::start().await;
