@@ -4,9 +4,10 @@
 //! - round trip: a message out and its delivery receipt back, MESSAGES times one after another
 //!   (p50/p99).
 //!
-//! `cargo run --release --example bench_chat [PAIRS] [MESSAGES] [webrtc|libp2p]` (defaults 100,
-//! 2000, webrtc). With `libp2p`, both peers offer it (as two terminal clients do) and set-up is
-//! `matched` → listen, announce, dial (TCP and QUIC raced), Noise, Yamux, chat stream open.
+//! `cargo run --release --example bench_chat [PAIRS] [MESSAGES] [webrtc|libp2p|libp2p-tcp|libp2p-quic]`
+//! (defaults 100, 2000, webrtc). With `libp2p`, both peers offer it (as two terminal clients do)
+//! and set-up is `matched` → listen, announce, dial (TCP and QUIC raced), Noise or TLS, Yamux,
+//! chat stream open; `libp2p-tcp` and `libp2p-quic` listen on that transport only.
 
 #[path = "support/stats.rs"]
 mod stats;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anonchat_peer::identity::Identity;
 use anonchat_peer::session::{self, Command, Event, JoinRequest, SessionConfig};
-use anonchat_peer::webrtc_session;
+use anonchat_peer::{libp2p_session, webrtc_session};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::proto::Want;
 use anonchat_rendezvous::server::{self, Keys};
@@ -36,7 +37,7 @@ impl Peer {
         url: &str,
         verifier: &SigningKey,
         home: &std::path::Path,
-        libp2p: bool,
+        libp2p: Option<&libp2p_session::Options>,
     ) -> anyhow::Result<Peer> {
         let identity = Identity::load_or_create(home)?;
         let (token, _) = verifier.issue(
@@ -55,7 +56,7 @@ impl Peer {
                 ..Default::default()
             },
             images_dir: home.join("images"),
-            libp2p: libp2p.then(|| anonchat_peer::libp2p_session::Options::new(true)),
+            libp2p: libp2p.cloned(),
         };
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
@@ -92,11 +93,14 @@ async fn main() -> anyhow::Result<()> {
     let pairs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
     let messages: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
     let transport = args.next().unwrap_or_else(|| "webrtc".into());
-    let libp2p = match transport.as_str() {
-        "webrtc" => false,
-        "libp2p" => true,
-        other => bail!("transport {other:?}: webrtc or libp2p"),
-    };
+    let mut libp2p = libp2p_session::Options::new(true);
+    match transport.as_str() {
+        "webrtc" | "libp2p" => {}
+        "libp2p-tcp" => libp2p.listen.retain(|a| a.to_string().contains("/tcp/")),
+        "libp2p-quic" => libp2p.listen.retain(|a| a.to_string().contains("/quic-v1")),
+        other => bail!("transport {other:?}: webrtc, libp2p, libp2p-tcp or libp2p-quic"),
+    }
+    let libp2p = (transport != "webrtc").then_some(&libp2p);
 
     let verifier = SigningKey::generate();
     let keys = KeySet::from_jwks(&Jwks {
@@ -130,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
             _ => None,
         };
         let ((ms_a, used), (ms_b, _)) = (a.wait(connected).await?, b.wait(connected).await?);
-        if !used.starts_with(&format!("{transport} ")) {
+        if !used.starts_with(&format!("{} ", transport.split('-').next().unwrap_or(""))) {
             bail!("pair {n} connected over {used}, not {transport}");
         }
         // The pair can talk once both ends are open.
