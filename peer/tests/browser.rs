@@ -304,6 +304,20 @@ fn the_browser_verifies_through_the_camera() {
             reload["peer_after_reload"], token["peer_id"],
             "the key lives on in IndexedDB"
         );
+        script.expect("lapsed_token_screen").await;
+        let token_refused = &script.expect("refused_token").await["refused_token"];
+        assert!(
+            token_refused["status"]
+                .as_str()
+                .unwrap()
+                .contains("Verify again"),
+            "{token_refused}"
+        );
+        assert_eq!(
+            token_refused["stored"],
+            serde_json::Value::Null,
+            "a refused token is forgotten"
+        );
         let refused = script.expect("refused").await;
         assert_eq!(refused["refused"], "spoof_detected");
         assert!(

@@ -4,7 +4,7 @@
 // SCREENSHOTS (a folder).
 
 import { chromium } from 'playwright-core';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join as joinPath } from 'node:path';
 
@@ -36,6 +36,11 @@ export async function launch() {
 
 /** A device: a fresh browser profile (its own key, token and storage) with the page open. */
 export async function device(name) {
+  // Screenshots of an earlier run of this device would pass for this run's.
+  if (screenshots) {
+    mkdirSync(screenshots, { recursive: true });
+    for (const f of readdirSync(screenshots)) if (f.startsWith(`${name}-`)) rmSync(joinPath(screenshots, f));
+  }
   const context = await launch();
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(TIMEOUT);

@@ -2,7 +2,7 @@
 // photo is refused with the page's message for `spoof_detected`.
 // The camera file is CAMERA for the first device and SPOOF_CAMERA for the second.
 
-import { device, report, run, screen, shot, verifyWithCamera } from './lib.mjs';
+import { device, report, run, screen, shot, submitProfile, verifyWithCamera } from './lib.mjs';
 
 await run(async devices => {
   const real = await device('verify-real');
@@ -27,6 +27,31 @@ await run(async devices => {
   await screen(real, 'profile');
   const again = await real.page.evaluate(() => document.body.dataset.peer);
   report({ peer_after_reload: again });
+
+  // A token about to lapse is not used: the page asks for a new verification.
+  const setToken = t => real.page.evaluate(t => localStorage.setItem('anonchat.token', JSON.stringify(t)), t);
+  await setToken({ ...token, expires_at: Math.floor(Date.now() / 1000) + 30 });
+  await real.page.reload();
+  await screen(real, 'consent');
+  report({ lapsed_token_screen: 'consent' });
+
+  // A token the rendezvous refuses (here its signature is broken) is forgotten at join, and the
+  // page says why and starts over.
+  const [head, claims, signature] = token.token.split('.');
+  const broken = `${head}.${claims}.${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`;
+  await setToken({ ...token, token: broken });
+  await real.page.reload();
+  await screen(real, 'profile');
+  await submitProfile(real, 'verifier', 'Checking what a refused token does');
+  await screen(real, 'consent');
+  await real.page.waitForFunction(() => document.getElementById('status').textContent.length > 0);
+  await shot(real, 'token-refused');
+  report({
+    refused_token: {
+      status: (await real.page.textContent('#status')).trim(),
+      stored: await real.page.evaluate(() => localStorage.getItem('anonchat.token')),
+    },
+  });
 
   process.env.CAMERA = process.env.SPOOF_CAMERA;
   const spoof = await device('verify-spoof');
