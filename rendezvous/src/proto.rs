@@ -150,8 +150,9 @@ pub enum ServerMessage {
     },
 }
 
-/// Machine-readable error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Machine-readable error codes. (`EnumIter` lets clients' tests check that they explain every
+/// code.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadMessage,

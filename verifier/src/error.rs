@@ -2,7 +2,8 @@
 //! (DESIGN.md §4), each with the message a person sees.
 
 /// A refusal, as the API names it. Messages never contain any part of the image.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// (`EnumIter` lets clients' tests check that they explain every code.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::EnumIter)]
 pub enum VerifyError {
     #[error("no face was found; face the camera in good light, without sunglasses")]
     NoFace,
