@@ -54,7 +54,31 @@ export async function screen(d, name) {
   await d.page.waitForSelector(`body[data-screen="${name}"]`);
 }
 
+/**
+ * Checks what every screen owes a person on a phone: nothing wider than the viewport (no
+ * sideways scrolling), and a label for every control shown. Throws what is wrong.
+ */
+export async function checkUsable(d, label) {
+  const problems = await d.page.evaluate(() => {
+    const found = [];
+    const width = document.documentElement.clientWidth;
+    if (document.documentElement.scrollWidth > width) {
+      found.push(`the page is ${document.documentElement.scrollWidth} px wide in a ${width} px viewport`);
+    }
+    for (const c of document.querySelectorAll('input, textarea, select')) {
+      const shown = c.type === 'file' || c.getClientRects().length > 0;
+      const hiddenOnPurpose = c.closest('[hidden]') !== null;
+      const named = c.labels.length > 0 || c.getAttribute('aria-label') || c.getAttribute('aria-labelledby');
+      if (shown && !hiddenOnPurpose && !named) found.push(`#${c.id || c.name || c.type} has no label`);
+    }
+    return found;
+  });
+  if (problems.length) throw new Error(`${d.name} ${label}: ${problems.join('; ')}`);
+}
+
+/** Checks the screen (see `checkUsable`) and saves a screenshot of it. */
 export async function shot(d, label) {
+  await checkUsable(d, label);
   if (!screenshots) return;
   mkdirSync(screenshots, { recursive: true });
   await d.page.screenshot({ path: joinPath(screenshots, `${d.name}-${label}.png`), fullPage: true });
@@ -118,7 +142,9 @@ export async function run(scenario) {
     process.exit(0);
   } catch (e) {
     report({ failed: String(e && e.stack || e) });
-    for (const d of devices) await shot(d, 'failure').catch(() => {});
+    for (const d of devices) {
+      if (screenshots) await d.page.screenshot({ path: joinPath(screenshots, `${d.name}-failure.png`), fullPage: true }).catch(() => {});
+    }
     process.exit(1);
   }
 }
