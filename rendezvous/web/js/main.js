@@ -418,10 +418,15 @@ $('image-file').onchange = async () => {
   }
 };
 
-/** Ends the current chat from this side (bye to the partner, leave to the server). */
-function leaveChat() {
+/** Tells the partner (bye) and the server (leave) that this side is leaving the chat. */
+function sayGoodbye() {
   if (state.chat) state.chat.end();
   if (state.match && state.rdv) state.rdv.send({ type: 'leave', match_id: state.match.id });
+}
+
+/** Ends the current chat from this side. */
+function leaveChat() {
+  sayGoodbye();
   cleanUp();
 }
 
@@ -475,11 +480,8 @@ $('block').onclick = () => {
   show('ended');
 };
 $('again').onclick = () => join();
-// Closing or reloading the page leaves the chat: the partner hears bye, the server hears leave.
-// The match stays in sessionStorage so that a reload can say the chat ended.
-window.addEventListener('pagehide', () => {
-  if (state.chat) state.chat.sendFrame({ type: 'bye' });
-  if (state.match && state.rdv) state.rdv.send({ type: 'leave', match_id: state.match.id });
-});
+// Closing or reloading the page leaves the chat. No clean-up: the match stays in sessionStorage
+// so that a reload can say the chat ended.
+window.addEventListener('pagehide', sayGoodbye);
 
 main();
