@@ -93,14 +93,20 @@ async fn main() -> anyhow::Result<()> {
     let pairs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100);
     let messages: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2000);
     let transport = args.next().unwrap_or_else(|| "webrtc".into());
-    let mut libp2p = libp2p_session::Options::new(true);
-    match transport.as_str() {
-        "webrtc" | "libp2p" => {}
-        "libp2p-tcp" => libp2p.listen.retain(|a| a.to_string().contains("/tcp/")),
-        "libp2p-quic" => libp2p.listen.retain(|a| a.to_string().contains("/quic-v1")),
+    // Which listeners (none: WebRTC only), and the transport `connected` must then report.
+    let (listen, expected) = match transport.as_str() {
+        "webrtc" => (None, "webrtc"),
+        "libp2p" => (Some(""), "libp2p"),
+        "libp2p-tcp" => (Some("/tcp/"), "libp2p"),
+        "libp2p-quic" => (Some("/quic-v1"), "libp2p"),
         other => bail!("transport {other:?}: webrtc, libp2p, libp2p-tcp or libp2p-quic"),
-    }
-    let libp2p = (transport != "webrtc").then_some(&libp2p);
+    };
+    let libp2p = listen.map(|only| {
+        let mut options = libp2p_session::Options::new(true);
+        options.listen.retain(|a| a.to_string().contains(only));
+        options
+    });
+    let libp2p = libp2p.as_ref();
 
     let verifier = SigningKey::generate();
     let keys = KeySet::from_jwks(&Jwks {
@@ -134,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
             _ => None,
         };
         let ((ms_a, used), (ms_b, _)) = (a.wait(connected).await?, b.wait(connected).await?);
-        if !used.starts_with(&format!("{} ", transport.split('-').next().unwrap_or(""))) {
+        if !used.starts_with(&format!("{expected} ")) {
             bail!("pair {n} connected over {used}, not {transport}");
         }
         // The pair can talk once both ends are open.

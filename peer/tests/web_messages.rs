@@ -10,7 +10,8 @@ const MESSAGES: &str = include_str!("../../rendezvous/web/js/messages.js");
 
 /// The sentence `messages.js` gives `code`, if any.
 fn sentence(code: &str) -> Option<&'static str> {
-    let start = MESSAGES.find(&format!("\n  {code}: '"))? + code.len() + 6;
+    let key = format!("\n  {code}: '");
+    let start = MESSAGES.find(&key)? + key.len();
     let end = MESSAGES[start..].find("',\n")?;
     Some(&MESSAGES[start..start + end])
 }

@@ -65,11 +65,11 @@ export async function checkUsable(d, label) {
     if (document.documentElement.scrollWidth > width) {
       found.push(`the page is ${document.documentElement.scrollWidth} px wide in a ${width} px viewport`);
     }
+    // Controls on hidden screens have no boxes; visually hidden ones (the file input) do.
     for (const c of document.querySelectorAll('input, textarea, select')) {
-      const shown = c.type === 'file' || c.getClientRects().length > 0;
-      const hiddenOnPurpose = c.closest('[hidden]') !== null;
+      const shown = c.getClientRects().length > 0;
       const named = c.labels.length > 0 || c.getAttribute('aria-label') || c.getAttribute('aria-labelledby');
-      if (shown && !hiddenOnPurpose && !named) found.push(`#${c.id || c.name || c.type} has no label`);
+      if (shown && !named) found.push(`#${c.id || c.name || c.type} has no label`);
     }
     return found;
   });
