@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::proto::IceServer;
+use crate::ice::{IceConfigError, IcePlan};
 use crate::signaling::SignalLimits;
 use crate::store::StoreConfig;
 
@@ -57,10 +57,30 @@ pub struct Config {
     /// Origins allowed to open a WebSocket from a browser, comma-separated; unset: any.
     #[arg(long, env = "CLIENT_ORIGINS", value_delimiter = ',')]
     pub client_origins: Vec<String>,
-    /// ICE servers handed to clients in `welcome`: a JSON array of RTCIceServer objects, or
-    /// comma-separated `stun:`/`turn:` URLs.
+    /// Static ICE servers handed to clients: a JSON array of RTCIceServer objects, or
+    /// comma-separated `stun:`/`turn:` URLs (given as they are, with no minted credentials).
     #[arg(long, env = "ICE_SERVERS")]
     pub ice_servers: Option<String>,
+    /// TURN servers, comma-separated `turn:`/`turns:` URLs (e.g.
+    /// `turn:turn.example.org:3478,turns:turn.example.org:443?transport=tcp`). Each client gets
+    /// fresh short-lived credentials for coturn's use-auth-secret mode with every match.
+    #[arg(long, env = "TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// coturn's static-auth-secret, comma-separated: the first signs, the others may still be
+    /// configured in coturn while a secret is rotated.
+    #[arg(
+        long,
+        env = "TURN_SECRET",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub turn_secret: Vec<String>,
+    /// How long a minted TURN credential is valid, in seconds (60..86400).
+    #[arg(long, env = "TURN_TTL_SECONDS", default_value_t = 600)]
+    pub turn_ttl_seconds: u64,
+    /// STUN servers, comma-separated `stun:` URLs; unset: the hosts of the UDP TURN_URLS.
+    #[arg(long, env = "STUN_URLS", value_delimiter = ',')]
+    pub stun_urls: Vec<String>,
     /// New sockets and HTTP requests per minute per client IP; 0 turns the limit off.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
     pub rate_limit_per_minute: u32,
@@ -130,30 +150,14 @@ impl Config {
         Some(format!("{scheme}://{host}"))
     }
 
-    /// The ICE servers for `welcome`.
-    pub fn ice_servers(&self) -> anyhow::Result<Vec<IceServer>> {
-        let Some(raw) = self
-            .ice_servers
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        else {
-            return Ok(Vec::new());
-        };
-        if raw.starts_with('[') {
-            return serde_json::from_str(raw).map_err(|e| {
-                anyhow::anyhow!("ICE_SERVERS is not a JSON array of ice servers: {e}")
-            });
-        }
-        Ok(raw
-            .split(',')
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(|u| IceServer {
-                urls: vec![u.to_owned()],
-                username: None,
-                credential: None,
-            })
-            .collect())
+    /// The ICE servers clients get, checked once at start.
+    pub fn ice_plan(&self) -> Result<IcePlan, IceConfigError> {
+        IcePlan::new(
+            self.ice_servers.as_deref(),
+            &self.stun_urls,
+            &self.turn_urls,
+            &self.turn_secret,
+            self.turn_ttl_seconds,
+        )
     }
 }

@@ -11,6 +11,8 @@ pub mod signaling;
 #[cfg(feature = "service")]
 pub mod config;
 #[cfg(feature = "service")]
+pub mod ice;
+#[cfg(feature = "service")]
 pub mod profile;
 #[cfg(feature = "service")]
 pub mod secrets;

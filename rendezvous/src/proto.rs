@@ -128,6 +128,10 @@ pub enum ServerMessage {
         partner: PartnerInfo,
         receipt: String,
         transport: Transport,
+        /// ICE servers for this match, with TURN credentials minted now: the ones in `welcome`
+        /// may have lapsed while the client waited.
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
     },
     Signal {
         match_id: String,
@@ -328,6 +332,7 @@ mod tests {
             },
             receipt: "r".into(),
             transport: Transport::Webrtc,
+            ice_servers: vec![],
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(v["type"], "matched");

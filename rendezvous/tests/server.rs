@@ -65,6 +65,58 @@ async fn handshake_and_welcome<S: Store, F: Future<Output = S>>(mk: impl Fn(Stor
     assert_eq!(welcome["ice_servers"], json!([]));
 }
 
+/// With TURN configured, `welcome` and every `matched` carry credentials minted at that moment
+/// for coturn's use-auth-secret mode, under a random name that is not the device's.
+async fn turn_credentials_are_fresh_per_match<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |c| {
+        c.turn_urls = vec!["turn:203.0.113.1:3478".into()];
+        c.turn_secret = vec!["rotating-new".into(), "rotating-old".into()];
+        c.turn_ttl_seconds = 300;
+    })
+    .await;
+    let device = v.device(Gender::Female);
+    let (_, welcome) = Client::login(server.addr, &device).await;
+    let servers = welcome["ice_servers"].as_array().unwrap();
+    assert_eq!(servers[0]["urls"], json!(["stun:203.0.113.1:3478"]));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let check = |turn: &Value| -> String {
+        assert_eq!(turn["urls"], json!(["turn:203.0.113.1:3478"]));
+        let username = turn["username"].as_str().unwrap().to_owned();
+        let (expiry, opaque) = username.split_once(':').unwrap();
+        let expiry: u64 = expiry.parse().unwrap();
+        assert!(
+            (now + 295..=now + 310).contains(&expiry),
+            "{expiry} vs {now}"
+        );
+        assert!(
+            !device.peer_id.contains(opaque) && opaque.len() >= 16,
+            "{opaque}"
+        );
+        assert_eq!(
+            turn["credential"].as_str().unwrap(),
+            anonchat_rendezvous::ice::credential("rotating-new", &username)
+        );
+        username
+    };
+    let first = check(&servers[1]);
+    let (_a, _b, ma, mb) = pair(server.addr, &v).await;
+    let names = [
+        check(&ma["ice_servers"][1]),
+        check(&mb["ice_servers"][1]),
+        first,
+    ];
+    assert!(
+        names[0] != names[1] && names[1] != names[2],
+        "every client gets its own: {names:?}"
+    );
+}
+
 async fn handshake_refusals<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
     let v = TestVerifier::new();
     let (server, _) = boot(&mk, &v, |c| c.hello_timeout_seconds = 1).await;
@@ -836,6 +888,7 @@ macro_rules! both_stores {
 
 both_stores! {
     handshake_and_welcome,
+    turn_credentials_are_fresh_per_match,
     handshake_refusals,
     whole_protocol,
     dropped_socket_tells_the_partner,

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::ice::IcePlan;
 use crate::proto::IceServer;
 use crate::secrets::Secrets;
 use crate::store::Store;
@@ -32,7 +33,7 @@ pub struct Shared<S: Store> {
     pub secrets: Secrets,
     pub keys: RwLock<KeySet>,
     pub config: Config,
-    pub ice_servers: Vec<IceServer>,
+    pub ice: IcePlan,
     pub instance: String,
     pub hub: Hub,
     pub metrics: Metrics,
@@ -166,7 +167,13 @@ pub async fn start<S: Store>(
         nickname: "warm up".into(),
         bio: "warming the filter up".into(),
     });
-    let ice_servers = config.ice_servers()?;
+    let ice = config.ice_plan()?;
+    if !ice.crosses_networks() {
+        tracing::warn!(
+            "no STUN or TURN server configured (TURN_URLS, STUN_URLS, ICE_SERVERS): clients on \
+             different networks will not be able to connect to each other"
+        );
+    }
     let instance = random_id(9);
     store
         .heartbeat(&instance, 0)
@@ -188,7 +195,7 @@ pub async fn start<S: Store>(
         secrets: Secrets::new(&secret),
         keys: RwLock::new(key_set),
         config,
-        ice_servers,
+        ice,
         instance: instance.clone(),
         hub: Hub::default(),
         metrics: Metrics::new(),
@@ -251,6 +258,15 @@ async fn heartbeat<S: Store>(shared: Arc<Shared<S>>) {
 }
 
 impl<S: Store> Shared<S> {
+    /// ICE servers for one client now, with freshly minted TURN credentials.
+    pub fn ice_servers(&self) -> Vec<IceServer> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        self.ice.servers(now, &random_id(12))
+    }
+
     /// Four beats per heartbeat TTL, so one lost beat does not kill the instance.
     fn store_heartbeat_interval(&self) -> Duration {
         (Duration::from_secs(self.config.heartbeat_ttl_seconds.max(1)) / 4)

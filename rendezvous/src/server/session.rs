@@ -97,7 +97,7 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut socket: WebSocket) {
     let welcome = ServerMessage::Welcome {
         session: conn.session.clone(),
         daily_remaining,
-        ice_servers: shared.ice_servers.clone(),
+        ice_servers: shared.ice_servers(),
         protocol: PROTOCOL_VERSION,
     };
     if conn.send(welcome).await {
@@ -507,6 +507,7 @@ impl<S: Store> Conn<S> {
             partner: info(&partner),
             receipt: my_receipt,
             transport,
+            ice_servers: self.shared.ice_servers(),
         };
         self.phase = Phase::Matched(Box::new(Match {
             id: match_id,
@@ -555,6 +556,7 @@ impl<S: Store> Conn<S> {
                     partner,
                     receipt,
                     transport,
+                    ice_servers: self.shared.ice_servers(),
                 })
                 .await
             }
