@@ -3,6 +3,7 @@
 //! that drives it all. The `anonchat` binary is the terminal client.
 
 pub mod chat;
+pub mod exposure;
 pub mod identity;
 pub mod libp2p_session;
 pub mod rendezvous;

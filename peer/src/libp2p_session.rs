@@ -17,6 +17,7 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent, dial_opts::DialOpts};
 use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, identity, noise, ping, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::exposure::Exposure;
 use crate::stream_codec::{StreamCodec, StreamFrame};
 use crate::transport::Inbound;
 
@@ -30,6 +31,8 @@ pub struct Options {
     pub listen: Vec<Multiaddr>,
     /// How long the libp2p set-up may take before the session falls back to WebRTC.
     pub timeout: Duration,
+    /// Which listen addresses may be announced to the partner.
+    pub exposure: Exposure,
 }
 
 impl Options {
@@ -46,6 +49,7 @@ impl Options {
                 format!("/ip4/{ip}/udp/0/quic-v1").parse().expect("valid"),
             ],
             timeout: Duration::from_secs(5),
+            exposure: Exposure::Everything,
         }
     }
 }
@@ -155,6 +159,7 @@ pub async fn connect(
     tokio::pin!(deadline);
     // Listen addresses arrive as events; announce once every listener has one.
     let mut addrs: Vec<Multiaddr> = Vec::new();
+    let mut listening = 0;
     let mut partner: Option<(PeerId, Vec<Multiaddr>)> = None;
     let mut announced = false;
     let mut dialled = false;
@@ -163,8 +168,13 @@ pub async fn connect(
     let mut strangers: Vec<PeerId> = Vec::new();
     let mut early: Vec<(PeerId, libp2p::Stream)> = Vec::new();
     let stream = loop {
-        if !announced && addrs.len() >= options.listen.len() {
+        if !announced && listening >= options.listen.len() {
             announced = true;
+            if addrs.is_empty() {
+                return Err(Libp2pError::Setup(
+                    "no address that the partner may learn and could reach".into(),
+                ));
+            }
             let _ = outgoing.send(SignalData::Libp2p {
                 peer_id: local.to_string(),
                 addrs: addrs.iter().map(ToString::to_string).collect(),
@@ -196,7 +206,12 @@ pub async fn connect(
                 }
             }
             event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, .. } => addrs.push(address),
+                SwarmEvent::NewListenAddr { address, .. } => {
+                    listening += 1;
+                    if may_announce(options.exposure, &address) {
+                        addrs.push(address);
+                    }
+                }
                 SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => match &partner {
                     Some((p, _)) if *p == peer_id => {
                         connected_via.get_or_insert(transport_of(endpoint.get_remote_address()));
@@ -332,6 +347,15 @@ fn parse_announcement(
         return Err(bad("no addresses".into()));
     }
     Ok((peer, addrs))
+}
+
+/// Whether the IP address in `addr` may be told to the partner.
+fn may_announce(exposure: Exposure, addr: &Multiaddr) -> bool {
+    addr.iter().all(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => exposure.may_share(ip.into()),
+        libp2p::multiaddr::Protocol::Ip6(ip) => exposure.may_share(ip.into()),
+        _ => true,
+    })
 }
 
 fn transport_of(addr: &Multiaddr) -> &'static str {

@@ -26,6 +26,19 @@ impl ChatLink {
         }
     }
 
+    /// `direct` or `relayed`, with the chosen ICE pair's candidate types (WebRTC only: libp2p
+    /// is offered only where the partner can be dialled directly).
+    pub fn path(&self) -> (&'static str, Option<String>, Option<String>) {
+        match self {
+            ChatLink::WebRtc(c) => (
+                c.path(),
+                Some(c.candidates.0.clone()),
+                Some(c.candidates.1.clone()),
+            ),
+            ChatLink::Libp2p(_) => ("direct", None, None),
+        }
+    }
+
     /// The code both partners see: from the two DTLS fingerprints, or from the two per-match
     /// libp2p peer ids (the keys Noise authenticated).
     pub fn safety_code(&self) -> String {

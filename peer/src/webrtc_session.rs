@@ -18,6 +18,7 @@ use webrtc::data_channel::RTCDataChannel;
 use webrtc::data_channel::data_channel_init::RTCDataChannelInit;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice_transport::ice_candidate::{RTCIceCandidate, RTCIceCandidateInit};
+use webrtc::ice_transport::ice_candidate_type::RTCIceCandidateType;
 use webrtc::ice_transport::ice_server::RTCIceServer;
 use webrtc::peer_connection::RTCPeerConnection;
 use webrtc::peer_connection::configuration::RTCConfiguration;
@@ -25,10 +26,22 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
+use crate::exposure::{self, Exposure};
 use crate::transport::Inbound;
 
 /// The data channel's label.
 pub const CHANNEL: &str = "anonchat";
+/// How long setting a connection up may take: behind NATs a relayed path is found within a
+/// second or two, and a user who cannot be reached should hear so while still at the screen.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long STUN and TURN servers may take to answer before the network counts as one that
+/// blocks UDP (webrtc-ice gives a STUN server as long).
+pub const SERVER_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a TURN server may take to hand out a relay address (two round trips, normally
+/// well under a second) before relay-only mode gives up.
+pub const RELAY_GATHER_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a direct pair may take to beat a relayed one before ICE settles for the relay.
+pub const RELAY_HEAD_START: Duration = Duration::from_millis(600);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -48,7 +61,7 @@ impl Default for Options {
             ice_servers: Vec::new(),
             relay_only: false,
             loopback_only: false,
-            timeout: Duration::from_secs(15),
+            timeout: SETUP_TIMEOUT,
         }
     }
 }
@@ -59,7 +72,21 @@ pub enum SessionError {
     NoRelay,
     #[error("the peer-to-peer connection was not ready within {0:?}")]
     Timeout(Duration),
-    #[error("the peer-to-peer connection failed")]
+    /// Servers were on offer but none answered: UDP is blocked on this network (this client
+    /// speaks TURN over UDP only; a browser can use TURN over TCP or TLS).
+    #[error(
+        "no STUN or TURN server answered within {0:?}: this network seems to block UDP, which \
+         the terminal client needs (it cannot use TURN over TCP or TLS; the web page can)"
+    )]
+    UdpBlocked(Duration),
+    /// Relay-only, and the TURN server gave no relay address: it refused the credentials (a
+    /// wrong secret or a lapsed username), or it cannot be reached over UDP.
+    #[error(
+        "the TURN relay gave this device no relay address (it refused the credentials, or it \
+         cannot be reached over UDP), so relay-only mode cannot connect"
+    )]
+    RelayRefused,
+    #[error("no path to the partner: every connectivity check failed")]
     Failed,
     #[error("the partner's signaling was invalid: {0}")]
     BadSignal(String),
@@ -79,6 +106,20 @@ pub struct Connected {
     /// The DTLS certificate fingerprints (this side's, the partner's) from the two session
     /// descriptions; DTLS refuses a partner whose certificate does not match its own.
     pub fingerprints: (String, String),
+    /// The candidate types of the pair ICE chose (`host`, `srflx`, `prflx`, `relay`): this
+    /// side's and the partner's.
+    pub candidates: (String, String),
+}
+
+impl Connected {
+    /// `relayed` when either end of the chosen pair is a TURN relay.
+    pub fn path(&self) -> &'static str {
+        if self.candidates.0 == "relay" || self.candidates.1 == "relay" {
+            "relayed"
+        } else {
+            "direct"
+        }
+    }
 }
 
 impl Connected {
@@ -103,14 +144,14 @@ pub async fn connect(
     mut incoming: mpsc::UnboundedReceiver<SignalData>,
 ) -> Result<Connected, SessionError> {
     let started = Instant::now();
-    let has_turn = options.ice_servers.iter().any(|s| {
-        s.urls
-            .iter()
-            .any(|u| u.starts_with("turn:") || u.starts_with("turns:"))
-    });
-    if options.relay_only && !has_turn {
+    if options.relay_only && !exposure::has_turn(&options.ice_servers) {
         return Err(SessionError::NoRelay);
     }
+    let exposure = if options.loopback_only {
+        Exposure::Everything
+    } else {
+        Exposure::new(options.relay_only, &options.ice_servers)
+    };
     let pc = Arc::new(
         api(options)
             .new_peer_connection(configuration(options))
@@ -118,12 +159,36 @@ pub async fn connect(
     );
 
     let out = outgoing.clone();
+    // Whether a STUN or TURN server answered (a reflexive or relay candidate was gathered),
+    // and whether a relay did; `gathered` fires when gathering is over.
+    let (answered_tx, answered) = tokio::sync::watch::channel(false);
+    let (relayed_tx, relayed) = tokio::sync::watch::channel(false);
+    let (gathered_tx, mut gathered) = mpsc::unbounded_channel::<()>();
     pc.on_ice_candidate(Box::new(move |c: Option<RTCIceCandidate>| {
         let out = out.clone();
+        match c.as_ref().map(|c| c.typ) {
+            Some(RTCIceCandidateType::Srflx) => {
+                let _ = answered_tx.send(true);
+            }
+            Some(RTCIceCandidateType::Relay) => {
+                let _ = answered_tx.send(true);
+                let _ = relayed_tx.send(true);
+            }
+            Some(_) => {}
+            None => {
+                let _ = gathered_tx.send(());
+            }
+        }
         Box::pin(async move {
-            if let Some(init) = c.and_then(|c| c.to_json().ok()) {
+            let Some(init) = c.and_then(|c| c.to_json().ok()) else {
+                return;
+            };
+            // Only what the user's settings let the partner learn (see `exposure`).
+            let shared = exposure.candidate(&init.candidate);
+            tracing::debug!(gathered = %init.candidate, sent = ?shared, "local candidate");
+            if let Some(candidate) = shared {
                 let _ = out.send(SignalData::Candidate {
-                    candidate: init.candidate,
+                    candidate,
                     sdp_mid: init.sdp_mid,
                     sdp_m_line_index: init.sdp_mline_index,
                 });
@@ -195,6 +260,9 @@ pub async fn connect(
     let deadline = tokio::time::sleep(options.timeout);
     tokio::pin!(deadline);
     let mut early_candidates: Vec<RTCIceCandidateInit> = Vec::new();
+    let mut relay_checked = false;
+    let mut answer_checked = false;
+    let crosses = exposure::crosses_networks(&options.ice_servers);
     loop {
         tokio::select! {
             Some(channel) = opened.recv() => {
@@ -203,12 +271,39 @@ pub async fn connect(
                     fingerprint(pc.local_description().await),
                     fingerprint(pc.remote_description().await),
                 );
-                return Ok(Connected { pc, channel, inbound, setup, fingerprints });
+                let candidates = selected_pair(&pc).await;
+                return Ok(Connected { pc, channel, inbound, setup, fingerprints, candidates });
             }
-            Some(()) = failed.recv() => return Err(SessionError::Failed),
+            // In relay-only mode a relay address is all there can be: when gathering ends, or
+            // RELAY_GATHER_TIMEOUT passes, without one, there is no use waiting for the deadline.
+            // (webrtc-rs does not always say that gathering ended after a refused allocation.)
+            _ = async {
+                tokio::select! {
+                    _ = gathered.recv() => {}
+                    _ = tokio::time::sleep(RELAY_GATHER_TIMEOUT) => {}
+                }
+            }, if options.relay_only && !relay_checked => {
+                relay_checked = true;
+                if !*relayed.borrow() {
+                    let _ = pc.close().await;
+                    return Err(SessionError::RelayRefused);
+                }
+            }
+            // Servers on offer and not one answer: UDP is blocked, and nothing can connect.
+            _ = tokio::time::sleep(SERVER_ANSWER_TIMEOUT), if crosses && !answer_checked => {
+                answer_checked = true;
+                if !*answered.borrow() {
+                    let _ = pc.close().await;
+                    return Err(SessionError::UdpBlocked(SERVER_ANSWER_TIMEOUT));
+                }
+            }
+            Some(()) = failed.recv() => {
+                let _ = pc.close().await;
+                return Err(unreachable_why(options, &answered, SessionError::Failed));
+            }
             _ = &mut deadline => {
                 let _ = pc.close().await;
-                return Err(SessionError::Timeout(options.timeout));
+                return Err(unreachable_why(options, &answered, SessionError::Timeout(options.timeout)));
             }
             Some(signal) = incoming.recv() => match signal {
                 SignalData::Offer { sdp } if role == Role::Answerer => {
@@ -240,6 +335,33 @@ pub async fn connect(
                 _ => {} // out of turn, or for another transport: ignored
             },
         }
+    }
+}
+
+/// The types of the candidate pair ICE selected, this side's first.
+async fn selected_pair(pc: &RTCPeerConnection) -> (String, String) {
+    match pc
+        .sctp()
+        .transport()
+        .ice_transport()
+        .get_selected_candidate_pair()
+        .await
+    {
+        Some(pair) => (pair.local.typ.to_string(), pair.remote.typ.to_string()),
+        None => ("unknown".into(), "unknown".into()),
+    }
+}
+
+/// Why no path was found: servers were on offer and none answered (UDP blocked), or `other`.
+fn unreachable_why(
+    options: &Options,
+    answered: &tokio::sync::watch::Receiver<bool>,
+    other: SessionError,
+) -> SessionError {
+    if exposure::crosses_networks(&options.ice_servers) && !*answered.borrow() {
+        SessionError::UdpBlocked(options.timeout)
+    } else {
+        other
     }
 }
 
@@ -278,6 +400,18 @@ fn api(options: &Options) -> webrtc::api::API {
     // took 1.1 s instead of 5 ms behind a proxy adding 40 ms to signaling. A chat channel takes
     // the first path that works.
     settings.set_prflx_acceptance_min_wait(Some(Duration::ZERO));
+    // Across NATs the partner's address is server-reflexive: by default ICE waits 500 ms for
+    // it and 2 s for a relay, hoping for a better pair. A direct pair through two cone NATs
+    // is valid once each side's check has opened its own NAT for the other's, which takes up
+    // to two of ICE's 200 ms check ticks: so a relay is taken only after RELAY_HEAD_START
+    // (at once in relay-only mode, where nothing else can come). Measured in the lab: a
+    // 300 ms head start let the relay win between two cone NATs.
+    settings.set_srflx_acceptance_min_wait(Some(Duration::ZERO));
+    settings.set_relay_acceptance_min_wait(Some(if options.relay_only {
+        Duration::ZERO
+    } else {
+        RELAY_HEAD_START
+    }));
     if options.loopback_only {
         settings.set_include_loopback_candidate(true);
         settings.set_interface_filter(Box::new(|name| name == "lo"));

@@ -280,16 +280,13 @@ async fn waiting_peers_reconnect_and_join_again_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_only_without_a_turn_server_fails_clearly_and_frees_the_partner() {
+async fn relay_only_without_a_turn_server_is_refused_before_joining() {
     let rdv = Rendezvous::start().await;
     let mut a = Peer::start_with(&rdv, "relay-a", Gender::Female, |c| {
         c.webrtc.relay_only = true
     });
     let mut b = Peer::start(&rdv, "relay-b", Gender::Male);
     a.join();
-    a.expect("queued", |e| matches!(e, Event::Queued { .. }))
-        .await;
-    b.join();
     let e = a
         .expect("error", |e| matches!(e, Event::Error { .. }))
         .await;
@@ -297,7 +294,19 @@ async fn relay_only_without_a_turn_server_fails_clearly_and_frees_the_partner() 
         matches!(&e, Event::Error { code, message } if code == "no_relay" && message.contains("TURN")),
         "{e:?}"
     );
-    b.expect("partner_left", |e| *e == Event::PartnerLeft).await;
+    // Refused before the queue: no partner's match is used up on it.
+    b.join();
+    b.expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    b.expect_none(Duration::from_millis(500), "a match", |e| {
+        matches!(e, Event::Matched { .. })
+    })
+    .await;
+    assert!(
+        !a.seen.iter().any(|e| matches!(e, Event::Queued { .. })),
+        "{:?}",
+        a.seen
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

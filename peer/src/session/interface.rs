@@ -72,13 +72,22 @@ pub enum Event {
         partner: PartnerInfo,
     },
     /// The peer-to-peer channel is open; `setup_ms` counts from `matched`. `fallback` says why
-    /// libp2p was given up for WebRTC, when it was.
+    /// libp2p was given up for WebRTC, when it was; `path` whether a relay carries it.
     Connected {
         transport: String,
         setup_ms: f64,
         safety_code: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fallback: Option<String>,
+        /// `direct`, or `relayed` through a TURN server (the partner does not see this
+        /// side's address then).
+        path: String,
+        /// The chosen ICE pair's candidate types (`host`, `srflx`, `prflx`, `relay`), this
+        /// side's and the partner's; none for libp2p.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local_candidate: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote_candidate: Option<String>,
     },
     /// A message or image went out on the channel (not yet delivered: see `ack`).
     Sent {

@@ -11,18 +11,20 @@ mod link;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anonchat_rendezvous::proto::{
-    ClientMessage, ErrorCode, Profile, Role, ServerMessage, Transport,
+    ClientMessage, ErrorCode, IceServer, Profile, Role, ServerMessage, Transport,
 };
 use anonchat_rendezvous::signaling::SignalData;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+pub use crate::webrtc_session::SETUP_TIMEOUT;
 pub use interface::{Command, Event, JoinRequest, parse_command};
 
 use crate::chat::{self, ChatFrame};
+use crate::exposure::{self, Exposure};
 use crate::identity::Identity;
 use crate::libp2p_session::{self, Libp2pError};
 use crate::rendezvous::ClientError;
@@ -100,6 +102,8 @@ struct Pending {
     from_partner: mpsc::UnboundedSender<SignalData>,
     setup: JoinHandle<Result<ChatLink, SetupError>>,
     role: Role,
+    /// The ICE servers for this match (fresh TURN credentials).
+    ice_servers: Vec<IceServer>,
     /// Setting up libp2p (else WebRTC).
     libp2p: bool,
     /// Why libp2p was given up for WebRTC, if it was.
@@ -314,10 +318,31 @@ impl Session {
         }
     }
 
-    fn send_join(&self) {
+    /// What this user's settings let a partner learn, with the servers the rendezvous offers.
+    fn exposure(&self, servers: &[IceServer]) -> Exposure {
+        if self.config.webrtc.loopback_only {
+            Exposure::Everything
+        } else {
+            Exposure::new(self.config.webrtc.relay_only, servers)
+        }
+    }
+
+    fn send_join(&mut self) {
         let (Some(link), Some(join)) = (&self.link, &self.join) else {
             return;
         };
+        let servers = &link.welcome.ice_servers;
+        // Refused here, before a partner's match is used up on a connection that cannot be.
+        if self.config.webrtc.relay_only && !exposure::has_turn(servers) {
+            self.error(
+                "no_relay",
+                "relay-only mode hides your address behind a TURN relay, and this rendezvous \
+                 offers none; chat without --relay-only, or use a rendezvous that offers TURN",
+            );
+            self.phase = Phase::Idle;
+            return;
+        }
+        let libp2p = self.config.libp2p.is_some() && self.exposure(servers).offers_libp2p();
         link.send(ClientMessage::Join {
             profile: Profile {
                 nickname: join.nickname.clone(),
@@ -325,7 +350,7 @@ impl Session {
             },
             want: join.want,
             interests: join.interests.clone(),
-            transports: if self.config.libp2p.is_some() {
+            transports: if libp2p {
                 vec![Transport::Webrtc, Transport::Libp2p]
             } else {
                 vec![Transport::Webrtc]
@@ -408,6 +433,7 @@ impl Session {
                 partner,
                 receipt,
                 transport,
+                ice_servers,
             } => {
                 if !matches!(self.phase, Phase::Waiting) {
                     // The user left in the meantime: tell the partner at once.
@@ -417,7 +443,12 @@ impl Session {
                 self.last_receipt = Some(receipt);
                 self.emit(Event::Matched { partner });
                 let libp2p = transport == Transport::Libp2p && self.config.libp2p.is_some();
-                let pending = self.start_setup(match_id, role, libp2p, Instant::now());
+                // Credentials minted for this match; the welcome's for an older server.
+                let ice_servers = match (ice_servers.is_empty(), &self.link) {
+                    (true, Some(link)) => link.welcome.ice_servers.clone(),
+                    _ => ice_servers,
+                };
+                let pending = self.start_setup(match_id, role, ice_servers, libp2p, Instant::now());
                 self.phase = Phase::Connecting(Box::new(pending));
             }
             ServerMessage::Signal { match_id, data } => {
@@ -460,6 +491,7 @@ impl Session {
         &self,
         match_id: String,
         role: Role,
+        ice_servers: Vec<IceServer>,
         libp2p: bool,
         matched_at: Instant,
     ) -> Pending {
@@ -467,7 +499,8 @@ impl Session {
         let (from_partner, in_rx) = mpsc::unbounded_channel();
         let setup = match (&self.config.libp2p, libp2p) {
             (Some(options), true) => {
-                let options = options.clone();
+                let mut options = options.clone();
+                options.exposure = self.exposure(&ice_servers);
                 tokio::spawn(async move {
                     let connected = libp2p_session::connect(role, &options, out_tx, in_rx).await?;
                     Ok(ChatLink::Libp2p(connected))
@@ -475,9 +508,7 @@ impl Session {
             }
             _ => {
                 let mut options = self.config.webrtc.clone();
-                if let Some(link) = &self.link {
-                    options.ice_servers = link.welcome.ice_servers.clone();
-                }
+                options.ice_servers = ice_servers.clone();
                 tokio::spawn(async move {
                     let connected = webrtc_session::connect(role, &options, out_tx, in_rx).await?;
                     Ok(ChatLink::WebRtc(connected))
@@ -491,6 +522,7 @@ impl Session {
             from_partner,
             setup,
             role,
+            ice_servers,
             libp2p,
             fallback: None,
         }
@@ -503,7 +535,7 @@ impl Session {
         };
         p.setup.abort();
         tracing::info!("falling back to WebRTC: {why}");
-        let mut pending = self.start_setup(p.match_id, p.role, false, p.matched_at);
+        let mut pending = self.start_setup(p.match_id, p.role, p.ice_servers, false, p.matched_at);
         pending.fallback = Some(why);
         self.phase = Phase::Connecting(Box::new(pending));
     }
@@ -522,6 +554,7 @@ impl Session {
             Ok(link) => {
                 let safety_code = link.safety_code();
                 let transport = link.transport().to_owned();
+                let (path, local_candidate, remote_candidate) = link.path();
                 let conversation = Conversation::new(link);
                 let _ = conversation
                     .send(&ChatFrame::Hello { v: chat::VERSION })
@@ -531,6 +564,9 @@ impl Session {
                     setup_ms: p.matched_at.elapsed().as_secs_f64() * 1000.0,
                     safety_code,
                     fallback: p.fallback,
+                    path: path.to_owned(),
+                    local_candidate,
+                    remote_candidate,
                 });
                 self.phase = Phase::Chatting(Box::new(Chat {
                     match_id: p.match_id,
@@ -541,6 +577,8 @@ impl Session {
                 let code = match e {
                     SetupError::WebRtc(SessionError::NoRelay) => "no_relay",
                     SetupError::WebRtc(SessionError::Timeout(_)) => "connect_timeout",
+                    SetupError::WebRtc(SessionError::UdpBlocked(_)) => "udp_blocked",
+                    SetupError::WebRtc(SessionError::RelayRefused) => "relay_refused",
                     _ => "connect_failed",
                 };
                 self.error(code, e.to_string());
@@ -689,6 +727,3 @@ fn read_image(path: &std::path::Path) -> Result<(&'static str, Vec<u8>), String>
     let mime = chat::check_image(&data).map_err(|e| format!("{name}: {e}"))?;
     Ok((mime, data))
 }
-
-/// How long a chat's set-up may take by default.
-pub const SETUP_TIMEOUT: Duration = Duration::from_secs(15);

@@ -1,7 +1,7 @@
 // Shared by the browser scenarios: Debian's chromium through playwright-core, one context per
 // device, the page's flows as functions, and a screenshot of every screen.
 // Environment: ANONCHAT_URL (the rendezvous, which serves the page), CAMERA (a .y4m file),
-// SCREENSHOTS (a folder).
+// SCREENSHOTS (a folder), SECURE_ORIGINS (origins to treat as secure, comma-separated).
 
 import { chromium } from 'playwright-core';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -30,6 +30,9 @@ export async function launch() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
       // The tests run in a network of their own with only loopback: let WebRTC use it, by address.
       '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
+      // The network lab serves the page from a plain-http address that is not localhost:
+      // let it count as a secure context there (camera and WebCrypto need one).
+      ...(process.env.SECURE_ORIGINS ? [`--unsafely-treat-insecure-origin-as-secure=${process.env.SECURE_ORIGINS}`] : []),
     ],
   });
 }

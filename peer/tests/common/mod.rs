@@ -2,6 +2,8 @@
 //! key, running on its own runtime so that a test can kill it, and devices with fresh identities.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod lab;
 #[path = "../../../rendezvous/tests/common/redis_server.rs"]
 mod redis_server;
 
@@ -146,13 +148,7 @@ impl Rendezvous {
 
     /// Stores a fresh token in `id`'s home, as `anonchat verify` does.
     pub fn verify(&self, id: &Identity, gender: Gender) {
-        id.save_token(&SavedToken {
-            token: self.token(id, gender, 3600),
-            gender,
-            expires_at: unix_now() + 3540,
-            peer_id: id.peer_id.clone(),
-        })
-        .unwrap();
+        save_token(&self.verifier, id, gender);
     }
 
     pub async fn login(&self, id: &Identity, gender: Gender) -> RendezvousClient {
@@ -168,6 +164,21 @@ impl Drop for Rendezvous {
             let _ = kill.send(());
         }
     }
+}
+
+/// Stores a token from `verifier` for `id` in its home, as `anonchat verify` does.
+pub fn save_token(verifier: &SigningKey, id: &Identity, gender: Gender) {
+    let token = verifier
+        .issue("test", &id.verifying_key(), gender, unix_now() - 60, 3600)
+        .unwrap()
+        .0;
+    id.save_token(&SavedToken {
+        token,
+        gender,
+        expires_at: unix_now() + 3540,
+        peer_id: id.peer_id.clone(),
+    })
+    .unwrap();
 }
 
 pub fn join(nickname: &str, transports: &[Transport]) -> ClientMessage {
@@ -284,7 +295,18 @@ impl Events {
 
     /// The next event that `matches`, within 10 s; the ones before it are kept in `seen`.
     pub async fn expect(&mut self, what: &str, matches: impl Fn(&Event) -> bool) -> Event {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        self.expect_within(Duration::from_secs(10), what, matches)
+            .await
+    }
+
+    /// The next event that `matches`, within `limit`.
+    pub async fn expect_within(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        matches: impl Fn(&Event) -> bool,
+    ) -> Event {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(event)) => {
@@ -297,7 +319,10 @@ impl Events {
                     "{}: session ended waiting for {what}; saw {:?}",
                     self.name, self.seen
                 ),
-                Err(_) => panic!("{}: no {what} within 10 s; saw {:?}", self.name, self.seen),
+                Err(_) => panic!(
+                    "{}: no {what} within {limit:?}; saw {:?}",
+                    self.name, self.seen
+                ),
             }
         }
     }
@@ -400,11 +425,20 @@ impl RecordingProxy {
         upstream: &str,
         rewrite: impl Fn(&str) -> String + Send + Sync + 'static,
     ) -> RecordingProxy {
+        Self::listen("127.0.0.1:0", upstream, rewrite).await
+    }
+
+    /// A proxy on `bind` (host:port), rewriting what clients send with `rewrite`.
+    pub async fn listen(
+        bind: &str,
+        upstream: &str,
+        rewrite: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> RecordingProxy {
         use futures_util::{SinkExt, StreamExt};
         use tokio_tungstenite::tungstenite::Message;
         let rewrite = Arc::new(rewrite);
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind(bind).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let recorded = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (upstream, log) = (upstream.to_owned(), recorded.clone());
@@ -477,15 +511,20 @@ impl Cli {
     }
 
     pub fn start_with(name: &str, home: &std::path::Path, rendezvous: &str, extra: &[&str]) -> Cli {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
-            .args([
-                "chat",
-                "--json",
-                "--loopback-only",
-                "--rendezvous",
-                rendezvous,
-            ])
-            .args(extra)
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"));
+        command.args(["chat", "--loopback-only"]).args(extra);
+        Self::spawn(name, home, rendezvous, command)
+    }
+
+    /// `command` (`anonchat chat` and any options) with `--json --rendezvous URL` added.
+    pub fn spawn(
+        name: &str,
+        home: &std::path::Path,
+        rendezvous: &str,
+        mut command: tokio::process::Command,
+    ) -> Cli {
+        let mut child = command
+            .args(["--json", "--rendezvous", rendezvous])
             .env("ANONCHAT_HOME", home)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

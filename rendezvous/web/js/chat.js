@@ -1,5 +1,5 @@
 // A chat with the partner over a WebRTC data channel: the same signaling and chat frames as the
-// terminal client (DESIGN.md §6). Events: 'open' (detail: {safetyCode}), 'message' ({id, text,
+// terminal client (DESIGN.md §6). Events: 'open' (detail: {safetyCode, path, local, remote}), 'message' ({id, text,
 // flagged}), 'ack' ({id}), 'typing' ({on}), 'image' ({url, bytes}), 'refused' ({reason}),
 // 'gone' ({how: 'left' | 'lost'}).
 
@@ -57,20 +57,43 @@ export async function checkImage(bytes) {
   return mime;
 }
 
+/** True when one of the servers is a TURN relay. */
+export function hasTurn(iceServers) {
+  return (iceServers || []).some(s => [].concat(s.urls).some(u => /^turns?:/.test(u)));
+}
+
+/**
+ * The candidate as it may leave this browser: in relay-only mode relay candidates only, and in
+ * every mode without a related address (a relay's raddr is the user's public address, a
+ * reflexive one's the address behind the NAT). The terminal client's rule is peer/src/exposure.rs.
+ */
+export function shareableCandidate(candidate, relayOnly) {
+  const fields = candidate.replace(/^candidate:/, '').split(' ');
+  if (fields.length < 8 || fields[6] !== 'typ') return null;
+  if (relayOnly && fields[7] !== 'relay') return null;
+  for (let i = 8; i + 1 < fields.length; i += 2) {
+    if (fields[i] === 'raddr') fields[i + 1] = '0.0.0.0';
+    if (fields[i] === 'rport') fields[i + 1] = '0';
+  }
+  return `candidate:${fields.join(' ')}`;
+}
+
 export class PeerChat extends EventTarget {
-  constructor(role, iceServers, sendSignal) {
+  /** `relayOnly`: only relay candidates are gathered and sent (the partner never sees our address). */
+  constructor(role, iceServers, sendSignal, { relayOnly = false } = {}) {
     super();
     this.sendSignal = sendSignal;
-    this.pc = new RTCPeerConnection({ iceServers: iceServers || [] });
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [], iceTransportPolicy: relayOnly ? 'relay' : 'all' });
     this.ended = false;
     this.incoming = null;
     this.nextId = 0;
     this.pending = [];
     this.pc.onicecandidate = e => {
-      if (e.candidate && e.candidate.candidate) {
+      const candidate = e.candidate && e.candidate.candidate && shareableCandidate(e.candidate.candidate, relayOnly);
+      if (candidate) {
         sendSignal({
           kind: 'candidate',
-          candidate: e.candidate.candidate,
+          candidate,
           sdp_mid: e.candidate.sdpMid,
           sdp_m_line_index: e.candidate.sdpMLineIndex,
         });
@@ -81,9 +104,10 @@ export class PeerChat extends EventTarget {
     };
     if (role === 'offerer') {
       this.attach(this.pc.createDataChannel('anonchat', { ordered: true }));
+      // The description as created, before gathering: the local description later carries
+      // every candidate gathered so far, which must pass shareableCandidate first.
       this.pc.createOffer()
-        .then(offer => this.pc.setLocalDescription(offer))
-        .then(() => sendSignal({ kind: 'offer', sdp: this.pc.localDescription.sdp }));
+        .then(offer => this.pc.setLocalDescription(offer).then(() => sendSignal({ kind: 'offer', sdp: offer.sdp })));
     } else {
       this.pc.ondatachannel = e => {
         if (e.channel.label === 'anonchat') this.attach(e.channel);
@@ -96,7 +120,7 @@ export class PeerChat extends EventTarget {
       await this.pc.setRemoteDescription({ type: 'offer', sdp: data.sdp });
       const answer = await this.pc.createAnswer();
       await this.pc.setLocalDescription(answer);
-      this.sendSignal({ kind: 'answer', sdp: this.pc.localDescription.sdp });
+      this.sendSignal({ kind: 'answer', sdp: answer.sdp });
       await this.flushCandidates();
     } else if (data.kind === 'answer') {
       await this.pc.setRemoteDescription({ type: 'answer', sdp: data.sdp });
@@ -119,10 +143,24 @@ export class PeerChat extends EventTarget {
     channel.onopen = async () => {
       this.sendFrame({ type: 'hello', v: 1 });
       const code = await safetyCode(fingerprint(this.pc.localDescription.sdp), fingerprint(this.pc.remoteDescription.sdp));
-      this.dispatchEvent(new CustomEvent('open', { detail: { safetyCode: code } }));
+      this.dispatchEvent(new CustomEvent('open', { detail: { safetyCode: code, ...(await this.path()) } }));
     };
     channel.onmessage = e => this.receive(e.data);
     channel.onclose = () => this.gone('lost');
+  }
+
+  /** The chosen pair: `direct` or `relayed`, with both candidate types. */
+  async path() {
+    const stats = await this.pc.getStats();
+    let pair = null;
+    stats.forEach(r => {
+      if (r.type === 'transport' && r.selectedCandidatePairId) pair = stats.get(r.selectedCandidatePairId);
+    });
+    if (!pair) stats.forEach(r => { if (r.type === 'candidate-pair' && r.nominated && r.state === 'succeeded') pair = r; });
+    const local = pair && stats.get(pair.localCandidateId);
+    const remote = pair && stats.get(pair.remoteCandidateId);
+    const types = [local ? local.candidateType : 'unknown', remote ? remote.candidateType : 'unknown'];
+    return { path: types.includes('relay') ? 'relayed' : 'direct', local: types[0], remote: types[1] };
   }
 
   sendFrame(frame) {

@@ -4,13 +4,15 @@
 import { deviceKey, publicKeyBytes, peerId, base64url, savedToken, saveToken, forgetToken } from './identity.js';
 import { startCamera, stopCamera, captureJpeg, verify } from './verify.js';
 import { Rendezvous } from './rendezvous.js';
-import { PeerChat, hasContactDetails, MAX_TEXT } from './chat.js';
+import { PeerChat, hasContactDetails, hasTurn, MAX_TEXT } from './chat.js';
 import { explain } from './messages.js';
 
 const $ = id => document.getElementById(id);
 const MATCH_KEY = 'anonchat.match';
 /** How long a dropped channel waits for the server's `partner_left` before it is called lost. */
 const LOST_GRACE_MS = 2000;
+// As the terminal client's set-up timeout (peer/src/webrtc_session.rs).
+const SETUP_TIMEOUT_MS = 10000;
 const PROFILE_KEY = 'anonchat.profile';
 const TYPING_PAUSE_MS = 4000;
 
@@ -67,6 +69,7 @@ async function main() {
     $('bio').value = saved.bio || '';
     $('want').value = saved.want || 'any';
     $('interests').value = (saved.interests || []).join(', ');
+    $('hide-ip').checked = !!saved.hideIp;
   }
   state.token = savedToken(state.peer);
   show(state.token ? 'profile' : 'consent');
@@ -164,6 +167,7 @@ $('profile-form').onsubmit = async e => {
     bio,
     want: $('want').value,
     interests: $('interests').value.split(',').map(s => s.trim()).filter(Boolean).slice(0, 10),
+    hideIp: $('hide-ip').checked,
   };
   localStorage.setItem(PROFILE_KEY, JSON.stringify(state.profile));
   await join();
@@ -219,6 +223,14 @@ async function join() {
   show('waiting');
   $('waiting-count').textContent = 'Connecting…';
   if (!(await ensureConnected())) return;
+  // Refused here, before a partner's match is used up on a connection that cannot be made.
+  if (state.profile.hideIp && !hasTurn(state.welcome.ice_servers)) {
+    show('profile');
+    state.phase = 'idle';
+    $('profile-error').textContent = explain('no_relay');
+    return;
+  }
+  $('profile-error').textContent = '';
   status('');
   state.rdv.send({ type: 'join', profile: { nickname: state.profile.nickname, bio: state.profile.bio }, want: state.profile.want, interests: state.profile.interests, transports: ['webrtc'] });
 }
@@ -293,14 +305,20 @@ function startChat(frame) {
   $('messages').replaceChildren();
   $('typing').textContent = '';
   $('send-error').textContent = '';
-  addSystem('Connecting to your partner directly…');
+  addSystem('Connecting to your partner…');
   show('chat');
-  const chat = new PeerChat(frame.role, state.welcome.ice_servers, data =>
-    state.rdv && state.rdv.send({ type: 'signal', match_id: frame.match_id, data }));
+  // The match brings TURN credentials minted for it; the welcome's may have lapsed meanwhile.
+  const iceServers = frame.ice_servers && frame.ice_servers.length ? frame.ice_servers : state.welcome.ice_servers;
+  const chat = new PeerChat(frame.role, iceServers, data =>
+    state.rdv && state.rdv.send({ type: 'signal', match_id: frame.match_id, data }), { relayOnly: state.profile.hideIp });
   state.chat = chat;
   chat.addEventListener('open', e => {
     $('safety-code').textContent = e.detail.safetyCode;
     document.body.dataset.connected = 'yes';
+    document.body.dataset.path = `${e.detail.path} ${e.detail.local} ${e.detail.remote}`;
+    $('path').textContent = e.detail.path === 'relayed'
+      ? 'Through a relay: your address is hidden from your partner.'
+      : 'Direct: you and your partner can see each other\'s IP address.';
     addSystem(`Connected. Say hello to ${p.nickname}!`);
     $('message').focus();
   });
@@ -339,7 +357,7 @@ function startChat(frame) {
     if (state.chat === chat && document.body.dataset.connected !== 'yes') {
       addSystem(explain('connect_failed'));
     }
-  }, 15000);
+  }, SETUP_TIMEOUT_MS);
 }
 
 function addLine(who, text, id) {
@@ -437,6 +455,8 @@ function cleanUp() {
   state.phase = 'idle';
   sessionStorage.removeItem(MATCH_KEY);
   delete document.body.dataset.connected;
+  delete document.body.dataset.path;
+  $('path').textContent = '';
   setTyping(false);
   state.typingOn = false;
 }

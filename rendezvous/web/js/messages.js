@@ -32,7 +32,8 @@ const TEXT = {
   // this page
   unreachable: 'The server cannot be reached. Check your connection and try again.',
   camera: 'The camera is not available. Allow it, or choose a photo instead.',
-  connect_failed: 'Could not connect to your partner directly. Try someone else.',
+  connect_failed: 'Could not connect to your partner, directly or through a relay. Try someone else.',
+  no_relay: 'This server offers no relay, so your IP address cannot be hidden. Untick "Hide my IP address" to chat.',
   contact_details: 'This looks like an e-mail address or phone number, which strangers can misuse. Send it again to send it anyway.',
   bad_image: 'Images must be JPEG, PNG or WebP, at most 1 MiB.',
 };

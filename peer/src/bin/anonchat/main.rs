@@ -72,7 +72,9 @@ struct ChatArgs {
     )]
     rendezvous: String,
     /// Connect only through the TURN relays the rendezvous offers, so that the partner never
-    /// learns your IP address. Fails at once if there are none.
+    /// learns your IP address: only relay candidates leave this device and libp2p is not
+    /// offered. Refused before joining the queue when the rendezvous offers no TURN server.
+    /// (Without it, when the rendezvous offers STUN or TURN, LAN addresses are never sent.)
     #[arg(long)]
     relay_only: bool,
     /// Use only loopback addresses for the peer-to-peer connection (both peers on this machine).

@@ -121,6 +121,8 @@ impl App {
                 setup_ms,
                 safety_code,
                 fallback,
+                path,
+                ..
             } => {
                 if let Status::Matched { partner } = &self.status {
                     self.status = Status::Chatting {
@@ -133,8 +135,13 @@ impl App {
                         "libp2p did not connect ({why}); using WebRTC instead"
                     ));
                 }
+                let path = if path == "relayed" {
+                    "through a relay (your address is hidden from your partner)"
+                } else {
+                    "direct"
+                };
                 self.system(format!(
-                    "connected peer-to-peer over {transport} in {setup_ms:.0} ms · safety code {safety_code} (compare it with your partner's)"
+                    "connected peer-to-peer over {transport}, {path}, in {setup_ms:.0} ms · safety code {safety_code} (compare it with your partner's)"
                 ));
             }
             Event::Sent { .. } => {}
@@ -325,8 +332,12 @@ mod tests {
             setup_ms: 12.0,
             safety_code: "1234 5678 9012".into(),
             fallback: None,
+            path: "relayed".into(),
+            local_candidate: Some("relay".into()),
+            remote_candidate: Some("srflx".into()),
         });
         let s = screen(&app);
+        assert!(s.contains("through a relay (your address is hidden"), "{s}");
         assert!(s.contains("you both like chess"), "{s}");
         assert!(s.contains("code 1234 5678 9012"), "{s}");
 

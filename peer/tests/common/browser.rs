@@ -1,0 +1,175 @@
+//! Shared by the browser tests: the page's scenarios (`peer/tests/browser/*.mjs`) run by node
+//! in Debian's Chromium, their JSON lines, the fake camera's files, and where things are.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn face(name: &str) -> PathBuf {
+    root().join("../shared/testdata/faces").join(name)
+}
+
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("models/onnx"))
+}
+
+/// Where the screenshots go: look at them, they are what users see.
+pub fn screenshots() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("browser-screens")
+}
+
+/// Writes `photo` as a one-frame Y4M video (I420, BT.601), the fake camera's input.
+pub fn camera_file(photo: &Path, out: &Path) {
+    use image::ImageDecoder;
+    // Upright, as the verifier sees the photo itself (it applies the EXIF orientation).
+    let mut decoder = image::ImageReader::open(photo)
+        .unwrap()
+        .with_guessed_format()
+        .unwrap()
+        .into_decoder()
+        .unwrap();
+    let orientation = decoder.orientation().unwrap();
+    let mut img = image::DynamicImage::from_decoder(decoder).unwrap();
+    img.apply_orientation(orientation);
+    let img = img.to_rgb8();
+    let (w, h) = (img.width() & !1, img.height() & !1);
+    let mut y = Vec::with_capacity((w * h) as usize);
+    let (mut u, mut v) = (Vec::new(), Vec::new());
+    let px = |x: u32, y: u32| {
+        let p = img.get_pixel(x, y).0;
+        (p[0] as f32, p[1] as f32, p[2] as f32)
+    };
+    for row in 0..h {
+        for col in 0..w {
+            let (r, g, b) = px(col, row);
+            y.push((16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8);
+        }
+    }
+    for row in (0..h).step_by(2) {
+        for col in (0..w).step_by(2) {
+            let (mut r, mut g, mut b) = (0.0, 0.0, 0.0);
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let (pr, pg, pb) = px(col + dx, row + dy);
+                r += pr / 4.0;
+                g += pg / 4.0;
+                b += pb / 4.0;
+            }
+            u.push((128.0 - 0.148 * r - 0.291 * g + 0.439 * b).round() as u8);
+            v.push((128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8);
+        }
+    }
+    let mut file = format!("YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\nFRAME\n").into_bytes();
+    file.extend(y);
+    file.extend(u);
+    file.extend(v);
+    std::fs::write(out, file).unwrap();
+}
+
+/// A scenario script running in node: its JSON lines, in order.
+pub struct Script {
+    child: tokio::process::Child,
+    lines: mpsc::UnboundedReceiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Script {
+    /// `name` (a script of `peer/tests/browser/`) against the page at `page`, with the
+    /// cameras' files in the variables named.
+    pub fn start(name: &str, page: &str, cameras: &[(&str, &Path)]) -> Script {
+        Self::spawn(name, page, cameras, tokio::process::Command::new("node"))
+    }
+
+    /// As [`Script::start`], run by `node` (a command that runs node, e.g. in a namespace).
+    pub fn spawn(
+        name: &str,
+        page: &str,
+        cameras: &[(&str, &Path)],
+        mut node: tokio::process::Command,
+    ) -> Script {
+        let dir = root().join("peer/tests/browser");
+        assert!(
+            dir.join("node_modules/playwright-core").exists(),
+            "run `npm ci` in {} (.ci/run does)",
+            dir.display()
+        );
+        node.arg(dir.join(name))
+            .current_dir(&dir)
+            .env("ANONCHAT_URL", page)
+            .env("SCREENSHOTS", screenshots())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true);
+        for (var, path) in cameras {
+            node.env(var, path);
+        }
+        let mut child = node.spawn().expect("node runs the browser scenarios");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                println!("browser: {line}");
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(value);
+                }
+            }
+        });
+        Script {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line with `key`, within 60 s; a failure of the script fails the test.
+    pub async fn expect(&mut self, key: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let line = tokio::time::timeout_at(deadline, self.lines.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no {key:?} from the browser within 60 s; saw {:?}",
+                        self.seen
+                    )
+                })
+                .unwrap_or_else(|| {
+                    panic!(
+                        "the browser script ended before {key:?}; saw {:?}",
+                        self.seen
+                    )
+                });
+            assert!(
+                line.get("failed").is_none(),
+                "the browser scenario failed: {}",
+                line["failed"]
+            );
+            assert!(line.get("page_error").is_none(), "the page threw: {line}");
+            self.seen.push(line.clone());
+            if line.get(key).is_some() {
+                return line;
+            }
+        }
+    }
+
+    pub async fn done(mut self) {
+        self.expect("done").await;
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the browser script exits")
+            .unwrap();
+        assert!(status.success());
+    }
+}

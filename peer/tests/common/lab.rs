@@ -1,0 +1,279 @@
+//! A network lab made of Linux network namespaces: a "public" network (a bridge, with the
+//! servers on 203.0.113.1) and one home network per user, each behind a router namespace that
+//! NATs with nftables like a home router or a corporate firewall does.
+//!
+//! ```text
+//!   home i: host 10.<i+1>.0.2 ──lan── router i ──wan 203.0.113.<10+i>── bridge ── servers 203.0.113.1
+//! ```
+//!
+//! Every address lives inside namespaces this lab made (203.0.113.0/24 is TEST-NET-3, which
+//! routes nowhere); no namespace has a link to the machine's own network, so nothing can route
+//! out. Dropping the lab deletes its namespaces, on a failing test too, and a new lab first
+//! deletes the namespaces of earlier test processes that died before they could.
+
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The servers' address on the public network.
+pub const SERVERS: &str = "203.0.113.1";
+const PREFIX: &str = "anonchat-lab-";
+
+/// How a home network's router treats traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nat {
+    /// `masquerade`: the same public port for one inside port whatever the destination
+    /// (endpoint-independent mapping), only answers from where a packet went let in
+    /// (address-and-port-dependent filtering): a port-restricted cone NAT.
+    Cone,
+    /// `masquerade fully-random`: a new public port for every destination, so the port a STUN
+    /// server saw is useless to anybody else: a symmetric NAT.
+    Symmetric,
+    /// A cone NAT that drops all UDP (a corporate network): TCP only.
+    NoUdp,
+}
+
+pub struct Lab {
+    pub id: String,
+    homes: Vec<Nat>,
+    namespaces: Vec<String>,
+    /// Stop signals of the runtimes living in lab namespaces.
+    runtimes: Vec<std::sync::mpsc::Sender<()>>,
+}
+
+impl Lab {
+    /// The public network with the servers' namespace, and a home behind a router per `homes`.
+    pub fn new(homes: &[Nat]) -> Lab {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        sweep_dead_labs();
+        let id = format!(
+            "{PREFIX}{}-{}",
+            std::process::id(),
+            COUNT.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut lab = Lab {
+            id,
+            homes: homes.to_vec(),
+            namespaces: Vec::new(),
+            runtimes: Vec::new(),
+        };
+        lab.build();
+        lab
+    }
+
+    /// The namespace of the servers (and the public network's bridge).
+    pub fn servers(&self) -> String {
+        format!("{}-pub", self.id)
+    }
+
+    /// The namespace of home `i`'s user.
+    pub fn home(&self, i: usize) -> String {
+        format!("{}-h{i}", self.id)
+    }
+
+    fn router(&self, i: usize) -> String {
+        format!("{}-r{i}", self.id)
+    }
+
+    /// Home `i`'s user's address on its LAN.
+    pub fn host_ip(i: usize) -> String {
+        format!("10.{}.0.2", i + 1)
+    }
+
+    /// Home `i`'s router's public address (what the servers and partners see).
+    pub fn public_ip(i: usize) -> String {
+        format!("203.0.113.{}", 10 + i)
+    }
+
+    fn build(&mut self) {
+        let public = self.servers();
+        self.add_namespace(&public);
+        ip(&public, "link add br0 type bridge");
+        ip(&public, &format!("addr add {SERVERS}/24 dev br0"));
+        ip(&public, "link set br0 up");
+        for (i, nat) in self.homes.clone().into_iter().enumerate() {
+            let (router, host) = (self.router(i), self.home(i));
+            self.add_namespace(&router);
+            self.add_namespace(&host);
+            // The router's WAN port, plugged into the public bridge.
+            ip(
+                &router,
+                &format!("link add wan type veth peer name p{i} netns {public}"),
+            );
+            ip(&public, &format!("link set p{i} master br0"));
+            ip(&public, &format!("link set p{i} up"));
+            ip(
+                &router,
+                &format!("addr add {}/24 dev wan", Lab::public_ip(i)),
+            );
+            ip(&router, "link set wan up");
+            // The home LAN: the router's LAN port and the user's machine.
+            ip(
+                &router,
+                &format!("link add lan type veth peer name eth0 netns {host}"),
+            );
+            ip(&router, &format!("addr add 10.{}.0.1/24 dev lan", i + 1));
+            ip(&router, "link set lan up");
+            ip(&host, &format!("addr add {}/24 dev eth0", Lab::host_ip(i)));
+            ip(&host, "link set eth0 up");
+            ip(&host, &format!("route add default via 10.{}.0.1", i + 1));
+            run(&router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+            nft(&router, &router_rules(nat));
+        }
+    }
+
+    fn add_namespace(&mut self, name: &str) {
+        must(Command::new("ip").args(["netns", "add", name]), name);
+        self.namespaces.push(name.to_owned());
+        ip(name, "link set lo up");
+        // IPv4 only: no link-local IPv6 addresses to muddy what the peers see.
+        run(name, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        run(
+            name,
+            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
+        );
+    }
+
+    /// `program` to run inside namespace `ns`.
+    pub fn command(
+        &self,
+        ns: &str,
+        program: impl AsRef<std::ffi::OsStr>,
+    ) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new("ip");
+        command.args(["netns", "exec", ns]).arg(program);
+        command.kill_on_drop(true);
+        command
+    }
+
+    /// A tokio runtime whose threads live in namespace `ns`: sockets made by tasks spawned on it
+    /// are that namespace's. It stops with the lab.
+    pub fn runtime(&mut self, ns: &str) -> tokio::runtime::Handle {
+        let path = format!("/run/netns/{ns}");
+        let (handle_tx, handle) = std::sync::mpsc::channel();
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).expect("the namespace exists");
+            // SAFETY: setns on a valid namespace fd changes only this thread's network namespace;
+            // threads it spawns (the runtime's) inherit it.
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            handle_tx.send(runtime.handle().clone()).unwrap();
+            let _ = stopped.recv();
+            runtime.shutdown_background();
+        });
+        self.runtimes.push(stop);
+        handle.recv().unwrap()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.runtimes.clear();
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// The router's rules: forward from the LAN out, let in only what answers it, NAT on the way out.
+/// Unsolicited packets are dropped on input too, as a home router's firewall does: accepted
+/// there, a partner's first hole-punching packet would leave a conntrack entry on the router
+/// that makes masquerade move the user's next mapping to another port, and no direct path
+/// would ever form (measured: two cone NATs then always ended up relayed).
+fn router_rules(nat: Nat) -> String {
+    let random = if nat == Nat::Symmetric {
+        " fully-random"
+    } else {
+        ""
+    };
+    let udp = if nat == Nat::NoUdp {
+        "        meta l4proto udp drop\n"
+    } else {
+        ""
+    };
+    format!(
+        "table inet lab {{
+    chain input {{
+        type filter hook input priority 0; policy accept;
+        iifname \"wan\" ct state != {{ established, related }} drop
+    }}
+    chain forward {{
+        type filter hook forward priority 0; policy drop;
+{udp}        ct state established,related accept
+        iifname \"lan\" oifname \"wan\" accept
+    }}
+}}
+table ip labnat {{
+    chain postrouting {{
+        type nat hook postrouting priority 100;
+        oifname \"wan\" masquerade{random}
+    }}
+}}
+"
+    )
+}
+
+/// Deletes the namespaces of labs whose test process is gone.
+fn sweep_dead_labs() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split('-').next())
+        else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        }
+    }
+}
+
+fn ip(ns: &str, args: &str) {
+    let mut command = Command::new("ip");
+    command.args(["-n", ns]).args(args.split(' '));
+    must(&mut command, args);
+}
+
+fn run(ns: &str, args: &[&str]) {
+    must(
+        Command::new("ip").args(["netns", "exec", ns]).args(args),
+        &args.join(" "),
+    );
+}
+
+fn nft(ns: &str, rules: &str) {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft (Debian's nftables) builds the lab's routers; .ci/run installs it");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft refused:\n{rules}");
+}
+
+fn must(command: &mut Command, what: &str) {
+    let out = command
+        .output()
+        .expect("`ip` (iproute2) builds the network lab; the lab tests run as root");
+    assert!(
+        out.status.success(),
+        "lab: `{what}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

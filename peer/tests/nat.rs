@@ -1,0 +1,552 @@
+//! Across real NATs (`common::lab`): each user in a home network of its own behind a router
+//! that NATs with nftables; the rendezvous, a real coturn (and, for browsers, the verifier
+//! with the real models) on the "public" network; `anonchat chat --json` processes and Debian's
+//! Chromium in the homes. Runs as root (network namespaces).
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anonchat_peer::identity::Identity;
+use anonchat_peer::session::Event;
+use anonchat_rendezvous::config::Config;
+use anonchat_rendezvous::server::{self, Keys};
+use anonchat_rendezvous::store::memory::MemoryStore;
+use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey};
+use common::browser::Script;
+use common::lab::{Lab, Nat, SERVERS};
+use common::{Cli, Recorded, RecordingProxy};
+use serde_json::json;
+
+/// coturn's shared secret in the lab.
+const SECRET: &str = "lab-turn-secret";
+
+/// What the rendezvous offers for crossing networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Offer {
+    /// TURN with minted credentials (and STUN from the same server).
+    Turn,
+    /// STUN only: coturn runs, but no relay is handed out.
+    StunOnly,
+    /// TURN whose credentials are minted with a secret coturn does not know.
+    WrongSecret,
+    /// A static TURN entry whose username's expiry has passed (with a correct HMAC).
+    Expired,
+}
+
+/// The lab with coturn and a rendezvous on the public network.
+struct Net {
+    lab: Lab,
+    servers: tokio::runtime::Handle,
+    verifier: Arc<SigningKey>,
+    rendezvous: String,
+    dir: PathBuf,
+    /// The page, when the verifier runs too (for browsers).
+    page: Option<String>,
+    _coturn: tokio::process::Child,
+    _running: server::Running,
+    _verifier: Option<anonchat_verifier::service::Running>,
+}
+
+impl Net {
+    async fn start(homes: &[Nat], offer: Offer) -> Net {
+        Self::launch(homes, offer, false).await
+    }
+
+    /// With the verifier too, and the page served, for browsers.
+    async fn with_browsers(homes: &[Nat], offer: Offer) -> Net {
+        Self::launch(homes, offer, true).await
+    }
+
+    async fn launch(homes: &[Nat], offer: Offer, browsers: bool) -> Net {
+        let mut lab = Lab::new(homes);
+        let servers = lab.runtime(&lab.servers());
+        let dir = common::home(&lab.id);
+        let coturn = start_coturn(&lab, &servers, &dir).await;
+        let verifier = Arc::new(SigningKey::generate());
+        let mut jwks = Jwks {
+            keys: vec![verifier.public_jwk()],
+        };
+        let page = format!("http://{SERVERS}:3002");
+        let service = if browsers {
+            let mut config =
+                anonchat_verifier::service::ServiceConfig::local(common::browser::models_dir());
+            config.addr = format!("{SERVERS}:8000").parse().unwrap();
+            config.rate_limit_per_minute = 0;
+            config.client_origins = vec![page.clone()];
+            let running = servers
+                .spawn(anonchat_verifier::service::start(config))
+                .await
+                .unwrap()
+                .expect("the verifier starts in the lab");
+            jwks.keys.extend(running.jwks.keys.iter().cloned());
+            Some(running)
+        } else {
+            None
+        };
+        let keys = KeySet::from_jwks(&jwks).unwrap();
+        let turn = format!("turn:{SERVERS}:3478");
+        let mut config = Config {
+            addr: format!("{SERVERS}:3002").parse().unwrap(),
+            rate_limit_per_minute: 0,
+            server_secret: Some("lab-secret".into()),
+            verifier_url: browsers.then(|| format!("http://{SERVERS}:8000")),
+            ..Config::local()
+        };
+        match offer {
+            Offer::Turn => {
+                // Over TCP too, for browsers on networks that block UDP (the terminal client
+                // skips it: webrtc-rs speaks TURN over UDP only).
+                config.turn_urls = vec![turn.clone(), format!("{turn}?transport=tcp")];
+                config.turn_secret = vec![SECRET.into()];
+            }
+            Offer::WrongSecret => {
+                config.turn_urls = vec![turn];
+                config.turn_secret = vec!["not-the-secret".into()];
+            }
+            Offer::StunOnly => config.stun_urls = vec![format!("stun:{SERVERS}:3478")],
+            Offer::Expired => {
+                let username = "1000000000:lapsed";
+                config.ice_servers = Some(
+                    json!([{"urls": [turn], "username": username,
+                            "credential": anonchat_rendezvous::ice::credential(SECRET, username)}])
+                    .to_string(),
+                );
+            }
+        }
+        let running = servers
+            .spawn(async move {
+                let store = MemoryStore::new(config.store_config());
+                server::start(config, store, Keys::Fixed(keys), std::future::pending()).await
+            })
+            .await
+            .unwrap()
+            .expect("the rendezvous starts in the lab");
+        Net {
+            rendezvous: format!("ws://{}/v1/ws", running.addr),
+            lab,
+            servers,
+            verifier,
+            dir,
+            page: browsers.then_some(page),
+            _coturn: coturn,
+            _running: running,
+            _verifier: service,
+        }
+    }
+
+    /// A browser in home `i` running `lab.mjs`: verifies with the camera, joins, connects,
+    /// says `say`, waits to hear `hear`.
+    fn browser(&self, i: usize, name: &str, hide_ip: bool, say: &str, hear: &str) -> Script {
+        let page = self.page.as_deref().expect("started with_browsers");
+        let camera = self.dir.join(format!("{name}.y4m"));
+        common::browser::camera_file(&common::browser::face("real_f_silentface_T1.jpg"), &camera);
+        let mut node = self.lab.command(&self.lab.home(i), "node");
+        node.env("NAME", name)
+            .env("HIDE_IP", if hide_ip { "1" } else { "0" })
+            .env("SAY", say)
+            .env("HEAR", hear)
+            .env("SECURE_ORIGINS", format!("{page},http://{SERVERS}:8000"));
+        Script::spawn("lab.mjs", page, &[("CAMERA", &camera)], node)
+    }
+
+    /// A verified `anonchat chat --json` in home `i`, through `via` (a rendezvous URL).
+    fn terminal(&self, i: usize, name: &str, via: &str, extra: &[&str]) -> Cli {
+        let home = self.dir.join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let id = Identity::load_or_create(&home).unwrap();
+        common::save_token(&self.verifier, &id, Gender::Female);
+        let mut command = self
+            .lab
+            .command(&self.lab.home(i), env!("CARGO_BIN_EXE_anonchat"));
+        command.arg("chat").args(extra);
+        Cli::spawn(name, &home, via, command)
+    }
+
+    /// A recording proxy in front of the rendezvous, on the public network.
+    async fn proxy(&self) -> RecordingProxy {
+        let upstream = self.rendezvous.clone();
+        self.servers
+            .spawn(async move {
+                RecordingProxy::listen(&format!("{SERVERS}:0"), &upstream, |t| t.to_owned()).await
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// coturn from `deploy/coturn/turnserver.conf` (the file operators copy), with the lab's
+/// secret, address and files; TLS is left out (no certificate in the lab).
+async fn start_coturn(
+    lab: &Lab,
+    servers: &tokio::runtime::Handle,
+    dir: &std::path::Path,
+) -> tokio::process::Child {
+    let shipped = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/coturn/turnserver.conf"),
+    )
+    .unwrap();
+    let mut conf: Vec<String> = shipped
+        .lines()
+        .filter(|l| {
+            !["cert=", "pkey=", "tls-listening-port=", "no-tlsv1"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(|l| match l {
+            "static-auth-secret=CHANGE-ME" => format!("static-auth-secret={SECRET}"),
+            l => l.to_owned(),
+        })
+        .collect();
+    assert!(conf.iter().any(|l| l == "use-auth-secret"));
+    conf.extend([
+        format!("listening-ip={SERVERS}"),
+        format!("relay-ip={SERVERS}"),
+        "no-tls".into(),
+        "no-dtls".into(),
+        "verbose".into(),
+        format!("pidfile={}", dir.join("turnserver.pid").display()),
+        format!("userdb={}", dir.join("turndb").display()),
+    ]);
+    let path = dir.join("turnserver.conf");
+    std::fs::write(&path, conf.join("\n")).unwrap();
+    let log = std::fs::File::create(dir.join("turnserver.log")).unwrap();
+    let child = lab
+        .command(&lab.servers(), "turnserver")
+        .args(["-c"])
+        .arg(&path)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("coturn (Debian's `coturn`) is the lab's TURN server; .ci/run installs it");
+    // Ready when its TCP listener answers.
+    let ready = servers
+        .spawn(async {
+            for _ in 0..100 {
+                if tokio::net::TcpStream::connect((SERVERS, 3478))
+                    .await
+                    .is_ok()
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        })
+        .await
+        .unwrap();
+    assert!(ready, "coturn did not start; see {}", dir.display());
+    child
+}
+
+/// Both join (`a` first) and both report `connected`; returns the two events.
+async fn connect(a: &mut Cli, b: &mut Cli) -> (Event, Event) {
+    a.join("alice").await;
+    a.events
+        .expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    b.join("bobby").await;
+    let connected = |e: &Event| matches!(e, Event::Connected { .. });
+    let (ca, cb) = tokio::join!(
+        a.events.expect("connected", connected),
+        b.events.expect("connected", connected)
+    );
+    (ca, cb)
+}
+
+fn path_of(e: &Event) -> (&str, &str, f64) {
+    match e {
+        Event::Connected {
+            path,
+            transport,
+            setup_ms,
+            ..
+        } => (path.as_str(), transport.as_str(), *setup_ms),
+        _ => unreachable!(),
+    }
+}
+
+/// A message each way arrives.
+async fn chat_both_ways(a: &mut Cli, b: &mut Cli) {
+    async fn one_way(from: &mut Cli, to: &mut Cli, text: &str) {
+        from.send(json!({"cmd": "send", "text": text})).await;
+        to.events
+            .expect(
+                "the message",
+                |e| matches!(e, Event::Message { text: t, .. } if t == text),
+            )
+            .await;
+    }
+    one_way(a, b, "hello over the NAT").await;
+    one_way(b, a, "hi back").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_cone_nats_the_path_is_direct() {
+    let net = Net::start(&[Nat::Cone, Nat::Cone], Offer::Turn).await;
+    let mut a = net.terminal(0, "alice", &net.rendezvous, &[]);
+    let mut b = net.terminal(1, "bobby", &net.rendezvous, &[]);
+    let (ca, cb) = connect(&mut a, &mut b).await;
+    for c in [&ca, &cb] {
+        let (path, transport, setup_ms) = path_of(c);
+        assert_eq!(path, "direct", "{c:?}");
+        // Neither has an address another network can dial: libp2p is not offered, so there
+        // is no 5 s libp2p attempt first.
+        assert_eq!(transport, "webrtc", "{c:?}");
+        assert!(
+            matches!(c, Event::Connected { fallback: None, .. }),
+            "{c:?}"
+        );
+        assert!(setup_ms < 1000.0, "matched → open in {setup_ms} ms");
+    }
+    chat_both_ways(&mut a, &mut b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_symmetric_nats_the_chat_goes_through_coturn() {
+    let net = Net::start(&[Nat::Symmetric, Nat::Symmetric], Offer::Turn).await;
+    let mut a = net.terminal(0, "alice", &net.rendezvous, &[]);
+    let mut b = net.terminal(1, "bobby", &net.rendezvous, &[]);
+    let (ca, cb) = connect(&mut a, &mut b).await;
+    for c in [&ca, &cb] {
+        assert_eq!(path_of(c).0, "relayed", "{c:?}");
+    }
+    chat_both_ways(&mut a, &mut b).await;
+}
+
+/// coturn checks what the rendezvous minted: a wrong secret and a lapsed username are refused,
+/// and a relay-only client says so at once instead of waiting out the set-up timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coturn_refuses_a_wrong_secret_and_a_lapsed_username() {
+    for offer in [Offer::WrongSecret, Offer::Expired] {
+        let net = Net::start(&[Nat::Cone, Nat::Cone], offer).await;
+        println!("{offer:?} in {}", net.lab.id);
+        let mut a = net.terminal(0, "alice", &net.rendezvous, &["--relay-only"]);
+        let mut b = net.terminal(1, "bobby", &net.rendezvous, &[]);
+        a.join("alice").await;
+        a.events
+            .expect("queued", |e| matches!(e, Event::Queued { .. }))
+            .await;
+        b.join("bobby").await;
+        a.events
+            .expect("matched", |e| matches!(e, Event::Matched { .. }))
+            .await;
+        let started = std::time::Instant::now();
+        let error = a
+            .events
+            .expect_within(
+                Duration::from_secs(12),
+                "relay_refused",
+                |e| matches!(e, Event::Error { code, .. } if code == "relay_refused"),
+            )
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "said within {:?}: {error:?}",
+            started.elapsed()
+        );
+        b.events
+            .expect("partner_left", |e| matches!(e, Event::PartnerLeft))
+            .await;
+    }
+}
+
+/// One side hides its address: only relay candidates leave it, it offers no libp2p, and no
+/// signaling that crosses the rendezvous carries its LAN or public address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_hides_the_address_on_every_path() {
+    let net = Net::start(&[Nat::Cone, Nat::Cone], Offer::Turn).await;
+    let proxy = net.proxy().await;
+    let mut a = net.terminal(0, "alice", &proxy.url, &["--relay-only"]);
+    let mut b = net.terminal(1, "bobby", &proxy.url, &[]);
+    let (ca, cb) = connect(&mut a, &mut b).await;
+    assert_eq!(path_of(&ca).0, "relayed", "{ca:?}");
+    assert_eq!(path_of(&cb).0, "relayed", "{cb:?}");
+    chat_both_ways(&mut a, &mut b).await;
+    let texts: Vec<String> = proxy
+        .recorded()
+        .into_iter()
+        .filter_map(|r| match r {
+            Recorded::Text(t) => Some(t),
+            Recorded::Binary(_) => None,
+        })
+        .collect();
+    let all = texts.join("\n");
+    for hidden in [Lab::host_ip(0), Lab::public_ip(0)] {
+        assert!(
+            !all.contains(&hidden),
+            "alice's address {hidden} crossed the rendezvous:\n{all}"
+        );
+    }
+    // The recording saw the signaling: bobby's public address and alice's relay candidates.
+    assert!(all.contains(&Lab::public_ip(1)), "{all}");
+    assert!(all.contains("typ relay"), "{all}");
+    assert!(!all.contains("libp2p\",\"peer_id"), "{all}");
+    // Bobby's LAN address stays home too: across networks only public ones are sent.
+    assert!(!all.contains(&Lab::host_ip(1)), "{all}");
+    let alice_join = texts
+        .iter()
+        .find(|t| t.contains("\"join\"") && t.contains("alice"))
+        .unwrap();
+    assert!(
+        alice_join.contains(r#""transports":["webrtc"]"#),
+        "{alice_join}"
+    );
+}
+
+/// UDP blocked: the terminal client cannot use TURN over TCP (webrtc-rs 0.17), so it says why
+/// within the set-up timeout, and can go back to the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_on_a_udp_blocked_network_says_why() {
+    let net = Net::start(&[Nat::NoUdp, Nat::Cone], Offer::Turn).await;
+    let mut a = net.terminal(0, "alice", &net.rendezvous, &[]);
+    let mut b = net.terminal(1, "bobby", &net.rendezvous, &[]);
+    a.join("alice").await;
+    a.events
+        .expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    b.join("bobby").await;
+    a.events
+        .expect("matched", |e| matches!(e, Event::Matched { .. }))
+        .await;
+    let started = std::time::Instant::now();
+    let error = a
+        .events
+        .expect_within(
+            Duration::from_secs(10),
+            "udp_blocked",
+            |e| matches!(e, Event::Error { code, .. } if code == "udp_blocked"),
+        )
+        .await;
+    assert!(
+        started.elapsed() <= Duration::from_secs(7),
+        "{:?}: {error:?}",
+        started.elapsed()
+    );
+    let Event::Error { message, .. } = &error else {
+        unreachable!()
+    };
+    assert!(message.contains("block UDP"), "{message}");
+    a.send(json!({"cmd": "next"})).await;
+    a.events
+        .expect("queued again", |e| matches!(e, Event::Queued { .. }))
+        .await;
+}
+
+/// Symmetric NATs and no relay: no path exists; both hear so within the set-up timeout (never
+/// a hang) and both can go back to the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_relay_symmetric_nats_fail_clearly_and_requeue() {
+    let net = Net::start(&[Nat::Symmetric, Nat::Symmetric], Offer::StunOnly).await;
+    let mut a = net.terminal(0, "alice", &net.rendezvous, &[]);
+    let mut b = net.terminal(1, "bobby", &net.rendezvous, &[]);
+    a.join("alice").await;
+    a.events
+        .expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    b.join("bobby").await;
+    let ended = |e: &Event| {
+        matches!(e, Event::PartnerLeft)
+            || matches!(e, Event::Error { code, .. } if code.starts_with("connect_"))
+    };
+    let limit = Duration::from_secs(13);
+    let (ea, eb) = tokio::join!(
+        a.events
+            .expect_within(limit, "an error or partner_left", ended),
+        b.events
+            .expect_within(limit, "an error or partner_left", ended)
+    );
+    assert!(
+        [&ea, &eb].iter().any(|e| matches!(e, Event::Error { .. })),
+        "{ea:?} {eb:?}"
+    );
+    for cli in [&mut a, &mut b] {
+        cli.send(json!({"cmd": "next"})).await;
+        cli.events
+            .expect("queued again", |e| matches!(e, Event::Queued { .. }))
+            .await;
+    }
+}
+
+/// A browser that ticks "Hide my IP address" meets a terminal client across two NATs: only
+/// relay candidates leave the page, none of what it sends carries its addresses, and both
+/// sides say the chat is relayed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_hiding_its_address_meets_a_terminal_through_the_relay() {
+    let net = Net::with_browsers(&[Nat::Cone, Nat::Cone], Offer::Turn).await;
+    let mut terminal = net.terminal(1, "bobby", &net.rendezvous, &[]);
+    terminal.join("bobby").await;
+    terminal
+        .events
+        .expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    let mut browser = net.browser(0, "lab-hidden", true, "hello terminal", "hello browser");
+    let connected = browser.expect("connected").await;
+    let ct = terminal
+        .events
+        .expect("connected", |e| matches!(e, Event::Connected { .. }))
+        .await;
+    assert_eq!(path_of(&ct).0, "relayed", "{ct:?}");
+    assert_eq!(
+        connected["safety_code"],
+        match &ct {
+            Event::Connected { safety_code, .. } => safety_code.as_str(),
+            _ => unreachable!(),
+        }
+    );
+    let path = connected["path"].as_str().unwrap();
+    assert!(path.starts_with("relayed relay "), "{connected}");
+    assert!(
+        connected["shown"]
+            .as_str()
+            .unwrap()
+            .contains("your address is hidden"),
+        "{connected}"
+    );
+    terminal
+        .send(json!({"cmd": "send", "text": "hello browser"}))
+        .await;
+    terminal
+        .events
+        .expect(
+            "the browser's message",
+            |e| matches!(e, Event::Message { text, .. } if text == "hello terminal"),
+        )
+        .await;
+    let heard = browser.expect("heard").await;
+    let sent = heard["sent"].to_string();
+    assert!(sent.contains("typ relay"), "{sent}");
+    for hidden in [Lab::host_ip(0), Lab::public_ip(0)] {
+        assert!(!sent.contains(&hidden), "the page sent {hidden}: {sent}");
+    }
+}
+
+/// Browser ↔ browser across the lab: one behind a network that drops all UDP reaches coturn
+/// over TCP, the other sits behind a symmetric NAT; both chat through the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_on_a_udp_blocked_network_chats_through_turn_over_tcp() {
+    let net = Net::with_browsers(&[Nat::NoUdp, Nat::Symmetric], Offer::Turn).await;
+    let mut first = net.browser(
+        0,
+        "lab-no-udp",
+        false,
+        "hello from behind the firewall",
+        "hello from the symmetric NAT",
+    );
+    let mut second = net.browser(
+        1,
+        "lab-symmetric",
+        false,
+        "hello from the symmetric NAT",
+        "hello from behind the firewall",
+    );
+    let (a, b) = tokio::join!(first.expect("connected"), second.expect("connected"));
+    assert_eq!(a["safety_code"], b["safety_code"]);
+    for c in [&a, &b] {
+        assert!(c["path"].as_str().unwrap().starts_with("relayed"), "{c}");
+    }
+    let (ha, hb) = tokio::join!(first.expect("heard"), second.expect("heard"));
+    assert!(ha["heard"] == true && hb["heard"] == true);
+}
