@@ -964,3 +964,83 @@ async fn the_web_page_and_its_config_are_served_with_a_strict_policy() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+/// The binary says at start, in one line, when no STUN or TURN server is configured, and
+/// refuses TURN without its secret; with TURN configured it does not warn.
+#[tokio::test]
+async fn the_binary_warns_when_nothing_crosses_networks() {
+    let v = TestVerifier::new();
+    let dir = std::env::temp_dir().join(format!("rdv-ice-warning-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::to_vec(&anonchat_verifier::token::Jwks {
+            keys: vec![v.key.public_jwk()],
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    // Runs the binary until it listens (or exits); returns what it printed.
+    let run = |settings: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"));
+        command
+            .arg("serve")
+            .env("RENDEZVOUS_ADDR", "127.0.0.1:0")
+            .env("VERIFIER_JWKS_FILE", &jwks)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, val) in settings {
+            command.env(k, val);
+        }
+        let mut child = command.spawn().unwrap();
+        let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let readers: Vec<_> = [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ]
+        .into_iter()
+        .map(|pipe| {
+            let printed = printed.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut p = printed.lock().unwrap();
+                    p.push_str(&line);
+                    p.push('\n');
+                }
+            })
+        })
+        .collect();
+        // Until it listens (logged after any warning about the settings) or exits.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none()
+            && !printed.lock().unwrap().contains("rendezvous listening")
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        for r in readers {
+            r.join().unwrap();
+        }
+        printed.lock().unwrap().clone()
+    };
+    let bare = run(&[]);
+    let warnings: Vec<&str> = bare
+        .lines()
+        .filter(|l| l.contains("will not be able to connect"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{bare}");
+    assert!(warnings[0].contains("WARN"), "{bare}");
+    let turn = run(&[("TURN_URLS", "turn:203.0.113.1:3478"), ("TURN_SECRET", "s")]);
+    assert!(turn.contains("rendezvous listening"), "{turn}");
+    assert!(!turn.contains("will not be able to connect"), "{turn}");
+    let no_secret = run(&[("TURN_URLS", "turn:203.0.113.1:3478")]);
+    assert!(
+        no_secret.contains("TURN_URLS needs TURN_SECRET"),
+        "{no_secret}"
+    );
+}

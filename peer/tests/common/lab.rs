@@ -12,8 +12,22 @@
 //! deletes the namespaces of earlier test processes that died before they could.
 
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anonchat_peer::identity::Identity;
+use anonchat_peer::session::Event;
+use anonchat_rendezvous::config::Config;
+use anonchat_rendezvous::server::{self, Keys};
+use anonchat_rendezvous::store::memory::MemoryStore;
+use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey};
+use serde_json::json;
+
+use super::browser::Script;
+use super::{Cli, RecordingProxy};
 
 /// The servers' address on the public network.
 pub const SERVERS: &str = "203.0.113.1";
@@ -276,4 +290,255 @@ fn must(command: &mut Command, what: &str) {
         "lab: `{what}` failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+// --- the servers on the public network --------------------------------------------------------
+
+/// coturn's shared secret in the lab.
+pub const SECRET: &str = "lab-turn-secret";
+
+/// What the rendezvous offers for crossing networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// TURN with minted credentials (and STUN from the same server).
+    Turn,
+    /// STUN only: coturn runs, but no relay is handed out.
+    StunOnly,
+    /// TURN whose credentials are minted with a secret coturn does not know.
+    WrongSecret,
+    /// A static TURN entry whose username's expiry has passed (with a correct HMAC).
+    Expired,
+}
+
+/// The lab with coturn and a rendezvous on the public network.
+pub struct Net {
+    pub lab: Lab,
+    servers: tokio::runtime::Handle,
+    verifier: Arc<SigningKey>,
+    /// The rendezvous, `ws://…/v1/ws`.
+    pub rendezvous: String,
+    dir: PathBuf,
+    /// The page, when the verifier runs too (for browsers).
+    page: Option<String>,
+    _coturn: tokio::process::Child,
+    _running: server::Running,
+    _verifier: Option<anonchat_verifier::service::Running>,
+}
+
+impl Net {
+    pub async fn start(homes: &[Nat], offer: Offer) -> Net {
+        Self::launch(homes, offer, false).await
+    }
+
+    /// With the verifier too, and the page served, for browsers.
+    pub async fn with_browsers(homes: &[Nat], offer: Offer) -> Net {
+        Self::launch(homes, offer, true).await
+    }
+
+    async fn launch(homes: &[Nat], offer: Offer, browsers: bool) -> Net {
+        let mut lab = Lab::new(homes);
+        let servers = lab.runtime(&lab.servers());
+        let dir = super::home(&lab.id);
+        let coturn = start_coturn(&lab, &servers, &dir).await;
+        let verifier = Arc::new(SigningKey::generate());
+        let mut jwks = Jwks {
+            keys: vec![verifier.public_jwk()],
+        };
+        let page = format!("http://{SERVERS}:3002");
+        let service = if browsers {
+            let mut config =
+                anonchat_verifier::service::ServiceConfig::local(super::browser::models_dir());
+            config.addr = format!("{SERVERS}:8000").parse().unwrap();
+            config.rate_limit_per_minute = 0;
+            config.client_origins = vec![page.clone()];
+            let running = servers
+                .spawn(anonchat_verifier::service::start(config))
+                .await
+                .unwrap()
+                .expect("the verifier starts in the lab");
+            jwks.keys.extend(running.jwks.keys.iter().cloned());
+            Some(running)
+        } else {
+            None
+        };
+        let keys = KeySet::from_jwks(&jwks).unwrap();
+        let turn = format!("turn:{SERVERS}:3478");
+        let mut config = Config {
+            addr: format!("{SERVERS}:3002").parse().unwrap(),
+            rate_limit_per_minute: 0,
+            server_secret: Some("lab-secret".into()),
+            verifier_url: browsers.then(|| format!("http://{SERVERS}:8000")),
+            ..Config::local()
+        };
+        match offer {
+            Offer::Turn => {
+                // Over TCP too, for browsers on networks that block UDP (the terminal client
+                // skips it: webrtc-rs speaks TURN over UDP only).
+                config.turn_urls = vec![turn.clone(), format!("{turn}?transport=tcp")];
+                config.turn_secret = vec![SECRET.into()];
+            }
+            Offer::WrongSecret => {
+                config.turn_urls = vec![turn];
+                config.turn_secret = vec!["not-the-secret".into()];
+            }
+            Offer::StunOnly => config.stun_urls = vec![format!("stun:{SERVERS}:3478")],
+            Offer::Expired => {
+                let username = "1000000000:lapsed";
+                config.ice_servers = Some(
+                    json!([{"urls": [turn], "username": username,
+                            "credential": anonchat_rendezvous::ice::credential(SECRET, username)}])
+                    .to_string(),
+                );
+            }
+        }
+        let running = servers
+            .spawn(async move {
+                let store = MemoryStore::new(config.store_config());
+                server::start(config, store, Keys::Fixed(keys), std::future::pending()).await
+            })
+            .await
+            .unwrap()
+            .expect("the rendezvous starts in the lab");
+        Net {
+            rendezvous: format!("ws://{}/v1/ws", running.addr),
+            lab,
+            servers,
+            verifier,
+            dir,
+            page: browsers.then_some(page),
+            _coturn: coturn,
+            _running: running,
+            _verifier: service,
+        }
+    }
+
+    /// A browser in home `i` running `lab.mjs`: verifies with the camera, joins, connects,
+    /// says `say`, waits to hear `hear`.
+    pub fn browser(&self, i: usize, name: &str, hide_ip: bool, say: &str, hear: &str) -> Script {
+        let page = self.page.as_deref().expect("started with_browsers");
+        let camera = self.dir.join(format!("{name}.y4m"));
+        super::browser::camera_file(&super::browser::face("real_f_silentface_T1.jpg"), &camera);
+        let mut node = self.lab.command(&self.lab.home(i), "node");
+        node.env("NAME", name)
+            .env("HIDE_IP", if hide_ip { "1" } else { "0" })
+            .env("SAY", say)
+            .env("HEAR", hear)
+            .env("SECURE_ORIGINS", format!("{page},http://{SERVERS}:8000"));
+        Script::spawn("lab.mjs", page, &[("CAMERA", &camera)], node)
+    }
+
+    /// A verified `anonchat chat --json` in home `i`, through `via` (a rendezvous URL).
+    pub fn terminal(&self, i: usize, name: &str, via: &str, extra: &[&str]) -> Cli {
+        let home = self.dir.join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let id = Identity::load_or_create(&home).unwrap();
+        super::save_token(&self.verifier, &id, Gender::Female);
+        let mut command = self
+            .lab
+            .command(&self.lab.home(i), env!("CARGO_BIN_EXE_anonchat"));
+        command.arg("chat").args(extra);
+        Cli::spawn(name, &home, via, command)
+    }
+
+    /// A recording proxy in front of the rendezvous, on the public network.
+    pub async fn proxy(&self) -> RecordingProxy {
+        let upstream = self.rendezvous.clone();
+        self.servers
+            .spawn(async move {
+                RecordingProxy::listen(&format!("{SERVERS}:0"), &upstream, |t| t.to_owned()).await
+            })
+            .await
+            .unwrap()
+    }
+}
+
+/// coturn from `deploy/coturn/turnserver.conf` (the file operators copy), with the lab's
+/// secret, address and files; TLS is left out (no certificate in the lab).
+async fn start_coturn(
+    lab: &Lab,
+    servers: &tokio::runtime::Handle,
+    dir: &std::path::Path,
+) -> tokio::process::Child {
+    let shipped = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/coturn/turnserver.conf"),
+    )
+    .unwrap();
+    let mut conf: Vec<String> = shipped
+        .lines()
+        .filter(|l| {
+            !["cert=", "pkey=", "tls-listening-port=", "no-tlsv1"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .map(|l| match l {
+            "static-auth-secret=CHANGE-ME" => format!("static-auth-secret={SECRET}"),
+            l => l.to_owned(),
+        })
+        .collect();
+    assert!(conf.iter().any(|l| l == "use-auth-secret"));
+    conf.extend([
+        format!("listening-ip={SERVERS}"),
+        format!("relay-ip={SERVERS}"),
+        "no-tls".into(),
+        "no-dtls".into(),
+        "verbose".into(),
+        format!("pidfile={}", dir.join("turnserver.pid").display()),
+        format!("userdb={}", dir.join("turndb").display()),
+    ]);
+    let path = dir.join("turnserver.conf");
+    std::fs::write(&path, conf.join("\n")).unwrap();
+    let log = std::fs::File::create(dir.join("turnserver.log")).unwrap();
+    let child = lab
+        .command(&lab.servers(), "turnserver")
+        .args(["-c"])
+        .arg(&path)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("coturn (Debian's `coturn`) is the lab's TURN server; .ci/run installs it");
+    // Ready when its TCP listener answers.
+    let ready = servers
+        .spawn(async {
+            for _ in 0..100 {
+                if tokio::net::TcpStream::connect((SERVERS, 3478))
+                    .await
+                    .is_ok()
+                {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        })
+        .await
+        .unwrap();
+    assert!(ready, "coturn did not start; see {}", dir.display());
+    child
+}
+
+/// Both join (`a` first) and both report `connected`; returns the two events.
+pub async fn connect(a: &mut Cli, b: &mut Cli) -> (Event, Event) {
+    a.join("alice").await;
+    a.events
+        .expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    b.join("bobby").await;
+    let connected = |e: &Event| matches!(e, Event::Connected { .. });
+    let (ca, cb) = tokio::join!(
+        a.events.expect("connected", connected),
+        b.events.expect("connected", connected)
+    );
+    (ca, cb)
+}
+
+pub fn path_of(e: &Event) -> (&str, &str, f64) {
+    match e {
+        Event::Connected {
+            path,
+            transport,
+            setup_ms,
+            ..
+        } => (path.as_str(), transport.as_str(), *setup_ms),
+        _ => unreachable!(),
+    }
 }
