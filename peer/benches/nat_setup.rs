@@ -5,7 +5,6 @@
 //! `cargo bench -p anonchat-peer --bench nat_setup -- [PAIRS]` as root (default 20 pairs a case).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "../../examples/support/stats.rs"]
 mod stats;

@@ -12,6 +12,29 @@ use common::lab::{Lab, Nat, Net, Offer, connect, path_of};
 use common::{Cli, Recorded};
 use serde_json::json;
 
+/// `a` waits, `b` joins; the error `code` that `a` reports after the match (within 12 s), and
+/// how long after the match it came.
+async fn matched_then_error(a: &mut Cli, b: &mut Cli, code: &str) -> (Event, Duration) {
+    a.join("alice").await;
+    a.events
+        .expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    b.join("bobby").await;
+    a.events
+        .expect("matched", |e| matches!(e, Event::Matched { .. }))
+        .await;
+    let started = std::time::Instant::now();
+    let error = a
+        .events
+        .expect_within(
+            Duration::from_secs(12),
+            code,
+            |e| matches!(e, Event::Error { code: c, .. } if c == code),
+        )
+        .await;
+    (error, started.elapsed())
+}
+
 /// A message each way arrives.
 async fn chat_both_ways(a: &mut Cli, b: &mut Cli) {
     async fn one_way(from: &mut Cli, to: &mut Cli, text: &str) {
@@ -66,30 +89,12 @@ async fn behind_symmetric_nats_the_chat_goes_through_coturn() {
 async fn coturn_refuses_a_wrong_secret_and_a_lapsed_username() {
     for offer in [Offer::WrongSecret, Offer::Expired] {
         let net = Net::start(&[Nat::Cone, Nat::Cone], offer).await;
-        println!("{offer:?} in {}", net.lab.id);
         let mut a = net.terminal(0, "alice", &net.rendezvous, &["--relay-only"]);
         let mut b = net.terminal(1, "bobby", &net.rendezvous, &[]);
-        a.join("alice").await;
-        a.events
-            .expect("queued", |e| matches!(e, Event::Queued { .. }))
-            .await;
-        b.join("bobby").await;
-        a.events
-            .expect("matched", |e| matches!(e, Event::Matched { .. }))
-            .await;
-        let started = std::time::Instant::now();
-        let error = a
-            .events
-            .expect_within(
-                Duration::from_secs(12),
-                "relay_refused",
-                |e| matches!(e, Event::Error { code, .. } if code == "relay_refused"),
-            )
-            .await;
+        let (error, after) = matched_then_error(&mut a, &mut b, "relay_refused").await;
         assert!(
-            started.elapsed() < Duration::from_secs(8),
-            "said within {:?}: {error:?}",
-            started.elapsed()
+            after < Duration::from_secs(8),
+            "said {after:?} after the match: {error:?}"
         );
         b.events
             .expect("partner_left", |e| matches!(e, Event::PartnerLeft))
@@ -147,28 +152,8 @@ async fn a_terminal_on_a_udp_blocked_network_says_why() {
     let net = Net::start(&[Nat::NoUdp, Nat::Cone], Offer::Turn).await;
     let mut a = net.terminal(0, "alice", &net.rendezvous, &[]);
     let mut b = net.terminal(1, "bobby", &net.rendezvous, &[]);
-    a.join("alice").await;
-    a.events
-        .expect("queued", |e| matches!(e, Event::Queued { .. }))
-        .await;
-    b.join("bobby").await;
-    a.events
-        .expect("matched", |e| matches!(e, Event::Matched { .. }))
-        .await;
-    let started = std::time::Instant::now();
-    let error = a
-        .events
-        .expect_within(
-            Duration::from_secs(10),
-            "udp_blocked",
-            |e| matches!(e, Event::Error { code, .. } if code == "udp_blocked"),
-        )
-        .await;
-    assert!(
-        started.elapsed() <= Duration::from_secs(7),
-        "{:?}: {error:?}",
-        started.elapsed()
-    );
+    let (error, after) = matched_then_error(&mut a, &mut b, "udp_blocked").await;
+    assert!(after <= Duration::from_secs(7), "{after:?}: {error:?}");
     let Event::Error { message, .. } = &error else {
         unreachable!()
     };

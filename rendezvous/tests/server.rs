@@ -692,15 +692,7 @@ async fn killed_instance_leaves_no_ghosts() {
     let v = TestVerifier::new();
     let dir = std::env::temp_dir().join(format!("anonchat-rdv-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let jwks = dir.join("jwks.json");
-    std::fs::write(
-        &jwks,
-        serde_json::to_vec(&anonchat_verifier::token::Jwks {
-            keys: vec![v.key.public_jwk()],
-        })
-        .unwrap(),
-    )
-    .unwrap();
+    let jwks = jwks_file(&dir, &v);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -972,15 +964,7 @@ async fn the_binary_warns_when_nothing_crosses_networks() {
     let v = TestVerifier::new();
     let dir = std::env::temp_dir().join(format!("rdv-ice-warning-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let jwks = dir.join("jwks.json");
-    std::fs::write(
-        &jwks,
-        serde_json::to_vec(&anonchat_verifier::token::Jwks {
-            keys: vec![v.key.public_jwk()],
-        })
-        .unwrap(),
-    )
-    .unwrap();
+    let jwks = jwks_file(&dir, &v);
     // Runs the binary until it listens (or exits); returns what it printed.
     let run = |settings: &[(&str, &str)]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"));
@@ -1043,4 +1027,18 @@ async fn the_binary_warns_when_nothing_crosses_networks() {
         no_secret.contains("TURN_URLS needs TURN_SECRET"),
         "{no_secret}"
     );
+}
+
+/// The verifier's key set as a file, for the binary's VERIFIER_JWKS_FILE.
+fn jwks_file(dir: &std::path::Path, v: &TestVerifier) -> std::path::PathBuf {
+    let jwks = dir.join("jwks.json");
+    std::fs::write(
+        &jwks,
+        serde_json::to_vec(&anonchat_verifier::token::Jwks {
+            keys: vec![v.key.public_jwk()],
+        })
+        .unwrap(),
+    )
+    .unwrap();
+    jwks
 }
