@@ -238,6 +238,25 @@ pub fn safety_code(mine: &str, theirs: &str) -> String {
     format!("{} {} {}", &digits[..4], &digits[4..8], &digits[8..])
 }
 
+/// `text` made inert for a terminal: control characters (C0, DEL and C1, with which every escape
+/// sequence starts) and the bidirectional controls (which reorder what follows them on the line)
+/// become U+FFFD, so that what a partner sends is shown, never obeyed. Line breaks and tabs
+/// become spaces: one message is one entry.
+pub fn inert(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            c if c.is_control() => '\u{fffd}',
+            '\u{061c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}' => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,5 +411,18 @@ mod tests {
             safety_code(a, "sha-256 11:22:34"),
             "a man in the middle shows"
         );
+    }
+
+    #[test]
+    fn inert_text_cannot_drive_a_terminal() {
+        let hostile = "\u{1b}]0;pwned\u{7}\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[1;1Hcode 1111\u{9b}2J\u{202e}evil\nline";
+        let shown = inert(hostile);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(!shown.contains('\u{202e}'));
+        assert_eq!(
+            shown,
+            "\u{fffd}]0;pwned\u{fffd}\u{fffd}]52;c;ZXZpbA==\u{fffd}\u{fffd}[1;1Hcode 1111\u{fffd}2J\u{fffd}evil line"
+        );
+        assert_eq!(inert("héllo 👋, ça va?"), "héllo 👋, ça va?");
     }
 }

@@ -40,27 +40,29 @@ fn open_pty() -> (std::fs::File, OwnedFd) {
     }
 }
 
-/// What the screen has shown so far, escape sequences removed.
+/// What the screen has shown so far, escape sequences removed, and the bytes as they came.
 struct Screen {
     text: std::sync::Arc<std::sync::Mutex<String>>,
+    raw: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Screen {
     fn watch(mut master: std::fs::File) -> Screen {
         let text = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let shared = text.clone();
+        let raw = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (shared, bytes) = (text.clone(), raw.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            let mut raw = Vec::new();
             while let Ok(n) = master.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
+                let mut raw = bytes.lock().unwrap();
                 raw.extend_from_slice(&buf[..n]);
                 *shared.lock().unwrap() = strip_escapes(&String::from_utf8_lossy(&raw));
             }
         });
-        Screen { text }
+        Screen { text, raw }
     }
 
     async fn wait_for(&self, what: &str) {
@@ -100,10 +102,9 @@ fn strip_escapes(s: &str) -> String {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_terminal_ui_chats_with_a_partner() {
-    let rdv = Rendezvous::start().await;
-    let dir = home("tui-user");
+/// `anonchat chat` in a pseudo-terminal, as user `name`, waiting in the queue.
+async fn start_tui(rdv: &Rendezvous, name: &str) -> (std::process::Child, std::fs::File, Screen) {
+    let dir = home(name);
     rdv.verify(&Identity::load_or_create(&dir).unwrap(), Gender::Female);
     let (master, slave) = open_pty();
     let mut input = master.try_clone().unwrap();
@@ -125,6 +126,13 @@ async fn the_terminal_ui_chats_with_a_partner() {
     drop(slave);
     let screen = Screen::watch(master);
     screen.wait_for("in the queue").await;
+    (child, input, screen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_ui_chats_with_a_partner() {
+    let rdv = Rendezvous::start().await;
+    let (mut child, mut input, screen) = start_tui(&rdv, "tui-user").await;
 
     let mut partner = Peer::start(&rdv, "tui-partner", Gender::Male);
     partner.send(anonchat_peer::session::Command::Join(
@@ -169,4 +177,49 @@ async fn the_terminal_ui_chats_with_a_partner() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert!(status.success());
+}
+
+/// A partner's message full of escape sequences (window title, clipboard, a cursor jump to
+/// draw a fake safety code over the header) reaches the screen as inert text: not one of its
+/// escapes reaches the terminal, and the header keeps the real code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_sequences_from_a_partner_never_reach_the_terminal() {
+    let rdv = Rendezvous::start().await;
+    let (mut child, _input, screen) = start_tui(&rdv, "tui-target").await;
+    let mut partner = Peer::start(&rdv, "tui-attacker", Gender::Male);
+    partner.send(anonchat_peer::session::Command::Join(common::join_request(
+        "attacker",
+    )));
+    let code = partner.connected().await;
+    screen.wait_for(&code).await;
+    // The sender's client sends whatever it is given: the defence belongs to the receiver.
+    // (Forced: the fake code's digits look like a phone number to the contact filter.)
+    partner.send(anonchat_peer::session::Command::Send {
+        text: "\u{1b}]0;pwned-title\u{7}\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[1;1Hcode 1111 2222 3333\u{1b}[2Jafter".into(),
+        force: true,
+        id: None,
+    });
+    partner
+        .expect("the ack", |e| matches!(e, Event::Ack { .. }))
+        .await;
+    screen.wait_for("pwned-title").await;
+    screen.wait_for("after").await;
+    let raw = String::from_utf8_lossy(&screen.raw.lock().unwrap()).into_owned();
+    for escape in [
+        "\u{1b}]0;pwned",
+        "\u{1b}]52;",
+        "\u{1b}[1;1Hcode 1111",
+        "\u{1b}[2Jafter",
+    ] {
+        assert!(!raw.contains(escape), "{escape:?} reached the terminal");
+    }
+    assert!(raw.contains("\u{fffd}]0;pwned-title"), "shown, inert");
+    assert!(
+        screen
+            .text
+            .lock()
+            .unwrap()
+            .contains(&format!("code {code}"))
+    );
+    let _ = child.kill();
 }

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use anonchat_peer::chat;
 use anonchat_peer::session::Event;
 use anonchat_rendezvous::proto::PartnerInfo;
 use ratatui::Frame;
@@ -84,10 +85,12 @@ impl App {
         }
     }
 
+    /// Every line of the log goes through here, made inert: messages, and system lines and
+    /// errors that quote what a partner chose (its nickname, bio, a refused frame).
     fn push(&mut self, who: Who, text: String, delivered: Option<bool>) {
         self.log.push(Entry {
             who,
-            text,
+            text: chat::inert(&text),
             delivered,
         });
     }
@@ -112,8 +115,18 @@ impl App {
                     about += &format!(" · you both like {}", partner.common_interests.join(", "));
                 }
                 self.system(about);
+                // The header shows these beside the safety code: inert there too.
                 self.status = Status::Matched {
-                    partner: partner.clone(),
+                    partner: PartnerInfo {
+                        nickname: chat::inert(&partner.nickname),
+                        bio: chat::inert(&partner.bio),
+                        gender: chat::inert(&partner.gender),
+                        common_interests: partner
+                            .common_interests
+                            .iter()
+                            .map(|i| chat::inert(i))
+                            .collect(),
+                    },
                 };
             }
             Event::Connected {
