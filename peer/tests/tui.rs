@@ -107,8 +107,8 @@ async fn start_tui(rdv: &Rendezvous, name: &str) -> (std::process::Child, std::f
     let dir = home(name);
     rdv.verify(&Identity::load_or_create(&dir).unwrap(), Gender::Female);
     let (master, slave) = open_pty();
-    let mut input = master.try_clone().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_anonchat"))
+    let input = master.try_clone().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_anonchat"))
         .args(["chat", "--loopback-only", "--rendezvous", &rdv.url])
         .args([
             "--nickname",
