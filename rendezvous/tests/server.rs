@@ -949,6 +949,14 @@ async fn the_web_page_and_its_config_are_served_with_a_strict_policy() {
                 .starts_with("text/javascript")
         );
     }
+    for icon in ["/favicon.ico", "/favicon.svg"] {
+        let got = reqwest::get(format!("http://{}{icon}", server.addr))
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200, "{icon}");
+        assert_eq!(got.headers()["content-type"], "image/svg+xml");
+        assert!(got.text().await.unwrap().starts_with("<svg"));
+    }
     let config: Value = common::get_json(server.addr, "/config.json").await;
     assert_eq!(config["verifier_url"], "http://verifier.example:8000");
     let missing = reqwest::get(format!("http://{}/js/nope.js", server.addr))

@@ -50,6 +50,17 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/js/chat.js"),
     ),
+    // Browsers ask for /favicon.ico whatever the page says (a 404 is logged otherwise).
+    (
+        "/favicon.ico",
+        "image/svg+xml",
+        include_str!("../../web/favicon.svg"),
+    ),
+    (
+        "/favicon.svg",
+        "image/svg+xml",
+        include_str!("../../web/favicon.svg"),
+    ),
     (
         "/js/messages.js",
         "text/javascript; charset=utf-8",
