@@ -279,3 +279,21 @@ async fn a_browser_on_a_udp_blocked_network_chats_through_turn_over_tcp() {
     let (ha, hb) = tokio::join!(first.expect("heard"), second.expect("heard"));
     assert!(ha["heard"] == true && hb["heard"] == true);
 }
+
+/// "Hide my IP address" with no relay on offer: refused on the profile screen before the
+/// queue, with a sentence that says why, and the choice kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_hiding_its_address_is_refused_without_a_relay() {
+    let net = Net::with_browsers(&[Nat::Cone], Offer::StunOnly).await;
+    let mut browser = net.browser_with(0, "lab-refused", true, "", "", &[("EXPECT_REFUSAL", "1")]);
+    let refused = browser.expect("refused").await;
+    assert!(
+        refused["refused"]
+            .as_str()
+            .unwrap()
+            .contains("offers no relay"),
+        "{refused}"
+    );
+    assert_eq!(refused["hide_ip_kept"], true);
+    browser.done().await;
+}

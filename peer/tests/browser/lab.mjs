@@ -2,9 +2,10 @@
 // (with "Hide my IP address" when HIDE_IP=1), connect, say SAY, hear HEAR. Reports the path
 // the page shows and every frame the page sent to the rendezvous, so that the test can check
 // that none carries an address the user hid.
-// Environment (beyond lib.mjs's): NAME, HIDE_IP, SAY, HEAR.
+// Environment (beyond lib.mjs's): NAME, HIDE_IP, SAY, HEAR; EXPECT_REFUSAL=1: the join is
+// expected to be refused on the profile screen (reported as `refused`), and that is all.
 
-import { connected, device, join, report, run, shot, verifyWithCamera, waitForText, say } from './lib.mjs';
+import { connected, device, join, report, run, screen, shot, submitProfile, verifyWithCamera, waitForText, say } from './lib.mjs';
 
 await run(async devices => {
   const d = await device(process.env.NAME);
@@ -20,6 +21,14 @@ await run(async devices => {
   });
   await verifyWithCamera(d);
   if (process.env.HIDE_IP === '1') await d.page.check('#hide-ip');
+  if (process.env.EXPECT_REFUSAL === '1') {
+    await submitProfile(d, process.env.NAME, 'Chatting across the network lab');
+    await d.page.waitForFunction(() => document.getElementById('profile-error').textContent.length > 0);
+    await screen(d, 'profile');
+    await shot(d, '4-refused');
+    report({ refused: await d.page.textContent('#profile-error'), hide_ip_kept: await d.page.isChecked('#hide-ip') });
+    return;
+  }
   await join(d, process.env.NAME, 'Chatting across the network lab');
   const code = await connected(d);
   await d.page.waitForFunction(() => document.getElementById('path').textContent.length > 0);

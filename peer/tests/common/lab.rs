@@ -415,10 +415,24 @@ impl Net {
     /// A browser in home `i` running `lab.mjs`: verifies with the camera, joins, connects,
     /// says `say`, waits to hear `hear`.
     pub fn browser(&self, i: usize, name: &str, hide_ip: bool, say: &str, hear: &str) -> Script {
+        self.browser_with(i, name, hide_ip, say, hear, &[])
+    }
+
+    /// As [`Net::browser`], with more settings for the script.
+    pub fn browser_with(
+        &self,
+        i: usize,
+        name: &str,
+        hide_ip: bool,
+        say: &str,
+        hear: &str,
+        settings: &[(&str, &str)],
+    ) -> Script {
         let page = self.page.as_deref().expect("started with_browsers");
         let camera = self.dir.join(format!("{name}.y4m"));
         super::browser::camera_file(&super::browser::face("real_f_silentface_T1.jpg"), &camera);
         let mut node = self.lab.command(&self.lab.home(i), "node");
+        node.envs(settings.iter().copied());
         node.env("NAME", name)
             .env("HIDE_IP", if hide_ip { "1" } else { "0" })
             .env("SAY", say)
