@@ -227,7 +227,9 @@ fn the_browser_chats_with_the_terminal_client() {
             &system.page,
             &[("CAMERA", &camera), ("IMAGE", &to_terminal)],
         );
-        let Event::Matched { partner } = terminal.events.expect("matched", |e| matches!(e, Event::Matched { .. })).await else {
+        // The browser starts, verifies with the camera and joins first: as long as the script's
+        // own steps may take (under load, more than 10 s).
+        let Event::Matched { partner } = terminal.events.expect_within(Duration::from_secs(60), "matched", |e| matches!(e, Event::Matched { .. })).await else {
             unreachable!()
         };
         assert_eq!((partner.nickname.as_str(), partner.gender.as_str()), ("webcam", "F"));
