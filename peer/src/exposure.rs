@@ -94,22 +94,12 @@ impl Exposure {
 
 /// True when some server can tell a client its public address or relay for it.
 pub fn crosses_networks(servers: &[IceServer]) -> bool {
-    servers
-        .iter()
-        .flat_map(|s| &s.urls)
-        .any(|u| u.starts_with("stun:") || u.starts_with("stuns:") || has_turn_url(u))
+    servers.iter().any(IceServer::crosses_networks)
 }
 
 /// True when one of the servers is a TURN relay.
 pub fn has_turn(servers: &[IceServer]) -> bool {
-    servers
-        .iter()
-        .flat_map(|s| &s.urls)
-        .any(|u| has_turn_url(u))
-}
-
-fn has_turn_url(url: &str) -> bool {
-    url.starts_with("turn:") || url.starts_with("turns:")
+    servers.iter().any(IceServer::is_turn)
 }
 
 /// This machine's interface addresses (empty when they cannot be read).

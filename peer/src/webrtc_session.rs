@@ -299,11 +299,11 @@ pub async fn connect(
             }
             Some(()) = failed.recv() => {
                 let _ = pc.close().await;
-                return Err(unreachable_why(options, &answered, SessionError::Failed));
+                return Err(unreachable_why(crosses, started.elapsed(), &answered, SessionError::Failed));
             }
             _ = &mut deadline => {
                 let _ = pc.close().await;
-                return Err(unreachable_why(options, &answered, SessionError::Timeout(options.timeout)));
+                return Err(unreachable_why(crosses, options.timeout, &answered, SessionError::Timeout(options.timeout)));
             }
             Some(signal) = incoming.recv() => match signal {
                 SignalData::Offer { sdp } if role == Role::Answerer => {
@@ -354,12 +354,13 @@ async fn selected_pair(pc: &RTCPeerConnection) -> (String, String) {
 
 /// Why no path was found: servers were on offer and none answered (UDP blocked), or `other`.
 fn unreachable_why(
-    options: &Options,
+    crosses: bool,
+    waited: Duration,
     answered: &tokio::sync::watch::Receiver<bool>,
     other: SessionError,
 ) -> SessionError {
-    if exposure::crosses_networks(&options.ice_servers) && !*answered.borrow() {
-        SessionError::UdpBlocked(options.timeout)
+    if crosses && !*answered.borrow() {
+        SessionError::UdpBlocked(waited)
     } else {
         other
     }

@@ -103,11 +103,7 @@ impl IcePlan {
     pub fn crosses_networks(&self) -> bool {
         !self.stun.is_empty()
             || !self.turn.is_empty()
-            || self
-                .fixed
-                .iter()
-                .flat_map(|s| &s.urls)
-                .any(|u| u.starts_with("stun") || u.starts_with("turn"))
+            || self.fixed.iter().any(IceServer::crosses_networks)
     }
 
     /// The servers for one client at `now` (unix seconds): TURN credentials minted with

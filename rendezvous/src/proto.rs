@@ -106,6 +106,25 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+impl IceServer {
+    /// A TURN relay (`turn:` or `turns:`).
+    pub fn is_turn(&self) -> bool {
+        self.urls
+            .iter()
+            .any(|u| u.starts_with("turn:") || u.starts_with("turns:"))
+    }
+
+    /// A server that can tell a client its public address (STUN) or relay for it (TURN):
+    /// without one, clients on different networks cannot reach each other.
+    pub fn crosses_networks(&self) -> bool {
+        self.is_turn()
+            || self
+                .urls
+                .iter()
+                .any(|u| u.starts_with("stun:") || u.starts_with("stuns:"))
+    }
+}
+
 /// Frames the server sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
