@@ -530,13 +530,18 @@ async fn start_coturn(
     child
 }
 
-/// Both join (`a` first) and both report `connected`; returns the two events.
-pub async fn connect(a: &mut Cli, b: &mut Cli) -> (Event, Event) {
+/// `a` joins and waits in the queue; then `b` joins (and so meets `a`).
+pub async fn queue_then_join(a: &mut Cli, b: &mut Cli) {
     a.join("alice").await;
     a.events
         .expect("queued", |e| matches!(e, Event::Queued { .. }))
         .await;
     b.join("bobby").await;
+}
+
+/// Both join (`a` first) and both report `connected`; returns the two events.
+pub async fn connect(a: &mut Cli, b: &mut Cli) -> (Event, Event) {
+    queue_then_join(a, b).await;
     let connected = |e: &Event| matches!(e, Event::Connected { .. });
     let (ca, cb) = tokio::join!(
         a.events.expect("connected", connected),
