@@ -102,6 +102,8 @@ pub struct Config {
     /// Seconds after which an instance that stopped beating counts as dead.
     #[arg(long, env = "HEARTBEAT_TTL_SECONDS", default_value_t = 10)]
     pub heartbeat_ttl_seconds: u64,
+    #[command(flatten)]
+    pub http: anonchat_serve::HttpLimits,
 }
 
 impl Config {

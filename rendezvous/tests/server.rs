@@ -1050,3 +1050,34 @@ fn jwks_file(dir: &std::path::Path, v: &TestVerifier) -> std::path::PathBuf {
     .unwrap();
     jwks
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binary_outlasts_a_slowloris_attack_with_few_descriptors() {
+    use anonchat_serve::testing::{free_port, limit_open_files, outlasts_slowloris, wait_healthy};
+    let v = TestVerifier::new();
+    let dir = std::env::temp_dir().join(format!("rdv-slowloris-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jwks = jwks_file(&dir, &v);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"));
+    command
+        .arg("serve")
+        .env("RENDEZVOUS_ADDR", addr.to_string())
+        .env("VERIFIER_JWKS_FILE", &jwks)
+        .env("HTTP_HEADER_TIMEOUT_SECONDS", "2")
+        .env("RATE_LIMIT_PER_MINUTE", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // As the review ran it: `ulimit -n 256`, then 246 half-sent heads.
+    limit_open_files(&mut command, 256);
+    let mut child = command.spawn().unwrap();
+    let result = async {
+        wait_healthy(addr, Duration::from_secs(10)).await?;
+        outlasts_slowloris(addr, 246, Duration::from_secs(2)).await
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&dir).ok();
+    result.unwrap();
+}

@@ -1,8 +1,12 @@
-//! Turning untrusted bytes into RGB pixels: format, byte and pixel limits checked before any
-//! pixel is decoded, EXIF orientation applied, and every pixel buffer wiped when dropped.
+//! Turning untrusted bytes into RGB pixels. Everything that bounds memory is decided from the
+//! file's header, before any pixel is decoded: bytes, pixels, and the bytes the decoder itself
+//! will hold (a 300 KB PNG of zeros can unpack to 300 MB of 16-bit pixels). The decoded image is
+//! then converted, shrunk to a working size and turned upright in one pass, into one RGB buffer;
+//! every pixel buffer is wiped when dropped.
 
 use std::io::Cursor;
 
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use zeroize::Zeroize;
 
@@ -14,6 +18,12 @@ use crate::vision::resize::View;
 pub struct ImageLimits {
     pub max_bytes: usize,
     pub max_pixels: u64,
+    /// Bytes the decoder may hold for one image: its output in the file's own pixel format,
+    /// plus its own working buffers (see [`decode`]).
+    pub max_decoded_bytes: u64,
+    /// Longer side of the image the models see; larger images are shrunk by an integer factor
+    /// while they are converted (faces in a selfie stay hundreds of pixels wide).
+    pub working_side: u32,
 }
 
 impl Default for ImageLimits {
@@ -21,6 +31,8 @@ impl Default for ImageLimits {
         ImageLimits {
             max_bytes: 8 * 1024 * 1024,
             max_pixels: 40_000_000,
+            max_decoded_bytes: 48 * 1024 * 1024,
+            working_side: 2560,
         }
     }
 }
@@ -63,10 +75,11 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<Pixels, VerifyError> 
     if bytes.is_empty() {
         return Err(VerifyError::UnsupportedImage("the image is empty"));
     }
-    let reader = ImageReader::new(Cursor::new(bytes))
+    let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| VerifyError::UnsupportedImage("unreadable image"))?;
-    match reader.format() {
+    let format = reader.format();
+    match format {
         Some(ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
             return Err(VerifyError::CorruptImage);
         }
@@ -77,36 +90,180 @@ pub fn decode(bytes: &[u8], limits: ImageLimits) -> Result<Pixels, VerifyError> 
             ));
         }
     }
+    // A second guard inside the decoders, for allocations the estimate below does not see.
+    let mut decoder_limits = image::Limits::default();
+    decoder_limits.max_alloc = Some(limits.max_decoded_bytes.saturating_mul(2));
+    reader.limits(decoder_limits);
     let mut decoder = reader.into_decoder().map_err(map_image_error)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
         return Err(VerifyError::CorruptImage);
     }
-    if u64::from(w) * u64::from(h) > limits.max_pixels {
+    let pixels = u64::from(w) * u64::from(h);
+    if pixels > limits.max_pixels {
         return Err(VerifyError::ImageTooLarge(format!(
             "{w}x{h} pixels, at most {} allowed",
             limits.max_pixels
         )));
     }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut image = DynamicImage::from_decoder(decoder).map_err(map_image_error)?;
-    image.apply_orientation(orientation);
-    let (width, height) = (image.width() as usize, image.height() as usize);
-    let data = match image {
-        DynamicImage::ImageRgb8(buffer) => buffer.into_raw(),
-        other => {
-            let rgb = other.to_rgb8().into_raw();
-            wipe(other);
-            rgb
-        }
+    // What a decoder holds beside its output: a progressive JPEG keeps every coefficient (two
+    // bytes per sample) until the last scan; a WebP decoder works in 32-bit ARGB before it
+    // converts (measured: a lossless 4000x4000 WebP took 112 MB with an output of 48 MB).
+    let working = match format {
+        Some(ImageFormat::Jpeg) => jpeg_frame(bytes)
+            .filter(|f| f.progressive)
+            .map_or(0, |f| pixels * u64::from(f.components) * 2),
+        Some(ImageFormat::WebP) => pixels * 4,
+        _ => 0,
     };
-    Ok(Pixels {
+    let cost = decoder.total_bytes().saturating_add(working);
+    if cost > limits.max_decoded_bytes {
+        return Err(VerifyError::ImageTooLarge(format!(
+            "{w}x{h} pixels of {:?} need {} MB to decode, at most {} MB allowed",
+            decoder.color_type(),
+            cost.div_ceil(1_000_000),
+            limits.max_decoded_bytes / 1_000_000
+        )));
+    }
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let image = DynamicImage::from_decoder(decoder).map_err(map_image_error)?;
+    Ok(upright_rgb(image, orientation, limits.working_side))
+}
+
+/// The image as upright 8-bit RGB no larger than `working_side`, in one pass and one new
+/// buffer (none at all when it is already upright RGB of a working size).
+fn upright_rgb(image: DynamicImage, orientation: Orientation, working_side: u32) -> Pixels {
+    let (w, h) = (image.width(), image.height());
+    let factor = w.max(h).div_ceil(working_side.max(1)).max(1);
+    if factor == 1
+        && orientation == Orientation::NoTransforms
+        && let DynamicImage::ImageRgb8(buffer) = image
+    {
+        return Pixels {
+            data: buffer.into_raw(),
+            width: w as usize,
+            height: h as usize,
+        };
+    }
+    let pixels = match &image {
+        DynamicImage::ImageRgb8(b) => shrink(w, h, factor, orientation, |x, y| b.get_pixel(x, y).0),
+        DynamicImage::ImageRgba8(b) => shrink(w, h, factor, orientation, |x, y| {
+            let [r, g, b, _] = b.get_pixel(x, y).0;
+            [r, g, b]
+        }),
+        DynamicImage::ImageLuma8(b) => shrink(w, h, factor, orientation, |x, y| {
+            let [v] = b.get_pixel(x, y).0;
+            [v, v, v]
+        }),
+        // Rare formats (16-bit, float, grey with alpha): the generic, slower accessor.
+        other => shrink(w, h, factor, orientation, |x, y| {
+            let [r, g, b, _] = image::GenericImageView::get_pixel(other, x, y).0;
+            [r, g, b]
+        }),
+    };
+    wipe(image);
+    pixels
+}
+
+/// Averages `factor`×`factor` blocks of a `w`×`h` image read through `pixel`, and writes each
+/// average where `orientation` puts it.
+fn shrink(
+    w: u32,
+    h: u32,
+    factor: u32,
+    orientation: Orientation,
+    pixel: impl Fn(u32, u32) -> [u8; 3],
+) -> Pixels {
+    let (sw, sh) = (w.div_ceil(factor) as usize, h.div_ceil(factor) as usize);
+    let swapped = matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    );
+    let (ow, oh) = if swapped { (sh, sw) } else { (sw, sh) };
+    let mut data = vec![0u8; ow * oh * 3];
+    for by in 0..sh {
+        for bx in 0..sw {
+            let (x0, y0) = (bx as u32 * factor, by as u32 * factor);
+            let (x1, y1) = ((x0 + factor).min(w), (y0 + factor).min(h));
+            let mut sum = [0u32; 3];
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let p = pixel(x, y);
+                    for c in 0..3 {
+                        sum[c] += u32::from(p[c]);
+                    }
+                }
+            }
+            let n = (x1 - x0) * (y1 - y0);
+            let (ox, oy) = place(orientation, bx, by, sw, sh);
+            let at = (oy * ow + ox) * 3;
+            for c in 0..3 {
+                data[at + c] = ((sum[c] + n / 2) / n) as u8;
+            }
+        }
+    }
+    Pixels {
         data,
-        width,
-        height,
-    })
+        width: ow,
+        height: oh,
+    }
+}
+
+/// Where pixel (`x`, `y`) of a `w`×`h` image lands once `orientation` is applied (EXIF's
+/// meaning, as the `image` crate's `apply_orientation` does it).
+fn place(orientation: Orientation, x: usize, y: usize, w: usize, h: usize) -> (usize, usize) {
+    match orientation {
+        Orientation::NoTransforms => (x, y),
+        Orientation::Rotate90 => (h - 1 - y, x),
+        Orientation::Rotate180 => (w - 1 - x, h - 1 - y),
+        Orientation::Rotate270 => (y, w - 1 - x),
+        Orientation::FlipHorizontal => (w - 1 - x, y),
+        Orientation::FlipVertical => (x, h - 1 - y),
+        Orientation::Rotate90FlipH => (y, x),
+        Orientation::Rotate270FlipH => (h - 1 - y, w - 1 - x),
+    }
+}
+
+/// What a JPEG's frame header says about the decoder's work.
+struct JpegFrame {
+    progressive: bool,
+    components: u8,
+}
+
+/// Reads the first start-of-frame segment, walking the segments from the start of the file.
+fn jpeg_frame(bytes: &[u8]) -> Option<JpegFrame> {
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return None;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        // Markers that stand alone, without a length: TEM, RSTn, SOI.
+        if marker == 0x01 || (0xD0..=0xD8).contains(&marker) {
+            i += 2;
+            continue;
+        }
+        let length = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        // SOF0..SOF15, except DHT (C4), JPG (C8) and DAC (CC).
+        if (0xC0..=0xCF).contains(&marker) && ![0xC4, 0xC8, 0xCC].contains(&marker) {
+            return Some(JpegFrame {
+                progressive: matches!(marker, 0xC2 | 0xC6 | 0xCA | 0xCE),
+                components: *bytes.get(i + 9)?,
+            });
+        }
+        if marker == 0xDA {
+            return None;
+        }
+        i += 2 + length;
+    }
+    None
 }
 
 /// Whether a JPEG has an end-of-image marker after its last scan. The JPEG decoder is lenient
@@ -241,5 +398,73 @@ mod tests {
             ),
             "{got:?}"
         );
+    }
+
+    #[test]
+    fn every_orientation_lands_where_the_image_crate_puts_it() {
+        let source = image::RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        for exif in 1..=8u8 {
+            let orientation = Orientation::from_exif(exif).unwrap();
+            let mut expected = DynamicImage::ImageRgb8(source.clone());
+            expected.apply_orientation(orientation);
+            let got = upright_rgb(DynamicImage::ImageRgb8(source.clone()), orientation, 2560);
+            assert_eq!(
+                (got.width as u32, got.height as u32),
+                (expected.width(), expected.height()),
+                "{orientation:?}"
+            );
+            assert_eq!(got.data, expected.to_rgb8().into_raw(), "{orientation:?}");
+        }
+    }
+
+    #[test]
+    fn large_images_are_shrunk_by_whole_blocks_while_converted() {
+        // 16-bit grey with alpha, 7x4, shrunk by 2 (working side 4): averages of 2x2 blocks,
+        // the last column a block of 1x2.
+        let source = image::ImageBuffer::<image::LumaA<u16>, _>::from_fn(7, 4, |x, _| {
+            image::LumaA([if x % 2 == 0 { 0 } else { 0xFFFF }, 0xFFFF])
+        });
+        let got = upright_rgb(DynamicImage::ImageLumaA16(source), Orientation::Rotate90, 4);
+        assert_eq!((got.width, got.height), (2, 4));
+        // Columns 0-5 average to mid-grey; column 6 (x even) is black; rotated, it is the last row.
+        assert_eq!(&got.data[..3], &[128, 128, 128]);
+        assert_eq!(&got.data[got.data.len() - 3..], &[0, 0, 0]);
+    }
+
+    #[test]
+    fn sixteen_bit_pixels_count_twice_against_the_decoding_budget() {
+        let img =
+            image::ImageBuffer::<image::Rgba<u16>, _>::from_pixel(64, 64, image::Rgba([0; 4]));
+        let mut png16 = Vec::new();
+        DynamicImage::ImageRgba16(img)
+            .write_to(&mut Cursor::new(&mut png16), ImageFormat::Png)
+            .unwrap();
+        let limits = ImageLimits {
+            max_decoded_bytes: 64 * 64 * 8 - 1,
+            ..ImageLimits::default()
+        };
+        let got = decode(&png16, limits);
+        assert!(matches!(got, Err(VerifyError::ImageTooLarge(_))), "{got:?}");
+        let enough = ImageLimits {
+            max_decoded_bytes: 64 * 64 * 8,
+            ..limits
+        };
+        assert_eq!(decode(&png16, enough).unwrap().width, 64);
+    }
+
+    #[test]
+    fn the_jpeg_frame_header_is_found_past_other_segments() {
+        let img = image::RgbImage::from_pixel(33, 17, image::Rgb([1, 2, 3]));
+        let mut jpeg = Vec::new();
+        img.write_to(&mut Cursor::new(&mut jpeg), ImageFormat::Jpeg)
+            .unwrap();
+        let frame = jpeg_frame(&jpeg).unwrap();
+        assert!(!frame.progressive);
+        assert_eq!(frame.components, 3);
+        // The same header, marked progressive (SOF2).
+        let at = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        jpeg[at + 1] = 0xC2;
+        assert!(jpeg_frame(&jpeg).unwrap().progressive);
+        assert!(jpeg_frame(&jpeg[..at]).is_none());
     }
 }

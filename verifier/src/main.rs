@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service (POST /v1/verify, /.well-known/jwks.json, /healthz, /readyz, /metrics).
-    Serve(ServiceConfig),
+    Serve(Box<ServiceConfig>),
     /// Make a new token signing key (PKCS#8 PEM, file mode 0600).
     Keygen {
         /// Where to write the key.
@@ -74,7 +74,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(config) => serve(config),
+        Command::Serve(config) => serve(*config),
         Command::Keygen { out, force } => keygen(&out, force),
         Command::Jwks { keys } => {
             let keys = keys

@@ -124,3 +124,29 @@ fn keygen_writes_a_private_key_only_its_owner_reads_and_jwks_publishes_it() {
     assert_eq!(jwks.keys, vec![signer.public_jwk()]);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_outlasts_a_slowloris_attack_with_few_descriptors() {
+    use anonchat_serve::testing::{free_port, limit_open_files, outlasts_slowloris, wait_healthy};
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut command = bin();
+    command
+        .arg("serve")
+        .env("VERIFIER_ADDR", addr.to_string())
+        .env("MODELS_DIR", common::models_dir())
+        .env("VERIFIER_WORKERS", "1")
+        .env("HTTP_HEADER_TIMEOUT_SECONDS", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // As the review ran it: `ulimit -n 256`, then 246 half-sent heads.
+    limit_open_files(&mut command, 256);
+    let mut child = command.spawn().unwrap();
+    let result = async {
+        wait_healthy(addr, std::time::Duration::from_secs(30)).await?;
+        outlasts_slowloris(addr, 246, std::time::Duration::from_secs(2)).await
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result.unwrap();
+}

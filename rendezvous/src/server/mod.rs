@@ -216,14 +216,9 @@ pub async fn start<S: Store>(
             let _ = stop_tx.send(true);
         });
         // Signaling is many small frames, each waited for: no Nagle delay on them.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let options = anonchat_serve::Options { nodelay: true };
+        let http = shared.config.http.clone();
+        let serve = anonchat_serve::serve(listener, app, &http, options, async move {
             let _ = stopped.wait_for(|s| *s).await;
         });
         let result = serve.await;

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anonchat_serve::{HttpLimits, Options};
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
@@ -69,6 +70,10 @@ pub struct ServiceConfig {
     /// Largest accepted image, in pixels (checked from the header, before decoding).
     #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 40_000_000)]
     pub max_image_pixels: u64,
+    /// Bytes one image may take to decode (its pixels in the file's own format, plus a
+    /// progressive JPEG's coefficients), checked from the header before decoding.
+    #[arg(long, env = "MAX_DECODED_IMAGE_BYTES", default_value_t = 48 * 1024 * 1024)]
+    pub max_decoded_image_bytes: u64,
     /// Verifications per minute per client IP address; 0 turns the limit off.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
     pub rate_limit_per_minute: u32,
@@ -82,6 +87,8 @@ pub struct ServiceConfig {
     /// (default: 4 per worker).
     #[arg(long, env = "VERIFIER_QUEUE")]
     pub queue: Option<usize>,
+    #[command(flatten)]
+    pub http: HttpLimits,
 }
 
 impl ServiceConfig {
@@ -99,10 +106,12 @@ impl ServiceConfig {
             min_face_px: 32,
             max_image_bytes: 8 * 1024 * 1024,
             max_image_pixels: 40_000_000,
+            max_decoded_image_bytes: 48 * 1024 * 1024,
             rate_limit_per_minute: 30,
             client_origins: Vec::new(),
             workers: None,
             queue: None,
+            http: HttpLimits::default(),
         }
     }
 
@@ -114,6 +123,8 @@ impl ServiceConfig {
             limits: ImageLimits {
                 max_bytes: self.max_image_bytes,
                 max_pixels: self.max_image_pixels,
+                max_decoded_bytes: self.max_decoded_image_bytes,
+                ..ImageLimits::default()
             },
             ..Policy::default()
         }
@@ -204,6 +215,7 @@ pub async fn start_until(
         limiter,
     });
     tokio::spawn(forget_idle_clients(Arc::downgrade(&state)));
+    let http = state.config.http.clone();
     let app = router(state);
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -213,12 +225,7 @@ pub async fn start_until(
                 _ = until => {}
             }
         };
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop)
-        .await
+        anonchat_serve::serve(listener, app, &http, Options::default(), stop).await
     });
     tracing::info!(%addr, workers, queue, "verifier listening");
     Ok(Running {

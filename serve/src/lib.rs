@@ -1,0 +1,232 @@
+//! The HTTP accept loop both services share, so that no client can hold the process's
+//! descriptors or memory by sending slowly: a cap on open connections kept below the process's
+//! open-file limit (WebSockets count until their socket closes), a deadline for each request's
+//! headers that is also the longest a kept-alive connection may sit idle, and a cap on the
+//! bytes of a request head. hyper's own HTTP/1 server does the parsing; nothing here reads HTTP.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+/// Descriptors kept free for everything that is not a client: log files, the store, models,
+/// the accept itself.
+const RESERVED_DESCRIPTORS: u64 = 64;
+
+/// How a service bounds its HTTP connections; each setting has an environment variable.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpLimits {
+    /// Open client connections at most (WebSockets included); past it a new connection is
+    /// closed at once. Unset: the process's open-file limit (`ulimit -n`) less 64.
+    #[arg(long, env = "MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers; also how long a kept-alive
+    /// connection may wait for its next request.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_timeout_seconds: u64,
+    /// Largest request head (request line and headers), in bytes; larger ones get 431.
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: None,
+            header_timeout_seconds: 10,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl HttpLimits {
+    /// The connection cap in force: the setting, never above what the descriptors allow.
+    pub fn connections(&self) -> usize {
+        let room = open_file_limit().map_or(usize::MAX, |n| {
+            usize::try_from(n.saturating_sub(RESERVED_DESCRIPTORS).max(1)).unwrap_or(usize::MAX)
+        });
+        self.max_connections.unwrap_or(room).min(room).max(1)
+    }
+}
+
+/// The soft limit on open files, if the system says.
+fn open_file_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and reads nothing else.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur)
+}
+
+/// Options beyond the limits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Turn Nagle's algorithm off (many small frames, each waited for).
+    pub nodelay: bool,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets every
+/// connection finish its request in flight, and returns. Handlers see the client's address as
+/// axum's `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: &HttpLimits,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send,
+) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.connections()));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(limits.header_timeout_seconds.max(1)))
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(64 * 1024));
+    let http = Arc::new(http);
+    let (stop, stopping) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let refused = Refusals::default();
+    tokio::pin!(shutdown);
+    loop {
+        while connections.try_join_next().is_some() {}
+        let (tcp, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors or memory, or a connection reset before it was
+                    // taken: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused.note();
+            drop(tcp);
+            continue;
+        };
+        if options.nodelay {
+            let _ = tcp.set_nodelay(true);
+        }
+        let io = TokioIo::new(Counted { tcp, _slot: slot });
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(request)
+        });
+        let http = http.clone();
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            let connection = http.serve_connection(io, service).with_upgrades();
+            tokio::pin!(connection);
+            let result = tokio::select! {
+                result = connection.as_mut() => result,
+                () = async { let _ = stopping.wait_for(|s| *s).await; } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// A client socket holding one connection slot until it is dropped, even after an upgrade
+/// hands it to a WebSocket.
+struct Counted {
+    tcp: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+}
+
+/// Connections closed for want of a slot: counted, and logged at most every 10 seconds.
+#[derive(Default)]
+struct Refusals {
+    count: AtomicU64,
+    last_logged: AtomicU64,
+}
+
+impl Refusals {
+    fn note(&self) {
+        let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_logged.load(Ordering::Relaxed);
+        if now >= last + 10
+            && self
+                .last_logged
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                refused = count,
+                "connection limit reached (MAX_CONNECTIONS): closing new connections"
+            );
+        }
+    }
+}
