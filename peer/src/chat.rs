@@ -10,6 +10,11 @@ use sha2::Digest;
 pub const VERSION: u32 = 1;
 pub const MAX_TEXT_CHARS: usize = 2000;
 pub const MAX_IMAGE_BYTES: usize = 1024 * 1024;
+/// Largest image either side decodes, in pixels (2048 x 2048), read from its header first:
+/// a megabyte of PNG can claim hundreds of megabytes of pixels. The page's `MAX_IMAGE_PIXELS`.
+pub const MAX_IMAGE_PIXELS: u64 = 2048 * 2048;
+/// Bytes a decoder may allocate for one received image (16-bit RGBA at the pixel limit).
+const MAX_DECODE_ALLOC: u64 = MAX_IMAGE_PIXELS * 8;
 pub const CHUNK_BYTES: usize = 16 * 1024;
 const MAX_ID_BYTES: usize = 64;
 const IMAGE_TYPES: [&str; 3] = ["image/jpeg", "image/png", "image/webp"];
@@ -51,6 +56,8 @@ pub enum ChatError {
     ImageTooLarge,
     #[error("only JPEG, PNG and WebP images can be sent")]
     ImageType,
+    #[error("the image is {width}x{height} pixels; at most {MAX_IMAGE_PIXELS} pixels are allowed")]
+    TooManyPixels { width: u32, height: u32 },
     #[error("the image's chunks do not add up")]
     BadChunks,
     #[error("an id is too long")]
@@ -182,6 +189,7 @@ impl ImageAssembler {
 /// Decodes `bytes` completely (so that a broken or hostile file is refused before anyone shows
 /// or saves it) and returns its MIME type. Dimensions and memory are bounded.
 pub fn check_image(bytes: &[u8]) -> Result<&'static str, ChatError> {
+    use image::ImageDecoder;
     if bytes.is_empty() || bytes.len() > MAX_IMAGE_BYTES {
         return Err(ChatError::ImageTooLarge);
     }
@@ -196,11 +204,17 @@ pub fn check_image(bytes: &[u8]) -> Result<&'static str, ChatError> {
         _ => return Err(ChatError::ImageType),
     };
     let mut limits = image::Limits::default();
-    limits.max_image_width = Some(8192);
-    limits.max_image_height = Some(8192);
-    limits.max_alloc = Some(256 * 1024 * 1024);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
     reader.limits(limits);
-    reader.decode().map_err(undecodable)?;
+    let decoder = reader.into_decoder().map_err(undecodable)?;
+    let (w, h) = decoder.dimensions();
+    if u64::from(w) * u64::from(h) > MAX_IMAGE_PIXELS {
+        return Err(ChatError::TooManyPixels {
+            width: w,
+            height: h,
+        });
+    }
+    image::DynamicImage::from_decoder(decoder).map_err(undecodable)?;
     Ok(mime)
 }
 
@@ -260,6 +274,30 @@ pub fn inert(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_image_claiming_too_many_pixels_is_refused_from_its_header() {
+        // 72 MB of 16-bit pixels in a few kilobytes of PNG.
+        let png16 = |w: u32, h: u32| {
+            let zeros = image::ImageBuffer::<image::Rgba<u16>, _>::new(w, h);
+            let mut out = Vec::new();
+            image::DynamicImage::ImageRgba16(zeros)
+                .write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png)
+                .unwrap();
+            out
+        };
+        let bomb = png16(3000, 3000);
+        assert!(bomb.len() <= MAX_IMAGE_BYTES, "{}", bomb.len());
+        assert_eq!(
+            check_image(&bomb),
+            Err(ChatError::TooManyPixels {
+                width: 3000,
+                height: 3000
+            })
+        );
+        // At the limit, 16-bit and all, it still decodes.
+        assert_eq!(check_image(&png16(2048, 2048)), Ok("image/png"));
+    }
 
     #[test]
     fn frames_round_trip_in_the_documented_shape() {

@@ -160,6 +160,13 @@ fn the_browser_verifies_through_the_camera() {
             serde_json::Value::Null,
             "a refused token is forgotten"
         );
+        let checks = &script.expect("image_checks").await["image_checks"];
+        assert_eq!(checks["bomb"], "too_many_pixels", "{checks}");
+        assert!(
+            checks["bomb_bytes"].as_u64().unwrap() <= 1024 * 1024,
+            "{checks}"
+        );
+        assert_eq!(checks["small"], "image/png", "{checks}");
         let refused = script.expect("refused").await;
         assert_eq!(refused["refused"], "spoof_detected");
         assert!(

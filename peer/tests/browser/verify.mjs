@@ -53,6 +53,22 @@ await run(async devices => {
     },
   });
 
+  // A received image is checked before it is drawn: one claiming more pixels than the limit is
+  // refused from its header; one within it passes.
+  report({
+    image_checks: await real.page.evaluate(async () => {
+      const { checkImage } = await import('./js/chat.js');
+      const png = async side => {
+        const canvas = new OffscreenCanvas(side, side);
+        canvas.getContext('2d').fillRect(0, 0, 1, 1);
+        return new Uint8Array(await (await canvas.convertToBlob({ type: 'image/png' })).arrayBuffer());
+      };
+      const outcome = bytes => checkImage(bytes).catch(e => e.message);
+      const bomb = await png(3000);
+      return { bomb: await outcome(bomb), bomb_bytes: bomb.length, small: await outcome(await png(64)) };
+    }),
+  });
+
   process.env.CAMERA = process.env.SPOOF_CAMERA;
   const spoof = await device('verify-spoof');
   devices.push(spoof);

@@ -5,6 +5,8 @@
 
 export const MAX_TEXT = 2000;
 export const MAX_IMAGE = 1024 * 1024;
+/** Largest image decoded, in pixels (the terminal's chat::MAX_IMAGE_PIXELS). */
+export const MAX_IMAGE_PIXELS = 2048 * 2048;
 const CHUNK = 16 * 1024;
 const TYPES = ['image/jpeg', 'image/png', 'image/webp'];
 
@@ -47,13 +49,28 @@ function sniff(bytes) {
   return null;
 }
 
-/** Checks an image by decoding it; resolves to its MIME type or rejects. */
+/**
+ * Checks an image; resolves to its MIME type or rejects. Its size comes from the header first
+ * (an image that is only loaded, not shown, is not decoded yet), so an image claiming more
+ * than MAX_IMAGE_PIXELS is refused before any pixel is drawn; the rest is then decoded.
+ */
 export async function checkImage(bytes) {
   if (bytes.length === 0 || bytes.length > MAX_IMAGE) throw new Error('bad_image');
   const mime = sniff(bytes);
   if (!mime) throw new Error('bad_image');
-  const bitmap = await createImageBitmap(new Blob([bytes], { type: mime }));
-  bitmap.close();
+  const url = URL.createObjectURL(new Blob([bytes], { type: mime }));
+  try {
+    const img = new Image();
+    await new Promise((resolve, reject) => {
+      img.onload = resolve;
+      img.onerror = () => reject(new Error('bad_image'));
+      img.src = url;
+    });
+    if (img.naturalWidth * img.naturalHeight > MAX_IMAGE_PIXELS) throw new Error('too_many_pixels');
+    await img.decode();
+  } finally {
+    URL.revokeObjectURL(url);
+  }
   return mime;
 }
 
@@ -245,8 +262,8 @@ export class PeerChat extends EventTarget {
       if (mime !== image.mime) throw new Error('type');
       const url = URL.createObjectURL(new Blob([bytes], { type: mime }));
       this.dispatchEvent(new CustomEvent('image', { detail: { url, bytes: bytes.length } }));
-    } catch {
-      this.refuse('an image that could not be decoded');
+    } catch (e) {
+      this.refuse(e.message === 'too_many_pixels' ? 'an image over the limits' : 'an image that could not be decoded');
     }
   }
 

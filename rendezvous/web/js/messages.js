@@ -35,7 +35,7 @@ const TEXT = {
   connect_failed: 'Could not connect to your partner, directly or through a relay. Try someone else.',
   no_relay: 'This server offers no relay, so your IP address cannot be hidden. Untick "Hide my IP address" to chat.',
   contact_details: 'This looks like an e-mail address or phone number, which strangers can misuse. Send it again to send it anyway.',
-  bad_image: 'Images must be JPEG, PNG or WebP, at most 1 MiB.',
+  bad_image: 'Images must be JPEG, PNG or WebP, at most 1 MiB and 2048 × 2048 pixels.',
 };
 
 export function explain(code, fallback) {
