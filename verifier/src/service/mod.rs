@@ -74,6 +74,10 @@ pub struct ServiceConfig {
     /// progressive JPEG's coefficients), checked from the header before decoding.
     #[arg(long, env = "MAX_DECODED_IMAGE_BYTES", default_value_t = 48 * 1024 * 1024)]
     pub max_decoded_image_bytes: u64,
+    /// Bytes of request bodies all unfinished requests may hold together (uploads in progress
+    /// and those waiting for a worker); past it, requests get 503 `overloaded`.
+    #[arg(long, env = "MAX_PENDING_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_pending_body_bytes: usize,
     /// Verifications per minute per client IP address; 0 turns the limit off.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
     pub rate_limit_per_minute: u32,
@@ -107,6 +111,7 @@ impl ServiceConfig {
             max_image_bytes: 8 * 1024 * 1024,
             max_image_pixels: 40_000_000,
             max_decoded_image_bytes: 48 * 1024 * 1024,
+            max_pending_body_bytes: 64 * 1024 * 1024,
             rate_limit_per_minute: 30,
             client_origins: Vec::new(),
             workers: None,
@@ -138,6 +143,7 @@ struct AppState {
     config: ServiceConfig,
     metrics: Metrics,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    bodies: request::BodyBudget,
 }
 
 /// A running service.
@@ -206,6 +212,7 @@ pub async fn start_until(
         .await
         .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
+    let bodies = request::BodyBudget::new(config.max_pending_body_bytes);
     let state = Arc::new(AppState {
         pool,
         signer,
@@ -213,6 +220,7 @@ pub async fn start_until(
         config,
         metrics: Metrics::new(),
         limiter,
+        bodies,
     });
     tokio::spawn(forget_idle_clients(Arc::downgrade(&state)));
     let http = state.config.http.clone();
@@ -326,12 +334,22 @@ async fn verify_inner(
         });
     }
     let max_image = state.config.max_image_bytes;
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     // Room for base64's 4/3 and the other fields.
-    let body = request::read_body(body, max_image / 3 * 4 + 64 * 1024).await?;
+    let limit = max_image / 3 * 4 + 64 * 1024;
+    let body = request::read_body(body, content_length, limit, &state.bodies).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let req = request::parse(content_type, body, max_image).await?;
+    // The body's share of the budget is held until the answer: queued images count too.
+    let request::Body {
+        bytes,
+        share: _share,
+    } = body;
+    let req = request::parse(content_type, bytes, max_image).await?;
     let reply = state.pool.try_submit(req.image, req.mode)?;
     let report = reply.await.map_err(|_| VerifyError::Internal)?;
     state.metrics.timings(&report.timings);

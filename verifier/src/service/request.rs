@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use axum::body::Body;
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use ed25519_dalek::VerifyingKey;
 use futures_util::stream;
 use http_body_util::BodyExt;
 use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::VerifyError;
@@ -36,11 +38,77 @@ impl AsRef<[u8]> for Wiped {
     }
 }
 
-/// Reads the whole body, refusing more than `limit` bytes as soon as it is exceeded. Each
-/// network buffer is wiped after it is copied, when this is its only owner.
-pub async fn read_body(body: Body, limit: usize) -> Result<Zeroizing<Vec<u8>>, VerifyError> {
+/// The bytes all unfinished requests may hold together. A request takes its share as its
+/// buffer grows and gives it back when it ends, so stalled uploads cannot add up to more than
+/// this, however many there are; past it, new bytes are refused with 503 `overloaded`.
+#[derive(Clone)]
+pub struct BodyBudget(Arc<Semaphore>);
+
+impl BodyBudget {
+    pub fn new(bytes: usize) -> Self {
+        BodyBudget(Arc::new(Semaphore::new(
+            bytes.clamp(1, Semaphore::MAX_PERMITS),
+        )))
+    }
+
+    /// Bytes not taken by any request right now.
+    pub fn available(&self) -> usize {
+        self.0.available_permits()
+    }
+
+    fn take(
+        &self,
+        bytes: usize,
+        held: &mut Option<OwnedSemaphorePermit>,
+    ) -> Result<(), VerifyError> {
+        let Ok(n) = u32::try_from(bytes) else {
+            return Err(VerifyError::Overloaded);
+        };
+        let more = self
+            .0
+            .clone()
+            .try_acquire_many_owned(n)
+            .map_err(|_| VerifyError::Overloaded)?;
+        match held {
+            Some(permit) => permit.merge(more),
+            None => *held = Some(more),
+        }
+        Ok(())
+    }
+}
+
+/// A request body and its share of the [`BodyBudget`].
+pub struct Body {
+    pub bytes: Zeroizing<Vec<u8>>,
+    pub share: Share,
+}
+
+/// Bytes taken from a [`BodyBudget`], given back when this is dropped.
+pub struct Share(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
+
+/// Reads the whole body, refusing more than `limit` bytes as soon as it is exceeded, and more
+/// than `budget` has left. With a `content_length` the buffer is taken whole at once (no copy
+/// as it grows); without, it doubles, paying for the new buffer before the old one is freed.
+/// Each network buffer is wiped after it is copied, when this is its only owner.
+pub async fn read_body(
+    body: axum::body::Body,
+    content_length: Option<u64>,
+    limit: usize,
+    budget: &BodyBudget,
+) -> Result<Body, VerifyError> {
     let mut body = body;
     let mut out = Zeroizing::new(Vec::new());
+    let mut share = None;
+    if let Some(length) = content_length {
+        let length = usize::try_from(length)
+            .ok()
+            .filter(|n| *n <= limit)
+            .ok_or_else(|| {
+                VerifyError::ImageTooLarge(format!("the request body is over {limit} bytes"))
+            })?;
+        budget.take(length, &mut share)?;
+        out.reserve_exact(length);
+    }
     let read = async {
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|_| {
@@ -55,13 +123,29 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Zeroizing<Vec<u8>>, V
                     "the request body is over {limit} bytes"
                 )));
             }
+            let needed = out.len() + data.len();
+            if needed > out.capacity() {
+                // Grow by doubling, as Vec would: the new buffer is paid for before it is
+                // taken, the old one given back once the copy is done.
+                let old = out.capacity();
+                let capacity = needed.max(old * 2).min(limit);
+                budget.take(capacity, &mut share)?;
+                let more = capacity - out.len();
+                out.reserve_exact(more);
+                if let Some(freed) = share.as_mut().and_then(|s| s.split(old)) {
+                    drop(freed);
+                }
+            }
             out.extend_from_slice(&data);
             wipe_bytes(data);
         }
         Ok(())
     };
     match tokio::time::timeout(BODY_TIMEOUT, read).await {
-        Ok(result) => result.map(|()| out),
+        Ok(result) => result.map(|()| Body {
+            bytes: out,
+            share: Share(share),
+        }),
         Err(_) => Err(VerifyError::BadRequest(
             "the request body took too long to arrive".into(),
         )),
@@ -242,4 +326,51 @@ fn finish(
         public_key,
         mode,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(chunks: usize, size: usize) -> axum::body::Body {
+        let parts = (0..chunks).map(move |_| Ok::<_, std::io::Error>(Bytes::from(vec![7u8; size])));
+        axum::body::Body::from_stream(stream::iter(parts))
+    }
+
+    #[tokio::test]
+    async fn a_body_pays_for_its_buffer_and_gives_it_back_when_dropped() {
+        let budget = BodyBudget::new(1 << 20);
+        let body = read_body(chunked(10, 1000), None, 1 << 20, &budget)
+            .await
+            .unwrap();
+        assert_eq!(body.bytes.len(), 10_000);
+        // Held while the request lasts: the buffer's capacity, not more.
+        let held = (1 << 20) - budget.available();
+        assert!((10_000..=20_000).contains(&held), "{held}");
+        drop(body);
+        assert_eq!(budget.available(), 1 << 20);
+
+        // Declared lengths are paid for at once.
+        let body = read_body(chunked(1, 3000), Some(3000), 1 << 20, &budget)
+            .await
+            .unwrap();
+        assert_eq!((1 << 20) - budget.available(), 3000);
+        drop(body);
+    }
+
+    #[tokio::test]
+    async fn past_the_budget_a_body_is_refused_as_overloaded_and_its_share_returned() {
+        let budget = BodyBudget::new(64 * 1024);
+        let got = read_body(chunked(100, 1024), None, 1 << 20, &budget).await;
+        assert!(
+            matches!(got, Err(VerifyError::Overloaded)),
+            "{:?}",
+            got.err()
+        );
+        assert_eq!(budget.available(), 64 * 1024);
+        let got = read_body(chunked(1, 10), Some(100_000), 1 << 20, &budget).await;
+        assert!(matches!(got, Err(VerifyError::Overloaded)));
+        let got = read_body(chunked(1, 10), Some(2 << 20), 1 << 20, &budget).await;
+        assert!(matches!(got, Err(VerifyError::ImageTooLarge(_))));
+    }
 }
