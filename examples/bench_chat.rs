@@ -56,6 +56,7 @@ impl Peer {
                 ..Default::default()
             },
             images_dir: home.join("images"),
+            save_images: None,
             libp2p: libp2p.cloned(),
         };
         let (commands, command_rx) = mpsc::unbounded_channel();

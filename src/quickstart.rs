@@ -208,11 +208,24 @@ pub async fn run(faces: &Path, models: &Path, t: &mut Transcript<'_>) -> anyhow:
     let Event::Sent { id } = one.next("sent").await? else {
         bail!("the image was not sent")
     };
-    let Event::Image { path, bytes } = two.next("image").await? else {
+    let Event::Image {
+        bytes,
+        width,
+        height,
+        ..
+    } = two.next("image").await?
+    else {
         bail!("no image arrived")
     };
     t.line(format!(
-        "stranger-two received an image ({bytes} bytes, decoded and checked, saved to {})",
+        "stranger-two received an image ({width}x{height}, {bytes} bytes, decoded and checked, kept in memory)"
+    ));
+    two.send(Command::Save { id: None });
+    let Event::Saved { path, .. } = two.next("saved").await? else {
+        bail!("the image was not saved")
+    };
+    t.line(format!(
+        "stranger-two saved it on request to {}",
         path.display()
     ));
     if one.next("ack").await? == (Event::Ack { id }) {
@@ -265,6 +278,7 @@ impl Stranger {
                 ..Default::default()
             },
             images_dir: homes.join(name).join("images"),
+            save_images: None,
             libp2p: None,
         };
         let (commands, command_rx) = mpsc::unbounded_channel();

@@ -188,7 +188,7 @@ impl ImageAssembler {
 
 /// Decodes `bytes` completely (so that a broken or hostile file is refused before anyone shows
 /// or saves it) and returns its MIME type. Dimensions and memory are bounded.
-pub fn check_image(bytes: &[u8]) -> Result<&'static str, ChatError> {
+pub fn check_image(bytes: &[u8]) -> Result<ImageInfo, ChatError> {
     use image::ImageDecoder;
     if bytes.is_empty() || bytes.len() > MAX_IMAGE_BYTES {
         return Err(ChatError::ImageTooLarge);
@@ -215,7 +215,19 @@ pub fn check_image(bytes: &[u8]) -> Result<&'static str, ChatError> {
         });
     }
     image::DynamicImage::from_decoder(decoder).map_err(undecodable)?;
-    Ok(mime)
+    Ok(ImageInfo {
+        mime,
+        width: w,
+        height: h,
+    })
+}
+
+/// What checking an image found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    pub mime: &'static str,
+    pub width: u32,
+    pub height: u32,
 }
 
 /// Whether a message carries an e-mail address or a phone number: the sender refuses it unless
@@ -296,7 +308,7 @@ mod tests {
             })
         );
         // At the limit, 16-bit and all, it still decodes.
-        assert_eq!(check_image(&png16(2048, 2048)), Ok("image/png"));
+        assert_eq!(check_image(&png16(2048, 2048)).unwrap().mime, "image/png");
     }
 
     #[test]

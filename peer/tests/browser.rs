@@ -260,7 +260,9 @@ fn the_browser_chats_with_the_terminal_client() {
         terminal.send(json!({"cmd": "image", "path": to_browser})).await;
         let width = browser.expect("image_width").await;
         assert_eq!(width["image_width"], 240);
-        let Event::Image { path, .. } = terminal.events.expect("image", |e| matches!(e, Event::Image { .. })).await else {
+        terminal.events.expect("image", |e| matches!(e, Event::Image { path: None, .. })).await;
+        terminal.send(json!({"cmd": "save"})).await;
+        let Event::Saved { path, .. } = terminal.events.expect("saved", |e| matches!(e, Event::Saved { .. })).await else {
             unreachable!()
         };
         assert_eq!(std::fs::read(path).unwrap(), sent_by_browser, "the image arrives intact");

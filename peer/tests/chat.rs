@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anonchat_peer::session::{Command, Event};
 use anonchat_verifier::token::Gender;
-use common::{Peer, RedisServer, Rendezvous, chatting_pair};
+use common::{Peer, RedisServer, Rendezvous, chatting_pair, chatting_pair_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_acks_typing_and_a_1_mib_image() {
@@ -43,13 +43,27 @@ async fn messages_acks_typing_and_a_1_mib_image() {
     let path = a.home.join("noise.png");
     std::fs::write(&path, &png).unwrap();
     a.send(Command::Image { path });
-    let Event::Image { path, bytes } = b
+    let Event::Image {
+        id, bytes, path, ..
+    } = b
         .expect("image", |e| matches!(e, Event::Image { .. }))
         .await
     else {
         unreachable!()
     };
     assert_eq!(bytes, png.len());
+    assert_eq!(path, None, "not written unasked");
+    assert!(!b.home.join("images").exists());
+    b.send(Command::Save {
+        id: Some(id.clone()),
+    });
+    let saved = b
+        .expect("saved", |e| matches!(e, Event::Saved { .. }))
+        .await;
+    let Event::Saved { id: saved_id, path } = saved else {
+        unreachable!()
+    };
+    assert_eq!(saved_id, id);
     assert_eq!(
         std::fs::read(&path).unwrap(),
         png,
@@ -429,4 +443,48 @@ async fn refused(victim: &mut Peer, says: &'static str) {
             matches!(e, Event::Error { code, message } if code == "bad_frame" && message.contains(says))
         })
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_save_images_every_image_is_saved_until_the_chats_quota() {
+    use std::os::unix::fs::PermissionsExt;
+    let rdv = Rendezvous::start().await;
+    let dir = common::home("quota-saved").join("saved");
+    let keep = dir.clone();
+    let (a, mut b) = chatting_pair_with(&rdv, "quota-a", "quota-b", move |c| {
+        c.save_images = Some(keep);
+    })
+    .await;
+    let picture = a.home.join("small.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([200, 10, 10]))
+        .save(&picture)
+        .unwrap();
+    let quota = anonchat_peer::session::MAX_IMAGES_PER_CHAT;
+    for _ in 0..quota {
+        a.send(Command::Image {
+            path: picture.clone(),
+        });
+        let got = b
+            .expect("image", |e| matches!(e, Event::Image { .. }))
+            .await;
+        let Event::Image {
+            path: Some(path),
+            width: 8,
+            height: 8,
+            ..
+        } = got
+        else {
+            panic!("{got:?}")
+        };
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // One more than the quota: refused, and nothing more on disk.
+    a.send(Command::Image { path: picture });
+    b.expect(
+        "quota error",
+        |e| matches!(e, Event::Error { code, .. } if code == "image_quota"),
+    )
+    .await;
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), quota);
 }

@@ -91,14 +91,29 @@ async fn chat_through_a_recording_proxy(transport: &str, args: &[&str], name: &s
     let path = home_a.join("noise.png");
     std::fs::write(&path, &png).unwrap();
     a.send(json!({"cmd": "image", "path": path})).await;
-    let Event::Image { path, .. } = b
+    let image = b
         .events
         .expect("image", |e| matches!(e, Event::Image { .. }))
+        .await;
+    let Event::Image { path: None, .. } = image else {
+        panic!("an image written unasked: {image:?}")
+    };
+    assert!(
+        !home_b.join("images").exists(),
+        "nothing is written before the user asks"
+    );
+    b.send(json!({"cmd": "save"})).await;
+    let Event::Saved { path, .. } = b
+        .events
+        .expect("saved", |e| matches!(e, Event::Saved { .. }))
         .await
     else {
         unreachable!()
     };
-    assert_eq!(std::fs::read(path).unwrap(), png);
+    assert_eq!(std::fs::read(&path).unwrap(), png);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "only this user may read a saved image");
 
     let recorded = proxy.recorded();
     let texts: Vec<&str> = recorded

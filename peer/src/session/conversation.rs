@@ -22,7 +22,7 @@ pub enum Received {
     /// A whole image, decoded successfully.
     Image {
         id: String,
-        mime: &'static str,
+        info: chat::ImageInfo,
         data: Vec<u8>,
     },
     /// A chunk of an image still arriving.
@@ -119,9 +119,9 @@ impl Conversation {
                     Ok(Some(data)) => {
                         let assembler = self.image.take().expect("present");
                         match chat::check_image(&data) {
-                            Ok(mime) if mime == assembler.mime => Received::Image {
+                            Ok(info) if info.mime == assembler.mime => Received::Image {
                                 id: assembler.id,
-                                mime,
+                                info,
                                 data,
                             },
                             Ok(_) => Received::Refused(ChatError::ImageType),

@@ -28,6 +28,11 @@ pub enum Command {
     Image {
         path: PathBuf,
     },
+    /// Save a received image of this chat (`id`; the last one when absent).
+    Save {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
     /// End this chat (or stop waiting) and wait for someone else.
     Next,
     /// End this chat, or stop waiting.
@@ -106,10 +111,21 @@ pub enum Event {
     Typing {
         on: bool,
     },
-    /// A received image, checked by decoding it, saved at `path`.
+    /// A received image, checked by decoding it. It is kept in memory for `save`; `path` is
+    /// where it was saved when every image is saved as it comes (`--save-images`).
     Image {
-        path: PathBuf,
+        id: String,
+        mime: String,
         bytes: usize,
+        width: u32,
+        height: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<PathBuf>,
+    },
+    /// Image `id` was saved at `path` (mode 0600).
+    Saved {
+        id: String,
+        path: PathBuf,
     },
     PartnerLeft,
     /// This side left the chat or the queue.

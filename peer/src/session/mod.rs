@@ -6,6 +6,7 @@
 //! terminal UI and the quickstart are thin shells around [`run`].
 
 mod conversation;
+mod gallery;
 mod interface;
 mod link;
 
@@ -31,6 +32,8 @@ use crate::rendezvous::ClientError;
 use crate::transport::{ChatLink, Inbound};
 use crate::webrtc_session::{self, SessionError};
 use conversation::{Conversation, Received};
+use gallery::{Gallery, GalleryError};
+pub use gallery::{MAX_IMAGE_BYTES_PER_CHAT, MAX_IMAGES_PER_CHAT};
 use link::Link;
 
 pub struct SessionConfig {
@@ -43,8 +46,10 @@ pub struct SessionConfig {
     pub webrtc: webrtc_session::Options,
     /// Offer libp2p too (terminal clients); `None`: WebRTC only.
     pub libp2p: Option<libp2p_session::Options>,
-    /// Where received images are saved.
+    /// Where `save` writes a received image.
     pub images_dir: PathBuf,
+    /// Save every received image here as it comes; `None`: only on `save`.
+    pub save_images: Option<PathBuf>,
 }
 
 /// Runs the session until `quit` or until `commands` closes.
@@ -53,6 +58,7 @@ pub async fn run(
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<Event>,
 ) {
+    let gallery = Gallery::new(config.save_images.clone());
     let mut session = Session {
         config,
         events,
@@ -63,7 +69,7 @@ pub async fn run(
         retry: None,
         attempt: 0,
         sent: 0,
-        images: 0,
+        gallery,
     };
     loop {
         let wake = tokio::select! {
@@ -137,7 +143,8 @@ struct Session {
     retry: Option<Instant>,
     attempt: u32,
     sent: u64,
-    images: u64,
+    /// This chat's received images.
+    gallery: Gallery,
 }
 
 async fn recv_link(link: &mut Option<Link>) -> Option<Result<ServerMessage, ClientError>> {
@@ -244,6 +251,7 @@ impl Session {
                 }
             }
             Command::Image { path } => self.send_image(path).await,
+            Command::Save { id } => self.save(id),
             Command::Report { reason } => {
                 self.with_receipt(|receipt| ClientMessage::Report { receipt, reason });
             }
@@ -568,6 +576,7 @@ impl Session {
                     local_candidate,
                     remote_candidate,
                 });
+                self.gallery.clear();
                 self.phase = Phase::Chatting(Box::new(Chat {
                     match_id: p.match_id,
                     conversation,
@@ -602,13 +611,22 @@ impl Session {
             }
             Received::Ack { id } => self.emit(Event::Ack { id }),
             Received::Typing { on } => self.emit(Event::Typing { on }),
-            Received::Image { id, mime, data } => {
-                let _ = chat.conversation.send(&ChatFrame::Ack { id }).await;
-                match self.save_image(mime, &data) {
+            Received::Image { id, info, data } => {
+                let _ = chat
+                    .conversation
+                    .send(&ChatFrame::Ack { id: id.clone() })
+                    .await;
+                let bytes = data.len();
+                match self.gallery.receive(id.clone(), info.mime, data) {
                     Ok(path) => self.emit(Event::Image {
+                        id,
+                        mime: info.mime.to_owned(),
+                        bytes,
+                        width: info.width,
+                        height: info.height,
                         path,
-                        bytes: data.len(),
                     }),
+                    Err(e @ GalleryError::QuotaReached) => self.error("image_quota", e.to_string()),
                     Err(e) => self.error("image_not_saved", e.to_string()),
                 }
             }
@@ -695,19 +713,15 @@ impl Session {
         }
     }
 
-    fn save_image(&mut self, mime: &str, data: &[u8]) -> std::io::Result<PathBuf> {
-        let dir = &self.config.images_dir;
-        std::fs::create_dir_all(dir)?;
-        self.images += 1;
-        let extension = mime.trim_start_matches("image/").replace("jpeg", "jpg");
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
-        // The name is ours: nothing the partner sent ends up in a path.
-        let path = dir.join(format!("{millis}-{}.{extension}", self.images));
-        std::fs::write(&path, data)?;
-        Ok(path)
+    fn save(&mut self, id: Option<String>) {
+        let dir = self.config.images_dir.clone();
+        match self.gallery.save(id.as_deref(), &dir) {
+            Ok((id, path)) => self.emit(Event::Saved { id, path }),
+            Err(e @ (GalleryError::NothingToSave | GalleryError::Unknown(_))) => {
+                self.error("no_such_image", e.to_string())
+            }
+            Err(e) => self.error("image_not_saved", e.to_string()),
+        }
     }
 }
 
@@ -724,6 +738,6 @@ fn read_image(path: &std::path::Path) -> Result<(&'static str, Vec<u8>), String>
         ));
     }
     let data = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
-    let mime = chat::check_image(&data).map_err(|e| format!("{name}: {e}"))?;
-    Ok((mime, data))
+    let info = chat::check_image(&data).map_err(|e| format!("{name}: {e}"))?;
+    Ok((info.mime, data))
 }

@@ -141,7 +141,13 @@ impl Rendezvous {
     /// A token for `id`, issued a minute ago and valid for `ttl` seconds from then.
     pub fn token(&self, id: &Identity, gender: Gender, ttl: i64) -> String {
         self.verifier
-            .issue("test", &id.verifying_key(), gender, unix_now() - 60, ttl)
+            .issue(
+                "test",
+                &id.verifying_key(),
+                gender,
+                unix_now() - 60,
+                ttl,
+            )
             .unwrap()
             .0
     }
@@ -169,7 +175,13 @@ impl Drop for Rendezvous {
 /// Stores a token from `verifier` for `id` in its home, as `anonchat verify` does.
 pub fn save_token(verifier: &SigningKey, id: &Identity, gender: Gender) {
     let token = verifier
-        .issue("test", &id.verifying_key(), gender, unix_now() - 60, 3600)
+        .issue(
+            "test",
+            &id.verifying_key(),
+            gender,
+            unix_now() - 60,
+            3600,
+        )
         .unwrap()
         .0;
     id.save_token(&SavedToken {
@@ -253,6 +265,7 @@ impl Peer {
                 ..Default::default()
             },
             images_dir: home.join("images"),
+            save_images: None,
             libp2p: None,
         };
         adjust(&mut config);
@@ -359,8 +372,18 @@ impl Events {
 
 /// Two peers, matched and connected; returns them with their safety codes checked equal.
 pub async fn chatting_pair(rdv: &Rendezvous, a: &str, b: &str) -> (Peer, Peer) {
+    chatting_pair_with(rdv, a, b, |_| {}).await
+}
+
+/// As [`chatting_pair`], with `b`'s configuration adjusted first.
+pub async fn chatting_pair_with(
+    rdv: &Rendezvous,
+    a: &str,
+    b: &str,
+    adjust_b: impl FnOnce(&mut SessionConfig),
+) -> (Peer, Peer) {
     let mut pa = Peer::start(rdv, a, Gender::Female);
-    let mut pb = Peer::start(rdv, b, Gender::Male);
+    let mut pb = Peer::start_with(rdv, b, Gender::Male, adjust_b);
     pa.join();
     pa.expect("queued", |e| matches!(e, Event::Queued { .. }))
         .await;

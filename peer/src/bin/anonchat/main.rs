@@ -56,12 +56,12 @@ enum Command {
 #[derive(clap::Args)]
 #[command(
     after_help = "In the terminal UI, type a message and Enter to send it, or a command: \
-/next (someone else), /leave, /report [reason], /block, /image PATH, /code (the safety code to \
-compare with your partner's), /send! TEXT (send despite contact details), /quit, /help."
+/next (someone else), /leave, /report [reason], /block, /image PATH, /save (keep the last image \
+received), /code (the safety code to compare with your partner's), /send! TEXT (send despite contact details), /quit, /help."
 )]
 struct ChatArgs {
     /// Machine mode: commands as JSON lines on stdin ({"cmd":"join",...}, {"cmd":"send","text":...},
-    /// typing, image, next, leave, report, block, quit), events as JSON lines on stdout.
+    /// typing, image, save, next, leave, report, block, quit), events as JSON lines on stdout.
     #[arg(long)]
     json: bool,
     /// The rendezvous: a ws:// or wss:// URL, or host:port.
@@ -87,9 +87,13 @@ struct ChatArgs {
     /// loopback with --loopback-only], e.g. /ip4/0.0.0.0/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1.
     #[arg(long = "libp2p-listen", value_name = "MULTIADDR")]
     libp2p_listen: Vec<libp2p::Multiaddr>,
-    /// Where received images are saved [default: $ANONCHAT_HOME/images].
+    /// Where /save writes a received image [default: $ANONCHAT_HOME/images].
     #[arg(long)]
     images_dir: Option<PathBuf>,
+    /// Save every received image in DIR as it comes (by default images are only shown, and
+    /// written on /save). Either way at most 20 images or 16 MiB per chat, files mode 0600.
+    #[arg(long, value_name = "DIR")]
+    save_images: Option<PathBuf>,
     /// The nickname your partners see (3–24 characters; terminal mode).
     #[arg(long)]
     nickname: Option<String>,
@@ -148,6 +152,7 @@ fn chat(home: &std::path::Path, id: Identity, args: ChatArgs) -> anyhow::Result<
             .images_dir
             .clone()
             .unwrap_or_else(|| home.join("images")),
+        save_images: args.save_images.clone(),
         libp2p: (!args.no_libp2p).then(|| {
             let mut options = libp2p_session::Options::new(args.loopback_only);
             if !args.libp2p_listen.is_empty() {

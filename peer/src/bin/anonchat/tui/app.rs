@@ -173,18 +173,30 @@ impl App {
                 self.push(Who::Partner, text, None);
             }
             Event::Typing { on } => self.partner_typing = *on,
-            Event::Image { path, bytes } => {
+            Event::Image {
+                mime,
+                bytes,
+                width,
+                height,
+                path,
+                ..
+            } => {
                 self.partner_typing = false;
+                let kind = mime.trim_start_matches("image/").to_uppercase();
+                let kept = match path {
+                    Some(path) => format!("saved to {}", path.display()),
+                    None => "/save to keep it".to_owned(),
+                };
                 self.push(
                     Who::Partner,
                     format!(
-                        "[image, {} KiB, saved to {}]",
-                        bytes.div_ceil(1024),
-                        path.display()
+                        "[image: {kind}, {width}×{height}, {} KiB · {kept}]",
+                        bytes.div_ceil(1024)
                     ),
                     None,
                 );
             }
+            Event::Saved { path, .. } => self.system(format!("image saved to {}", path.display())),
             Event::PartnerLeft => {
                 self.partner_typing = false;
                 self.status = Status::Idle;

@@ -14,7 +14,7 @@ pub enum Action {
 }
 
 pub const HELP: &str = "/next  someone else · /leave  stop · /report [reason] · /block · \
-/image PATH · /code  safety code · /send! TEXT  send despite contact details · /quit · /help";
+/image PATH · /save  keep the last image · /code  safety code · /send! TEXT  send despite contact details · /quit · /help";
 
 /// Parses a typed line: a `/command`, or a message (a leading `//` sends a literal `/`).
 pub fn parse_line(line: &str) -> Action {
@@ -50,12 +50,13 @@ pub fn parse_line(line: &str) -> Action {
             reason: reason.to_owned(),
         }),
         ("image", "") => Action::Invalid("usage: /image PATH".into()),
+        ("save", "") => Action::Session(Command::Save { id: None }),
         ("image", path) => Action::Session(Command::Image {
             path: PathBuf::from(path),
         }),
         ("send!", "") => Action::Invalid("usage: /send! TEXT".into()),
         ("send!", text) => message(text, true),
-        ("next" | "leave" | "block" | "quit" | "code" | "help", _) => {
+        ("next" | "leave" | "block" | "quit" | "code" | "help" | "save", _) => {
             Action::Invalid(format!("/{name} takes no arguments"))
         }
         _ => Action::Invalid(format!("unknown command /{name}; /help lists them")),
@@ -102,6 +103,10 @@ mod tests {
         );
         assert_eq!(parse_line("//shrug"), send("/shrug", false));
         assert_eq!(parse_line("/code"), Action::ShowCode);
+        assert_eq!(
+            parse_line("/save"),
+            Action::Session(Command::Save { id: None })
+        );
         assert!(matches!(parse_line("/image"), Action::Invalid(_)));
         assert!(matches!(parse_line("/next please"), Action::Invalid(_)));
         assert!(matches!(parse_line("/dance"), Action::Invalid(m) if m.contains("/help")));
