@@ -41,7 +41,7 @@ impl Peer {
     ) -> anyhow::Result<Peer> {
         let identity = Identity::load_or_create(home)?;
         let (token, _) = verifier.issue(
-            "bench",
+            anonchat_verifier::token::DEFAULT_ISSUER,
             &identity.verifying_key(),
             Gender::Undisclosed,
             unix_now(),

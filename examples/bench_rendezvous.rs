@@ -178,7 +178,13 @@ async fn login(
     gender: Gender,
 ) -> anyhow::Result<Ws> {
     let device = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let (token, _) = verifier.issue("bench", &device.verifying_key(), gender, unix_now(), 3600)?;
+    let (token, _) = verifier.issue(
+        anonchat_verifier::token::DEFAULT_ISSUER,
+        &device.verifying_key(),
+        gender,
+        unix_now(),
+        3600,
+    )?;
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = socket.connect(addr).await?;

@@ -23,6 +23,13 @@ pub struct Config {
     /// the origin of VERIFIER_JWKS_URL.
     #[arg(long, env = "VERIFIER_URL")]
     pub verifier_url: Option<String>,
+    /// Fetch VERIFIER_JWKS_URL over plain http even though it is not a loopback address
+    /// (inside a private network the operator trusts).
+    #[arg(long, env = "VERIFIER_JWKS_ALLOW_HTTP")]
+    pub verifier_jwks_allow_http: bool,
+    /// The `iss` every token must carry: the verifier's VERIFIER_ISSUER.
+    #[arg(long, env = "VERIFIER_ISSUER", default_value = anonchat_verifier::token::DEFAULT_ISSUER)]
+    pub verifier_issuer: String,
     /// The verifier's JWKS document, as a file (instead of the URL).
     #[arg(long, env = "VERIFIER_JWKS_FILE")]
     pub verifier_jwks_file: Option<PathBuf>,

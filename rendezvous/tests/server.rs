@@ -133,7 +133,13 @@ async fn handshake_refusals<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreCo
     // A token from an unknown verifier key.
     let stranger = TestVerifier::new().device(Gender::Male);
     let expired = v.device_with_ttl(Gender::Male, -3600);
+    // The trusted key, but a token that names another issuer (VERIFIER_ISSUER).
+    let impostor = v.device_from("someone-else", Gender::Male, 3600);
     let cases = [
+        (
+            json!({"type": "hello", "token": impostor.token, "signature": "AAAA"}),
+            "invalid_token",
+        ),
         (
             json!({"type": "hello", "token": "garbage", "signature": "AAAA"}),
             "invalid_token",
@@ -1080,4 +1086,64 @@ async fn the_binary_outlasts_a_slowloris_attack_with_few_descriptors() {
     let _ = child.wait();
     std::fs::remove_dir_all(&dir).ok();
     result.unwrap();
+}
+
+#[tokio::test]
+async fn the_verifiers_keys_come_over_https_within_a_size_limit() {
+    use anonchat_rendezvous::server::{self, Keys};
+    use anonchat_rendezvous::store::memory::MemoryStore;
+    use common::config;
+    let v = TestVerifier::new();
+    let start = |url: String| async move {
+        let mut c = config();
+        c.verifier_jwks_url = Some(url);
+        let keys = Keys::from_config(&c)?;
+        server::start(
+            c,
+            MemoryStore::new(StoreConfig::default()),
+            keys,
+            std::future::pending(),
+        )
+        .await
+    };
+    // Plain http to anything but loopback is refused before a byte is sent.
+    let refused = start("http://verifier.example/.well-known/jwks.json".into())
+        .await
+        .err()
+        .unwrap();
+    assert!(refused.to_string().contains("must be https"), "{refused:#}");
+
+    // A loopback "verifier" serving a document far larger than any key set.
+    let real = serde_json::to_string(&anonchat_verifier::token::Jwks {
+        keys: vec![v.key.public_jwk()],
+    })
+    .unwrap();
+    let padded = format!(
+        "{{\"pad\": \"{}\", {}",
+        "x".repeat(2 * anonchat_rendezvous::server::MAX_JWKS_BYTES),
+        &real[1..]
+    );
+    let documents = [real, padded];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/small",
+            axum::routing::get({
+                let d = documents[0].clone();
+                move || async move { d }
+            }),
+        )
+        .route(
+            "/huge",
+            axum::routing::get({
+                let d = documents[1].clone();
+                move || async move { d }
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let huge = start(format!("http://{addr}/huge")).await.err().unwrap();
+    assert!(format!("{huge:#}").contains("bytes"), "{huge:#}");
+    let running = start(format!("http://{addr}/small")).await.unwrap();
+    running.shutdown().await.unwrap();
 }

@@ -15,6 +15,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+/// The `iss` a verifier signs with, and a rendezvous expects, unless configured otherwise.
+pub const DEFAULT_ISSUER: &str = "anonchat-verifier";
+
 /// The only audience a token is issued for and accepted with.
 pub const AUDIENCE: &str = "anonchat";
 /// Clock skew tolerated on `exp`, in seconds.
@@ -127,6 +130,8 @@ pub enum TokenError {
     Expired,
     #[error("the token is not meant for this audience")]
     WrongAudience,
+    #[error("the token was not issued by the verifier this server trusts")]
+    WrongIssuer,
     #[error("the token's claims are invalid: {0}")]
     InvalidClaims(&'static str),
     #[error("the signing key could not be read: {0}")]
@@ -140,6 +145,7 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
             K::InvalidSignature => TokenError::BadSignature,
             K::ExpiredSignature => TokenError::Expired,
             K::InvalidAudience => TokenError::WrongAudience,
+            K::InvalidIssuer => TokenError::WrongIssuer,
             K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::UnsupportedAlgorithm,
             K::MissingRequiredClaim(_) => TokenError::InvalidClaims("a required claim is missing"),
             K::InvalidEddsaKey | K::InvalidKeyFormat => TokenError::UnknownKey,
@@ -252,6 +258,8 @@ impl SigningKey {
 #[derive(Clone, Default)]
 pub struct KeySet {
     keys: HashMap<String, DecodingKey>,
+    /// The `iss` every token must carry, when one is required.
+    issuer: Option<String>,
 }
 
 impl std::fmt::Debug for KeySet {
@@ -278,7 +286,18 @@ impl KeySet {
                 "the JWKS holds no Ed25519 key with a kid",
             ));
         }
-        Ok(KeySet { keys })
+        Ok(KeySet { keys, issuer: None })
+    }
+
+    /// The same keys, accepting only tokens whose `iss` is `issuer`.
+    pub fn requiring_issuer(mut self, issuer: &str) -> Self {
+        self.issuer = Some(issuer.to_owned());
+        self
+    }
+
+    /// The key ids, in no particular order.
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
     }
 
     pub fn len(&self) -> usize {
@@ -314,6 +333,10 @@ impl KeySet {
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "aud", "sub", "iat"]);
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+            validation.set_required_spec_claims(&["exp", "aud", "sub", "iat", "iss"]);
+        }
         validation.leeway = LEEWAY_SECONDS;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)?.claims;
         let device = claims.device_key()?;

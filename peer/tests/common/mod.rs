@@ -142,7 +142,7 @@ impl Rendezvous {
     pub fn token(&self, id: &Identity, gender: Gender, ttl: i64) -> String {
         self.verifier
             .issue(
-                "test",
+                anonchat_verifier::token::DEFAULT_ISSUER,
                 &id.verifying_key(),
                 gender,
                 unix_now() - 60,
@@ -176,7 +176,7 @@ impl Drop for Rendezvous {
 pub fn save_token(verifier: &SigningKey, id: &Identity, gender: Gender) {
     let token = verifier
         .issue(
-            "test",
+            anonchat_verifier::token::DEFAULT_ISSUER,
             &id.verifying_key(),
             gender,
             unix_now() - 60,

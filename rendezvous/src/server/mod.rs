@@ -2,6 +2,7 @@
 //! store) and the signaling validator.
 
 mod http;
+mod keys;
 mod metrics;
 pub mod route;
 mod session;
@@ -12,7 +13,7 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anonchat_verifier::token::{Jwks, KeySet};
+use anonchat_verifier::token::KeySet;
 use anyhow::Context;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::net::TcpListener;
@@ -24,6 +25,8 @@ use crate::ice::IcePlan;
 use crate::proto::IceServer;
 use crate::secrets::Secrets;
 use crate::store::Store;
+use keys::Refresh;
+pub use keys::{Keys, MAX_JWKS_BYTES};
 pub use metrics::Metrics;
 use route::{Envelope, Hub};
 
@@ -70,47 +73,6 @@ impl<S: Store> Shared<S> {
             }),
             None => Ok(()),
         }
-    }
-}
-
-/// Where the verifier's public keys come from.
-pub enum Keys {
-    Fixed(KeySet),
-    File(std::path::PathBuf),
-    Url(String),
-}
-
-impl Keys {
-    pub fn from_config(config: &Config) -> anyhow::Result<Keys> {
-        match (&config.verifier_jwks_file, &config.verifier_jwks_url) {
-            (Some(f), _) => Ok(Keys::File(f.clone())),
-            (None, Some(u)) => Ok(Keys::Url(u.clone())),
-            (None, None) => anyhow::bail!(
-                "set VERIFIER_JWKS_FILE or VERIFIER_JWKS_URL: tokens cannot be checked without the verifier's keys"
-            ),
-        }
-    }
-
-    async fn load(&self) -> anyhow::Result<KeySet> {
-        let jwks: Jwks = match self {
-            Keys::Fixed(k) => return Ok(k.clone()),
-            Keys::File(path) => serde_json::from_slice(
-                &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-            )
-            .with_context(|| format!("{} is not a JWKS document", path.display()))?,
-            Keys::Url(url) => reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()?
-                .get(url)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .with_context(|| format!("fetching {url}"))?
-                .json()
-                .await
-                .with_context(|| format!("{url} is not a JWKS document"))?,
-        };
-        Ok(KeySet::from_jwks(&jwks)?)
     }
 }
 
@@ -161,7 +123,11 @@ pub async fn start<S: Store>(
             random_id(32).into_bytes()
         }
     };
-    let key_set = keys.load().await.context("loading the verifier's keys")?;
+    let key_set = keys
+        .load()
+        .await
+        .context("loading the verifier's keys")?
+        .requiring_issuer(&config.verifier_issuer);
     // The profanity filter builds its tables on first use: not on the first user's time.
     let _ = crate::profile::validate(&crate::proto::Profile {
         nickname: "warm up".into(),
@@ -282,16 +248,27 @@ async fn deliver_inbox<S: Store>(
 }
 
 async fn refresh_keys<S: Store>(shared: Arc<Shared<S>>, keys: Keys) {
-    if matches!(keys, Keys::Fixed(_)) {
+    if !keys.refreshes() {
         return;
     }
+    let mut refresh = Refresh::default();
     loop {
         tokio::time::sleep(Duration::from_secs(300)).await;
-        match keys.load().await {
-            Ok(k) => *shared.keys.write().unwrap_or_else(|p| p.into_inner()) = k,
+        let fetched = match keys.load().await {
+            Ok(k) => k.requiring_issuer(&shared.config.verifier_issuer),
             Err(e) => {
-                tracing::warn!(error = %e, "could not refresh the verifier's keys; keeping the old ones")
+                tracing::warn!(error = %e, "could not refresh the verifier's keys; keeping the old ones");
+                continue;
             }
+        };
+        let mut current = shared.keys.write().unwrap_or_else(|p| p.into_inner());
+        if refresh.accepts(&current, &fetched) {
+            *current = fetched;
+        } else {
+            tracing::warn!(
+                "the verifier's key set changed completely; keeping the old keys until the next \
+                 refresh says the same"
+            );
         }
     }
 }

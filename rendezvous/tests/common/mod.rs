@@ -70,11 +70,16 @@ impl TestVerifier {
     }
 
     pub fn device_with_ttl(&self, gender: Gender, ttl: i64) -> Device {
+        self.device_from(anonchat_verifier::token::DEFAULT_ISSUER, gender, ttl)
+    }
+
+    /// A fresh device with a token signed by this verifier's key under `issuer`.
+    pub fn device_from(&self, issuer: &str, gender: Gender, ttl: i64) -> Device {
         let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
         let (token, claims) = self
             .key
             .issue(
-                "test",
+                issuer,
                 &key.verifying_key(),
                 gender,
                 unix_now() - 120,
