@@ -13,9 +13,14 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "RENDEZVOUS_ADDR", default_value = "127.0.0.1:3002")]
     pub addr: SocketAddr,
-    /// Redis URL; unset: the in-memory store (one process).
-    #[arg(long, env = "REDIS_URL")]
+    /// Redis URL; unset: the in-memory store (one process). `rediss://` for TLS; a password
+    /// goes in the URL (`rediss://:PASSWORD@host:6379`).
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// CA certificate (PEM) that signed the Redis server's certificate, for `rediss://`;
+    /// unset: the system's roots.
+    #[arg(long, env = "REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
     /// The verifier's JWKS document, fetched at start and every 5 minutes.
     #[arg(long, env = "VERIFIER_JWKS_URL")]
     pub verifier_jwks_url: Option<String>,

@@ -36,9 +36,17 @@ fn main() -> anyhow::Result<()> {
         let keys = Keys::from_config(&config)?;
         let running = match config.redis_url.clone() {
             Some(url) => {
-                let store = RedisStore::connect(&url, config.store_config())
+                let ca = match &config.redis_ca_file {
+                    Some(path) => Some(
+                        std::fs::read(path)
+                            .with_context(|| format!("reading REDIS_CA_FILE {}", path.display()))?,
+                    ),
+                    None => None,
+                };
+                // The URL may hold a password: never in a message.
+                let store = RedisStore::connect_with_ca(&url, ca, config.store_config())
                     .await
-                    .with_context(|| format!("connecting to {url}"))?;
+                    .context("connecting to REDIS_URL")?;
                 server::start(config, store, keys, shutdown_signal()).await?
             }
             None => {

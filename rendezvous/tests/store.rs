@@ -466,3 +466,114 @@ suite! {
     instances_talk_through_their_channels => super::config(),
     two_thousand_concurrent_joins_keep_every_rule => super::config(),
 }
+
+/// A `redis-server` speaking only TLS, with a password, and its CA certificate (PEM).
+struct TlsRedis {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+    ca: Vec<u8>,
+}
+
+impl TlsRedis {
+    fn start(password: &str) -> TlsRedis {
+        let dir = std::env::temp_dir().join(format!("anonchat-redis-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params =
+            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", "0", "--bind", "127.0.0.1", "--tls-port"])
+            .arg(port.to_string())
+            .arg("--tls-cert-file")
+            .arg(dir.join("cert.pem"))
+            .arg("--tls-key-file")
+            .arg(dir.join("key.pem"))
+            .arg("--tls-ca-cert-file")
+            .arg(dir.join("ca.pem"))
+            .args(["--tls-auth-clients", "no", "--requirepass", password])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs it)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        TlsRedis {
+            child,
+            dir,
+            port,
+            ca: ca.pem().into_bytes(),
+        }
+    }
+}
+
+impl Drop for TlsRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn redis_over_tls_with_a_password() {
+    use anonchat_rendezvous::store::redis::RedisStore;
+    let redis = TlsRedis::start("correct horse");
+    let port = redis.port;
+    let connect = |url: String, ca: Option<Vec<u8>>| async move {
+        let store = RedisStore::connect_with_ca(&url, ca, StoreConfig::default()).await?;
+        store.heartbeat("tls-instance", 1).await
+    };
+    connect(
+        format!("rediss://:correct%20horse@127.0.0.1:{port}"),
+        Some(redis.ca.clone()),
+    )
+    .await
+    .expect("TLS, the right CA and the password");
+    let refused = [
+        (
+            "a wrong password",
+            format!("rediss://:wrong@127.0.0.1:{port}"),
+            Some(redis.ca.clone()),
+        ),
+        (
+            "no password",
+            format!("rediss://127.0.0.1:{port}"),
+            Some(redis.ca.clone()),
+        ),
+        (
+            "a CA the system does not know",
+            format!("rediss://:correct%20horse@127.0.0.1:{port}"),
+            None,
+        ),
+        (
+            "plain text to the TLS port",
+            format!("redis://:correct%20horse@127.0.0.1:{port}"),
+            None,
+        ),
+    ];
+    for (what, url, ca) in refused {
+        let got = tokio::time::timeout(Duration::from_secs(15), connect(url, ca)).await;
+        assert!(matches!(got, Ok(Err(_))), "{what}: {got:?}");
+    }
+}

@@ -38,9 +38,29 @@ fn key(rest: &str) -> String {
 }
 
 impl RedisStore {
-    /// Connects (and reconnects by itself later on).
+    /// Connects (and reconnects by itself later on). `redis://` or `rediss://` (TLS, checked
+    /// against the system's roots), with the password in the URL (`rediss://:PASSWORD@host`).
     pub async fn connect(url: &str, config: StoreConfig) -> Result<Self> {
-        let client = ::redis::Client::open(url)?;
+        Self::connect_with_ca(url, None, config).await
+    }
+
+    /// As [`connect`](Self::connect), trusting only the CA certificates in `ca_pem` for a
+    /// `rediss://` server (a private CA, as Redis deployments usually have).
+    pub async fn connect_with_ca(
+        url: &str,
+        ca_pem: Option<Vec<u8>>,
+        config: StoreConfig,
+    ) -> Result<Self> {
+        let client = match ca_pem {
+            Some(root_cert) => ::redis::Client::build_with_tls(
+                url,
+                ::redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            )?,
+            None => ::redis::Client::open(url)?,
+        };
         // Every call fails within a few seconds instead of hanging a session when Redis stops
         // answering; the manager keeps reconnecting in the background.
         let manager = ::redis::aio::ConnectionManagerConfig::new()
