@@ -77,7 +77,8 @@ async fn preferences_blocks_self_and_last_partner<S: Store>(store: S) {
         matched(&store, &ticket("s2", "p2", Gender::Female, Want::Any)).await,
         None
     );
-    // The same device on another socket is never matched with itself.
+    // The same device on another socket is never matched with itself: its new ticket
+    // replaces the old one.
     assert_eq!(
         matched(&store, &ticket("s3", "p2", Gender::Female, Want::Any)).await,
         None
@@ -87,7 +88,7 @@ async fn preferences_blocks_self_and_last_partner<S: Store>(store: S) {
         matched(&store, &ticket("s4", "p4", Gender::Undisclosed, Want::Any))
             .await
             .map(|t| t.session),
-        Some("s2".into())
+        Some("s3".into())
     );
     // Blocks work both ways.
     store.block("p5", "p3").await.unwrap();
@@ -413,11 +414,85 @@ async fn two_thousand_concurrent_joins_keep_every_rule<S: Store>(store: S) {
     );
 }
 
+/// The review's wall: one device opens `scan` sockets and joins on each wanting only men, so a
+/// join that scans only the oldest `scan` tickets sees nobody else.
+async fn one_device_holds_one_ticket_however_many_sockets<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    for i in 0..8 {
+        let wall = ticket(&format!("wall-{i}"), "wall", Gender::Female, Want::M);
+        assert!(matches!(
+            store.join(&wall, now_ms()).await.unwrap(),
+            JoinOutcome::Queued { .. }
+        ));
+    }
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        1,
+        "one ticket for the device"
+    );
+    store
+        .join(&ticket("a", "pa", Gender::Female, Want::Any), now_ms())
+        .await
+        .unwrap();
+    let partner = matched(&store, &ticket("b", "pb", Gender::Female, Want::Any)).await;
+    assert_eq!(partner.map(|t| t.session), Some("a".to_owned()));
+}
+
+/// One device on three sockets with a daily limit of one: one match, not three.
+async fn limits_hold_for_the_partner_too<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    for s in ["s1", "s2", "s3"] {
+        store
+            .join(&ticket(s, "greedy", Gender::Male, Want::Any), now_ms())
+            .await
+            .unwrap();
+    }
+    let mut matches = 0;
+    for other in ["p1", "p2", "p3"] {
+        let t = ticket(&format!("{other}-s"), other, Gender::Female, Want::Any);
+        if matched(&store, &t)
+            .await
+            .is_some_and(|p| p.pseudonym == "greedy")
+        {
+            matches += 1;
+        }
+    }
+    assert_eq!(matches, 1);
+}
+
+async fn a_device_banned_after_it_queued_is_never_matched<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    store
+        .join(
+            &ticket("early", "soon-banned", Gender::Male, Want::Any),
+            now_ms(),
+        )
+        .await
+        .unwrap();
+    for reporter in ["r1", "r2", "r3"] {
+        store.report(reporter, "soon-banned").await.unwrap();
+    }
+    let newcomer = ticket("newcomer", "pn", Gender::Female, Want::Any);
+    assert!(matched(&store, &newcomer).await.is_none());
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        1,
+        "the banned device's ticket is gone; the newcomer waits"
+    );
+}
+
 fn config() -> StoreConfig {
     StoreConfig {
         report_threshold: 3,
         heartbeat_ttl: Duration::from_secs(1),
         ..StoreConfig::default()
+    }
+}
+
+fn scan_of_eight() -> StoreConfig {
+    StoreConfig {
+        scan: 8,
+        ..config()
     }
 }
 
@@ -465,6 +540,9 @@ suite! {
     tickets_of_dead_instances_are_never_matched => super::config(),
     instances_talk_through_their_channels => super::config(),
     two_thousand_concurrent_joins_keep_every_rule => super::config(),
+    one_device_holds_one_ticket_however_many_sockets => super::scan_of_eight(),
+    limits_hold_for_the_partner_too => super::limited(),
+    a_device_banned_after_it_queued_is_never_matched => super::config(),
 }
 
 /// A `redis-server` speaking only TLS, with a password, and its CA certificate (PEM).

@@ -48,11 +48,14 @@ for k = 1, #entries, 2 do
       live = redis.call('EXISTS', P .. 'inst:' .. other.instance) == 1
       alive[other.instance] = live
     end
-    if not live then
-      -- A ticket of a dead instance: a ghost, never matched, cleaned now.
+    local ban_left = live and redis.call('PTTL', P .. 'ban:' .. other.pseudonym) or 0
+    if not live or other.pseudonym == me or ban_left > 0 or ban_left == -1 then
+      -- Never matched, cleaned now: a ghost of a dead instance, an older ticket of this very
+      -- device (one ticket per device, however many sockets it opens), or a device banned
+      -- after it queued.
       redis.call('ZREM', KEYS[1], session)
       redis.call('DEL', P .. 't:' .. session)
-    elseif other.pseudonym ~= me
+    elseif tonumber(redis.call('GET', P .. 'count:' .. other.pseudonym .. ':' .. day) or '0') < limit
       and undisclosed_ok(ticket) and undisclosed_ok(other)
       and accepts(ticket.want, other.gender) and accepts(other.want, ticket.gender)
       and my_last ~= other.pseudonym

@@ -150,12 +150,34 @@ impl Store for MemoryStore {
         }
         // Borrowed, not copied: a join looks at no more than `scan` live tickets, and usually
         // stops after a few (see `matcher::choose`). Tickets of dead instances are skipped here
-        // and swept on the next heartbeat.
-        let none = HashSet::new();
-        let candidates: Vec<usize> = (0..inner.queue.len())
-            .filter(|&i| inner.alive(&inner.queue[i].1.instance, now))
-            .take(self.config.scan)
+        // and swept on the next heartbeat; a partner out of matches for today is skipped too.
+        // Dropped on the way, never matched: an older ticket of this very device (one ticket
+        // per device, however many sockets it opens) and a device banned after it queued.
+        let limit = self.config.daily_match_limit;
+        let mut stale = Vec::new();
+        let mut candidates = Vec::new();
+        for (i, (_, t)) in inner.queue.iter().enumerate() {
+            if candidates.len() >= self.config.scan {
+                break;
+            }
+            if (t.pseudonym == ticket.pseudonym && t.session != ticket.session)
+                || inner.ban_left(&t.pseudonym, now).is_some()
+            {
+                stale.push(i);
+            } else if inner.alive(&t.instance, now) && inner.count(&t.pseudonym, today, now) < limit
+            {
+                candidates.push(i);
+            }
+        }
+        for &i in stale.iter().rev() {
+            inner.queue.remove(i);
+        }
+        // Indices after a removed ticket move down by the removals before them.
+        let candidates: Vec<usize> = candidates
+            .into_iter()
+            .map(|i| i - stale.iter().filter(|&&s| s < i).count())
             .collect();
+        let none = HashSet::new();
         let me = inner.seat(ticket, &none, now);
         let seats = candidates
             .iter()
