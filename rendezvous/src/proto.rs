@@ -193,6 +193,8 @@ pub enum ErrorCode {
     InvalidReceipt,
     RateLimited,
     ShuttingDown,
+    /// The same device connected again elsewhere; this connection is closed.
+    Replaced,
     Internal,
 }
 
@@ -214,6 +216,7 @@ impl ErrorCode {
             ErrorCode::InvalidReceipt => "invalid_receipt",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Replaced => "replaced",
             ErrorCode::Internal => "internal",
         }
     }

@@ -338,6 +338,9 @@ async fn receipts_report_and_block<S: Store, F: Future<Output = S>>(mk: impl Fn(
     r2.send(json!({"type": "report", "receipt": m2["receipt"], "reason": "rude"}))
         .await;
     r2.expect("reported").await;
+    // The ban ends the target's open session at once.
+    t2.expect_error("banned").await;
+    assert!(recv(&mut t2.ws).await.is_none(), "closed after the ban");
     // Two unique reporters: banned at the next connection.
     let (mut ws, nonce) = Client::connect(addr).await;
     send(
@@ -690,6 +693,71 @@ async fn two_instances_share_one_store<S: Store, F: Future<Output = S>>(
     assert_eq!(store.stats().await.unwrap().waiting, 0);
 }
 
+/// The review's wall, at the session level: one token on many sockets. Each new socket of the
+/// device replaces the previous one (on any instance), which is told and closed, and its place
+/// in the queue goes with it.
+async fn one_live_session_per_device<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    let v = TestVerifier::new();
+    let (one, store) = boot(&mk, &v, |_| {}).await;
+    let two = common::start(store.clone(), &v, |_| {}).await;
+    let device = v.device(Gender::Female);
+    let mut sockets: Vec<Client> = Vec::new();
+    for i in 0..6 {
+        let addr = if i % 2 == 0 { one.addr } else { two.addr };
+        let (mut c, _) = Client::login(addr, &device).await;
+        c.join(&format!("wall{i}"), "m").await;
+        c.expect("queued").await;
+        if let Some(mut previous) = sockets.pop() {
+            let err = previous.expect_error("replaced").await;
+            assert!(err["message"].as_str().unwrap().contains("connected again"));
+            assert!(
+                recv(&mut previous.ws).await.is_none(),
+                "the older socket is closed"
+            );
+        }
+        sockets.push(c);
+    }
+    // One place in the queue, not six.
+    let mut waiting = u64::MAX;
+    for _ in 0..50 {
+        waiting = store.stats().await.unwrap().waiting;
+        if waiting == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(waiting, 1);
+    // The last socket still works: a man who joins meets it.
+    let (mut man, _) = Client::login(one.addr, &v.device(Gender::Male)).await;
+    man.join("mark", "any").await;
+    man.expect("matched").await;
+    sockets[0].expect("matched").await;
+    two.shutdown().await.unwrap();
+}
+
+async fn sessions_end_when_the_token_lapses<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    let v = TestVerifier::new();
+    let (server, store) = boot(&mk, &v, |_| {}).await;
+    let device = v.device_with_ttl(Gender::Male, 2);
+    let (mut c, _) = Client::login(server.addr, &device).await;
+    c.join("brief", "any").await;
+    c.expect("queued").await;
+    c.expect_error("token_expired").await;
+    assert!(
+        recv(&mut c.ws).await.is_none(),
+        "closed when the token lapsed"
+    );
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        0,
+        "and out of the queue"
+    );
+}
+
 /// An instance killed outright (SIGKILL, no goodbye): its waiting users are never matched, and
 /// their tickets are cleaned once its heartbeat has expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -902,6 +970,8 @@ both_stores! {
     shutdown_tells_clients,
     two_instances_share_one_store,
     two_thousand_clients,
+    one_live_session_per_device,
+    sessions_end_when_the_token_lapses,
 }
 
 #[tokio::test]

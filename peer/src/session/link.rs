@@ -63,7 +63,12 @@ pub fn worth_retrying(error: &ClientError) -> bool {
     use anonchat_rendezvous::proto::ErrorCode::*;
     match error {
         ClientError::Server { code, .. } => {
-            !matches!(code, InvalidToken | TokenExpired | BadSignature | Banned)
+            // Replaced: another window of this device took over; fighting it back would
+            // only disconnect that one in turn.
+            !matches!(
+                code,
+                InvalidToken | TokenExpired | BadSignature | Banned | Replaced
+            )
         }
         _ => true,
     }

@@ -195,7 +195,11 @@ impl Session {
                 }
                 if matches!(
                     code,
-                    ErrorCode::DailyLimit | ErrorCode::Banned | ErrorCode::InvalidProfile
+                    ErrorCode::DailyLimit
+                        | ErrorCode::Banned
+                        | ErrorCode::InvalidProfile
+                        | ErrorCode::Replaced
+                        | ErrorCode::TokenExpired
                 ) && matches!(self.phase, Phase::Waiting)
                 {
                     self.phase = Phase::Idle;

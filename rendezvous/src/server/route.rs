@@ -1,6 +1,7 @@
 //! Getting an event to a session, wherever it is: a local session's channel, or another
 //! instance's pub/sub channel. Only these envelopes travel between instances — matches, signals
-//! already checked by the sender's instance, and departures; never a chat message.
+//! already checked by the sender's instance, departures, and the end of a session's right to
+//! go on; never a chat message.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -8,7 +9,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::proto::{PartnerInfo, Role, Transport};
+use crate::proto::{ErrorCode, PartnerInfo, Role, Transport};
 
 /// An event for one session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +34,14 @@ pub enum Envelope {
         to: String,
         match_id: String,
     },
+    /// The session's right to go on ended (its device connected again elsewhere, or was
+    /// banned): it says why and closes.
+    Ended {
+        to: String,
+        code: ErrorCode,
+        message: String,
+        retry_after: Option<u64>,
+    },
 }
 
 impl Envelope {
@@ -40,7 +49,8 @@ impl Envelope {
         match self {
             Envelope::Matched { to, .. }
             | Envelope::Signal { to, .. }
-            | Envelope::PartnerLeft { to, .. } => to,
+            | Envelope::PartnerLeft { to, .. }
+            | Envelope::Ended { to, .. } => to,
         }
     }
 

@@ -33,6 +33,8 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 struct Identity {
     pseudonym: String,
     gender: Gender,
+    /// When the token lapses (Unix seconds): the session ends then.
+    expires_at: i64,
 }
 
 struct Match {
@@ -79,6 +81,26 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut socket: WebSocket) {
     let session = random_id(16);
     let (tx, rx) = mpsc::channel(64);
     shared.hub.insert(session.clone(), tx);
+    // One live session per device: a newer one replaces this device's older one, wherever it
+    // is, so that many sockets of one token cannot hold many places.
+    match shared
+        .store
+        .claim(&me.pseudonym, &session, &shared.instance)
+        .await
+    {
+        Ok(Some(old)) => {
+            let end = Envelope::Ended {
+                to: old.session,
+                code: ErrorCode::Replaced,
+                message: "this device connected again elsewhere, so this connection was closed"
+                    .into(),
+                retry_after: None,
+            };
+            shared.route(&old.instance, end).await;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "could not record the device's live session"),
+    }
     shared.metrics.connections.inc();
     let fps =
         std::num::NonZeroU32::new(shared.config.frames_per_second.max(1)).expect("at least 1");
@@ -105,6 +127,10 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut socket: WebSocket) {
     }
     conn.finish().await;
     shared.hub.remove(&conn.session);
+    let _ = shared
+        .store
+        .release(&conn.me.pseudonym, &conn.session)
+        .await;
     shared.metrics.connections.dec();
 }
 
@@ -181,6 +207,7 @@ async fn handshake<S: Store>(
             Identity {
                 pseudonym,
                 gender: claims.gender,
+                expires_at: claims.exp,
             },
             daily_remaining,
         )),
@@ -241,8 +268,17 @@ impl<S: Store> Conn<S> {
         let mut ping = tokio::time::interval(PING_EVERY.min(idle / 2));
         let mut shutdown = self.shared.shutdown.clone();
         let mut last_seen = Instant::now();
+        let lapse =
+            Duration::from_secs(u64::try_from(self.me.expires_at - unix_now()).unwrap_or(0));
+        let lapses = tokio::time::sleep(lapse);
+        tokio::pin!(lapses);
         loop {
             let alive = tokio::select! {
+                () = &mut lapses => {
+                    self.error(ErrorCode::TokenExpired, "your verification has expired; verify again").await;
+                    let _ = self.socket.send(Message::Close(Some(CloseFrame { code: CLOSE_POLICY, reason: "token expired".into() }))).await;
+                    false
+                }
                 frame = self.socket.recv() => match frame {
                     Some(Ok(Message::Text(text))) => {
                         last_seen = Instant::now();
@@ -573,6 +609,27 @@ impl<S: Store> Conn<S> {
                 }
                 _ => true,
             },
+            Envelope::Ended {
+                code,
+                message,
+                retry_after,
+                ..
+            } => {
+                Metrics::label(&self.shared.metrics.errors, code.as_str());
+                let end = ServerMessage::Error {
+                    code,
+                    message,
+                    retry_after,
+                    field: None,
+                };
+                self.send(end).await;
+                let close = CloseFrame {
+                    code: CLOSE_POLICY,
+                    reason: code.as_str().into(),
+                };
+                let _ = self.socket.send(Message::Close(Some(close))).await;
+                false
+            }
         }
     }
 
@@ -631,6 +688,7 @@ impl<S: Store> Conn<S> {
                 self.shared.metrics.reports.inc();
                 if outcome.banned {
                     self.shared.metrics.bans.inc();
+                    self.end_banned_session(&receipt.partner).await;
                 }
                 self.send(ServerMessage::Reported {}).await
             }
@@ -642,6 +700,20 @@ impl<S: Store> Conn<S> {
                 .await
             }
         }
+    }
+
+    /// A device just banned loses its open session (queued or matched) at once.
+    async fn end_banned_session(&mut self, pseudonym: &str) {
+        let Ok(Some(live)) = self.shared.store.live_session(pseudonym).await else {
+            return;
+        };
+        let end = Envelope::Ended {
+            to: live.session,
+            code: ErrorCode::Banned,
+            message: "this device was reported by several people and is banned for now".into(),
+            retry_after: Some(self.shared.config.ban_seconds),
+        };
+        self.shared.route(&live.instance, end).await;
     }
 
     /// Blocks the receipt's partner for good; if that is the current match, it ends.

@@ -41,6 +41,7 @@ struct Inner {
     reports: HashMap<String, Expiring<HashSet<String>>>,
     instances: HashMap<String, Expiring<u64>>,
     channels: HashMap<String, mpsc::Sender<String>>,
+    live: HashMap<String, Expiring<LiveSession>>,
 }
 
 impl MemoryStore {
@@ -109,6 +110,7 @@ impl Inner {
         self.bans.retain(|_, v| v.live(now));
         self.reports.retain(|_, v| v.live(now));
         self.blocks.retain(|_, v| v.live(now));
+        self.live.retain(|_, v| v.live(now));
         let dead: Vec<String> = self
             .instances
             .iter()
@@ -126,6 +128,50 @@ impl Inner {
 }
 
 impl Store for MemoryStore {
+    async fn claim(
+        &self,
+        pseudonym: &str,
+        session: &str,
+        instance: &str,
+    ) -> Result<Option<LiveSession>> {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let mine = Expiring {
+            value: LiveSession {
+                session: session.to_owned(),
+                instance: instance.to_owned(),
+            },
+            until: now + LIVE_SESSION_TTL,
+        };
+        Ok(inner
+            .live
+            .insert(pseudonym.to_owned(), mine)
+            .filter(|old| old.live(now) && old.value.session != session)
+            .map(|old| old.value))
+    }
+
+    async fn release(&self, pseudonym: &str, session: &str) -> Result<()> {
+        let mut inner = self.lock();
+        if inner
+            .live
+            .get(pseudonym)
+            .is_some_and(|l| l.value.session == session)
+        {
+            inner.live.remove(pseudonym);
+        }
+        Ok(())
+    }
+
+    async fn live_session(&self, pseudonym: &str) -> Result<Option<LiveSession>> {
+        let inner = self.lock();
+        let now = Instant::now();
+        Ok(inner
+            .live
+            .get(pseudonym)
+            .filter(|l| l.live(now))
+            .map(|l| l.value.clone()))
+    }
+
     async fn admit(&self, pseudonym: &str, now_unix: i64) -> Result<Admission> {
         let inner = self.lock();
         let now = Instant::now();

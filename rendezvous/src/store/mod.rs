@@ -86,6 +86,17 @@ pub enum JoinOutcome {
     DailyLimit,
 }
 
+/// Where a device's live session is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSession {
+    pub session: String,
+    pub instance: String,
+}
+
+/// How long a claim outlives its last renewal: sessions end with their token (a day at most
+/// by default), and a crashed instance's claims must not stay forever.
+pub const LIVE_SESSION_TTL: Duration = Duration::from_secs(2 * 86_400);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportOutcome {
     /// Unique reporters of the target within the report TTL.
@@ -138,6 +149,21 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn unban(&self, pseudonym: &str) -> impl Future<Output = Result<bool>> + Send;
     /// Forgets everything (admin reset).
     fn reset(&self) -> impl Future<Output = Result<()>> + Send;
+    /// Records `session` (on `instance`) as the one live session of `pseudonym`, and returns
+    /// the one it replaces, if any: one device, one session, whatever the number of sockets.
+    fn claim(
+        &self,
+        pseudonym: &str,
+        session: &str,
+        instance: &str,
+    ) -> impl Future<Output = Result<Option<LiveSession>>> + Send;
+    /// Forgets `session` as `pseudonym`'s live session, unless another has replaced it since.
+    fn release(&self, pseudonym: &str, session: &str) -> impl Future<Output = Result<()>> + Send;
+    /// The live session of `pseudonym`, if any (to end it when the device is banned).
+    fn live_session(
+        &self,
+        pseudonym: &str,
+    ) -> impl Future<Output = Result<Option<LiveSession>>> + Send;
     /// Keeps `instance` alive for another heartbeat TTL, with its number of connected clients.
     fn heartbeat(&self, instance: &str, online: u64) -> impl Future<Output = Result<()>> + Send;
     /// An instance stopping cleanly: its heartbeat and its tickets go at once.

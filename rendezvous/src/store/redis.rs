@@ -29,6 +29,7 @@ pub struct RedisStore {
     join: Arc<::redis::Script>,
     report: Arc<::redis::Script>,
     sweep: Arc<::redis::Script>,
+    release: Arc<::redis::Script>,
 }
 
 use std::sync::Arc;
@@ -75,6 +76,7 @@ impl RedisStore {
             join: Arc::new(::redis::Script::new(include_str!("join.lua"))),
             report: Arc::new(::redis::Script::new(include_str!("report.lua"))),
             sweep: Arc::new(::redis::Script::new(include_str!("sweep.lua"))),
+            release: Arc::new(::redis::Script::new(include_str!("release.lua"))),
         })
     }
 
@@ -91,7 +93,56 @@ struct JoinReply {
     queued: Option<u64>,
 }
 
+/// A claim as Redis holds it: `instance session` (both are base64url, without spaces).
+fn parse_live(value: Option<String>) -> Option<LiveSession> {
+    let value = value?;
+    let (instance, session) = value.split_once(' ')?;
+    Some(LiveSession {
+        session: session.to_owned(),
+        instance: instance.to_owned(),
+    })
+}
+
 impl Store for RedisStore {
+    async fn claim(
+        &self,
+        pseudonym: &str,
+        session: &str,
+        instance: &str,
+    ) -> Result<Option<LiveSession>> {
+        let mut c = self.conn.clone();
+        // SET … GET: the claim and the previous holder in one atomic step.
+        let old: Option<String> = ::redis::cmd("SET")
+            .arg(key(&format!("live:{pseudonym}")))
+            .arg(format!("{instance} {session}"))
+            .arg("EX")
+            .arg(Self::secs(LIVE_SESSION_TTL))
+            .arg("GET")
+            .query_async(&mut c)
+            .await?;
+        Ok(parse_live(old).filter(|l| l.session != session))
+    }
+
+    async fn release(&self, pseudonym: &str, session: &str) -> Result<()> {
+        let mut c = self.conn.clone();
+        let _: i64 = self
+            .release
+            .key(key(&format!("live:{pseudonym}")))
+            .arg(session)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(())
+    }
+
+    async fn live_session(&self, pseudonym: &str) -> Result<Option<LiveSession>> {
+        let mut c = self.conn.clone();
+        let value: Option<String> = ::redis::cmd("GET")
+            .arg(key(&format!("live:{pseudonym}")))
+            .query_async(&mut c)
+            .await?;
+        Ok(parse_live(value))
+    }
+
     async fn admit(&self, pseudonym: &str, now_unix: i64) -> Result<Admission> {
         let mut c = self.conn.clone();
         let (ban_ms, used): (i64, Option<u32>) = ::redis::pipe()

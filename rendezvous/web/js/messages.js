@@ -29,6 +29,7 @@ const TEXT = {
   not_signaling: 'A connection message was refused.',
   invalid_receipt: 'That chat can no longer be reported or blocked.',
   shutting_down: 'The server is restarting. Try again in a moment.',
+  replaced: 'You connected again from another window or device, so this one was disconnected.',
   // this page
   unreachable: 'The server cannot be reached. Check your connection and try again.',
   camera: 'The camera is not available. Allow it, or choose a photo instead.',
