@@ -9,6 +9,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+/// Signaling one side may send per match. Measured (BENCHMARKS.md): a Chromium offer or answer
+/// is about 560 bytes and each candidate about 150; in the suite's matches (terminal and
+/// Chromium, loopback and the NAT lab) one side sent 119 to 1,104 bytes in all. Room for many
+/// interfaces and a restart, not for prose.
+pub const MAX_SIGNAL_BYTES_PER_MATCH: usize = 8 * 1024;
+
 /// Limits per match and per side.
 #[derive(Debug, Clone, Copy)]
 pub struct SignalLimits {
@@ -19,6 +25,8 @@ pub struct SignalLimits {
     pub max_libp2p: u32,
     pub max_addrs: usize,
     pub max_addr_bytes: usize,
+    /// Bytes of signaling one side may send per match, all payloads together (as re-encoded).
+    pub max_bytes: usize,
     /// How long after the match signals are accepted.
     pub window: Duration,
 }
@@ -33,6 +41,7 @@ impl Default for SignalLimits {
             max_libp2p: 4,
             max_addrs: 16,
             max_addr_bytes: 256,
+            max_bytes: MAX_SIGNAL_BYTES_PER_MATCH,
             window: Duration::from_secs(60),
         }
     }
@@ -98,6 +107,7 @@ pub struct SignalBudget {
     descriptions: u32,
     candidates: u32,
     libp2p: u32,
+    bytes: usize,
 }
 
 impl SignalBudget {
@@ -128,7 +138,12 @@ impl SignalBudget {
         if *count >= max {
             return Err(NotSignaling::Budget(what));
         }
+        let size = serde_json::to_string(&signal).map_or(usize::MAX, |j| j.len());
+        if self.bytes.saturating_add(size) > limits.max_bytes {
+            return Err(NotSignaling::Budget("bytes of signaling"));
+        }
         *count += 1;
+        self.bytes += size;
         Ok(signal)
     }
 }
@@ -169,8 +184,44 @@ fn printable(s: &str) -> bool {
     s.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
-/// An SDP that starts with `v=0`, whose every line is `<letter>=<printable text>`, with at
-/// least one media section, all of them `m=application` (data channels: no audio, no video).
+fn digits(s: &str, max_len: usize) -> bool {
+    !s.is_empty() && s.len() <= max_len && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// ICE's `ice-char`: letters, digits, `+` and `/` (RFC 8839).
+fn ice_chars(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+}
+
+/// A short identifier (`mid`, bundle tags, the `o=` user name): no spaces, at most 32 bytes.
+fn token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.{}".contains(&b))
+}
+
+/// An IP address, or the mDNS name a browser puts in place of its host address
+/// (`<uuid>.local`).
+fn address(s: &str) -> bool {
+    if s.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    s.strip_suffix(".local").is_some_and(|name| {
+        (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+    })
+}
+
+fn port(s: &str) -> bool {
+    digits(s, 5) && s.parse::<u32>().is_ok_and(|p| p <= 65_535)
+}
+
+/// An SDP that a data-channel offer or answer is made of, line by line: the session lines
+/// (`v o s t c`), data-channel media sections only, and the attributes such a description needs,
+/// each with the value grammar it has. Nothing free-form passes: no `i=`, no unknown attribute,
+/// no trailing words.
 fn check_sdp(sdp: &str, limits: &SignalLimits) -> Result<(), NotSignaling> {
     if sdp.len() > limits.max_sdp_bytes {
         return Err(NotSignaling::Sdp("larger than allowed"));
@@ -179,32 +230,137 @@ fn check_sdp(sdp: &str, limits: &SignalLimits) -> Result<(), NotSignaling> {
         return Err(NotSignaling::Sdp("does not start with v=0"));
     }
     let mut media = 0;
+    let (mut mids, mut bundled) = (Vec::new(), Vec::new());
     for line in sdp
         .split('\n')
         .map(|l| l.strip_suffix('\r').unwrap_or(l))
         .filter(|l| !l.is_empty())
     {
-        let b = line.as_bytes();
-        if b.len() < 2 || !b[0].is_ascii_lowercase() || b[1] != b'=' || !printable(line) {
-            return Err(NotSignaling::Sdp("a line is not of the form x=value"));
+        if let Some(mid) = line.strip_prefix("a=mid:") {
+            mids.push(mid);
         }
-        if let Some(m) = line.strip_prefix("m=") {
-            if !m.starts_with("application ") {
-                return Err(NotSignaling::Sdp(
-                    "only data-channel (m=application) sections are relayed",
-                ));
+        if let Some(group) = line.strip_prefix("a=group:BUNDLE ") {
+            bundled.extend(group.split(' '));
+        }
+        if !printable(line) {
+            return Err(NotSignaling::Sdp("a line is not printable ASCII"));
+        }
+        let (kind, value) = line
+            .split_once('=')
+            .filter(|(k, _)| k.len() == 1)
+            .ok_or(NotSignaling::Sdp("a line is not of the form x=value"))?;
+        let fields: Vec<&str> = value.split(' ').collect();
+        let ok = match kind {
+            "v" => value == "0",
+            "o" => {
+                fields.len() == 6
+                    && token(fields[0])
+                    && digits(fields[1], 20)
+                    && digits(fields[2], 20)
+                    && fields[3] == "IN"
+                    && ["IP4", "IP6"].contains(&fields[4])
+                    && address(fields[5])
             }
-            media += 1;
+            "s" => value == "-",
+            "t" => value == "0 0",
+            "c" => {
+                fields.len() == 3
+                    && fields[0] == "IN"
+                    && ["IP4", "IP6"].contains(&fields[1])
+                    && address(fields[2])
+            }
+            "m" => {
+                media += 1;
+                fields.len() == 4
+                    && fields[0] == "application"
+                    && port(fields[1])
+                    && ["UDP/DTLS/SCTP", "TCP/DTLS/SCTP"].contains(&fields[2])
+                    && fields[3] == "webrtc-datachannel"
+            }
+            "a" => check_attribute(value, limits),
+            _ => false,
+        };
+        if !ok {
+            return Err(match kind {
+                "m" => NotSignaling::Sdp("only data-channel (m=application) sections are relayed"),
+                "a" => NotSignaling::Sdp("an attribute a data channel does not need, or malformed"),
+                _ => NotSignaling::Sdp(
+                    "a session line that is not part of a data-channel description",
+                ),
+            });
         }
     }
     if media == 0 {
         return Err(NotSignaling::Sdp("no data-channel section"));
     }
+    if media > MAX_MEDIA_SECTIONS || mids.len() > media {
+        return Err(NotSignaling::Sdp("more sections than a data channel needs"));
+    }
+    // A bundle names sections of this very description, each once.
+    let mut seen = Vec::new();
+    for tag in bundled {
+        if !mids.contains(&tag) || seen.contains(&tag) {
+            return Err(NotSignaling::Sdp(
+                "a bundle names a section that is not there",
+            ));
+        }
+        seen.push(tag);
+    }
     Ok(())
 }
 
-/// `candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type> ...`,
-/// or the empty end-of-candidates marker.
+/// Media sections a description may hold (a chat needs one data channel).
+const MAX_MEDIA_SECTIONS: usize = 2;
+
+/// One `a=` line of a data-channel description.
+fn check_attribute(value: &str, limits: &SignalLimits) -> bool {
+    let (name, rest) = value.split_once(':').unwrap_or((value, ""));
+    let fields: Vec<&str> = rest.split(' ').collect();
+    match name {
+        // Flags: no value at all.
+        "extmap-allow-mixed" | "end-of-candidates" | "sendrecv" | "ice-lite" | "rtcp-mux" => {
+            rest.is_empty() && !value.contains(':')
+        }
+        "ice-ufrag" => ice_chars(rest, 4, 256),
+        "ice-pwd" => ice_chars(rest, 22, 256),
+        "ice-options" => fields
+            .iter()
+            .all(|o| ["trickle", "ice2", "renomination"].contains(o)),
+        "fingerprint" => {
+            fields.len() == 2
+                && ["sha-1", "sha-224", "sha-256", "sha-384", "sha-512"]
+                    .contains(&fields[0].to_ascii_lowercase().as_str())
+                && fields[1]
+                    .split(':')
+                    .all(|h| h.len() == 2 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                && (20..=64).contains(&fields[1].split(':').count())
+        }
+        "setup" => ["actpass", "active", "passive", "holdconn"].contains(&rest),
+        "mid" => token(rest),
+        "sctp-port" => port(rest),
+        "max-message-size" => digits(rest, 10),
+        "group" => {
+            fields.len() >= 2
+                && fields.len() <= 17
+                && fields[0] == "BUNDLE"
+                && fields[1..].iter().all(|m| token(m))
+        }
+        // Chrome writes `msid-semantic: WMS`, others `msid-semantic:WMS *`.
+        "msid-semantic" => {
+            let words: Vec<&str> = rest.split(' ').filter(|w| !w.is_empty()).collect();
+            words.first() == Some(&"WMS")
+                && words.len() <= 2
+                && words.get(1).is_none_or(|w| *w == "*" || token(w))
+        }
+        "candidate" => check_candidate(&format!("candidate:{rest}"), limits).is_ok(),
+        _ => false,
+    }
+}
+
+/// `candidate:<foundation> <component> <transport> <priority> <address> <port> typ <type>`, then
+/// only the extensions an ICE agent writes (`raddr`, `rport`, `tcptype`, `generation`, `ufrag`,
+/// `network-id`, `network-cost`), each once with its value, and nothing after them; or the
+/// empty end-of-candidates marker.
 fn check_candidate(candidate: &str, limits: &SignalLimits) -> Result<(), NotSignaling> {
     if candidate.is_empty() {
         return Ok(());
@@ -219,45 +375,91 @@ fn check_candidate(candidate: &str, limits: &SignalLimits) -> Result<(), NotSign
         .strip_prefix("candidate:")
         .ok_or(NotSignaling::Candidate("does not start with candidate:"))?;
     let fields: Vec<&str> = body.split(' ').collect();
-    let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let ok = fields.len() >= 8
-        && numeric(fields[1])
+    let head_ok = fields.len() >= 8
+        && ice_chars(fields[0], 1, 32)
+        && digits(fields[1], 3)
         && ["udp", "tcp"].contains(&fields[2].to_ascii_lowercase().as_str())
-        && numeric(fields[3])
-        && numeric(fields[5])
+        && digits(fields[3], 10)
+        && address(fields[4])
+        && port(fields[5])
         && fields[6] == "typ"
         && ["host", "srflx", "prflx", "relay"].contains(&fields[7]);
-    if ok {
-        Ok(())
-    } else {
-        Err(NotSignaling::Candidate("not an ICE candidate line"))
+    if !head_ok {
+        return Err(NotSignaling::Candidate("not an ICE candidate line"));
     }
+    let extensions = &fields[8..];
+    if !extensions.len().is_multiple_of(2) {
+        return Err(NotSignaling::Candidate(
+            "words after the candidate's fields",
+        ));
+    }
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in extensions.chunks(2) {
+        let (name, value) = (pair[0], pair[1]);
+        let ok = !seen.contains(&name)
+            && match name {
+                "raddr" => address(value),
+                "rport" => port(value),
+                "tcptype" => ["active", "passive", "so"].contains(&value),
+                "generation" | "network-id" | "network-cost" => digits(value, 10),
+                "ufrag" => ice_chars(value, 4, 256),
+                _ => false,
+            };
+        if !ok {
+            return Err(NotSignaling::Candidate(
+                "words after the candidate's fields",
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
 }
 
-/// A libp2p peer id (base58btc) and multiaddresses (`/ip4/…/tcp/…`).
+/// A libp2p peer id and multiaddresses, both parsed: IP or DNS, then TCP or UDP (QUIC), and
+/// at most this peer's own `/p2p/` id at the end.
 fn check_libp2p(
     peer_id: &str,
     addrs: &[String],
     limits: &SignalLimits,
 ) -> Result<(), NotSignaling> {
-    const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-    if !(40..=64).contains(&peer_id.len()) || !peer_id.bytes().all(|b| BASE58.contains(&b)) {
-        return Err(NotSignaling::Libp2p("peer_id is not a base58 peer id"));
-    }
+    use multiaddr::{Multiaddr, PeerId, Protocol};
+    let id: PeerId = peer_id
+        .parse()
+        .map_err(|_| NotSignaling::Libp2p("peer_id is not a libp2p peer id"))?;
     if addrs.is_empty() || addrs.len() > limits.max_addrs {
         return Err(NotSignaling::Libp2p(
             "between 1 and 16 addresses are allowed",
         ));
     }
     for a in addrs {
-        let proto_ok = ["/ip4/", "/ip6/", "/dns/", "/dns4/", "/dns6/"]
-            .iter()
-            .any(|p| a.starts_with(p));
-        if a.len() > limits.max_addr_bytes || !proto_ok || !printable(a) || a.contains(' ') {
-            return Err(NotSignaling::Libp2p("not a multiaddress"));
+        if a.len() > limits.max_addr_bytes {
+            return Err(NotSignaling::Libp2p("an address is too long"));
+        }
+        let parsed: Multiaddr = a
+            .parse()
+            .map_err(|_| NotSignaling::Libp2p("not a multiaddress"))?;
+        let allowed = parsed.iter().all(|p| match p {
+            Protocol::Ip4(_) | Protocol::Ip6(_) | Protocol::Tcp(_) | Protocol::Udp(_) => true,
+            Protocol::QuicV1 => true,
+            Protocol::Dns(n) | Protocol::Dns4(n) | Protocol::Dns6(n) => token_host(&n),
+            Protocol::P2p(p) => p == id,
+            _ => false,
+        });
+        if !allowed {
+            return Err(NotSignaling::Libp2p(
+                "only ip/dns, tcp, udp, quic-v1 and this peer's own p2p id",
+            ));
         }
     }
     Ok(())
+}
+
+/// A DNS name: labels of letters, digits and hyphens.
+fn token_host(name: &str) -> bool {
+    (1..=253).contains(&name.len())
+        && name.split('.').all(|l| {
+            (1..=63).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[cfg(test)]
@@ -268,12 +470,107 @@ mod tests {
     const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
         a=msid-semantic: WMS\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
         a=ice-ufrag:abcd\r\na=ice-pwd:aaaaaaaaaaaaaaaaaaaaaa\r\na=ice-options:trickle\r\n\
-        a=fingerprint:sha-256 AA:BB:CC\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n\
+        a=fingerprint:sha-256 AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n\
         a=max-message-size:262144\r\n";
     const CANDIDATE: &str = "candidate:842163049 1 udp 1677729535 192.0.2.10 46154 typ srflx raddr 0.0.0.0 rport 0 generation 0";
 
+    /// What Chromium 14x sends for a data channel (captured, keys and ids changed).
+    const CHROMIUM_OFFER: &str = "v=0\r\no=- 8300590696296626312 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+        a=group:BUNDLE 0\r\na=extmap-allow-mixed\r\na=msid-semantic: WMS\r\n\
+        m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:jpDE\r\n\
+        a=ice-pwd:L7rNSfnKhMj/x2e/SUqQsSKq\r\na=ice-options:trickle\r\n\
+        a=fingerprint:sha-256 92:D8:5E:9B:B6:44:88:DF:D8:E9:E0:5C:13:77:D7:EC:E5:CF:A2:14:74:A3:E1:C4:17:F4:79:B9:93:DB:4A:00\r\n\
+        a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n";
+    const CHROMIUM_CANDIDATE: &str = "candidate:3109873718 1 udp 2113937151 fb38cb10-3971-4317-9e8b-3dd7d1cfb5dc.local 34505 typ host generation 0 ufrag jpDE network-cost 999";
+    const PEER_ID: &str = "12D3KooWBnnQLdVDbf3psY7AzXwYKTxKKYtpUdVaY9FAUKG2BCec";
+
     fn limits() -> SignalLimits {
         SignalLimits::default()
+    }
+
+    #[test]
+    fn what_chromium_sends_passes_and_any_word_added_to_it_does_not() {
+        let offer = json!({"kind": "offer", "sdp": CHROMIUM_OFFER});
+        validate(&offer, &limits()).unwrap();
+        let answer = CHROMIUM_OFFER.replace("setup:actpass", "setup:active");
+        validate(&json!({"kind": "answer", "sdp": answer}), &limits()).unwrap();
+        let c = json!({"kind": "candidate", "candidate": CHROMIUM_CANDIDATE, "sdp_mid": "0"});
+        validate(&c, &limits()).unwrap();
+        let smuggled_sdp = [
+            "i=meet me at the station at nine\r\n",
+            "a=tool:meet me at the station\r\n",
+            "a=x-note:call me\r\n",
+            "a=mid:0 and some words\r\n",
+            "a=setup:actpass please\r\n",
+            "a=fingerprint:sha-256 hello\r\n",
+            "a=ice-options:trickle call me\r\n",
+            "a=group:BUNDLE 0 meet-me-at-nine please\r\n",
+            "a=msid-semantic: WMS meet me\r\n",
+            "a=sctp-port:5000 5001\r\n",
+            "a=extmap-allow-mixed:yes\r\n",
+            "s=hello there\r\n",
+            "b=AS:30\r\n",
+        ];
+        for extra in smuggled_sdp {
+            let sdp = format!("{CHROMIUM_OFFER}{extra}");
+            let got = validate(&json!({"kind": "offer", "sdp": sdp}), &limits());
+            assert!(got.is_err(), "accepted {extra:?}");
+        }
+        let smuggled_candidates = [
+            format!("{CHROMIUM_CANDIDATE} meet me"),
+            format!("{CHROMIUM_CANDIDATE} generation 1"),
+            CHROMIUM_CANDIDATE.replace("network-cost 999", "network-cost lots"),
+            CHROMIUM_CANDIDATE.replace(".local", ".example"),
+            CHROMIUM_CANDIDATE.replace("3109873718", "hello-there"),
+            CHROMIUM_CANDIDATE.replace("34505", "99999"),
+            "candidate:1 1 udp 1 call-me-maybe 1 typ host".to_owned(),
+        ];
+        for candidate in smuggled_candidates {
+            let got = validate(
+                &json!({"kind": "candidate", "candidate": candidate}),
+                &limits(),
+            );
+            assert!(got.is_err(), "accepted {candidate:?}");
+        }
+    }
+
+    #[test]
+    fn libp2p_addresses_are_parsed_not_pattern_matched() {
+        let ok = json!({"kind": "libp2p", "peer_id": PEER_ID, "addrs": [
+            "/ip4/203.0.113.7/tcp/4001", "/ip6/2001:db8::1/udp/4001/quic-v1",
+            format!("/dns4/peer.example/tcp/4001/p2p/{PEER_ID}"),
+        ]});
+        validate(&ok, &limits()).unwrap();
+        for addr in [
+            "/ip4/203.0.113.7/tcp/4001/meet/me".to_owned(),
+            "/ip4/meet-me-at-nine/tcp/1".to_owned(),
+            "/dns4/meet me at nine/tcp/1".to_owned(),
+            "/ip4/203.0.113.7/tcp/4001/ws".to_owned(),
+            "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWJWoaqZhDaoEFshF7Rh1bpY9ohihFhzcW6d69Lr2NASuq"
+                .to_owned(),
+        ] {
+            let data = json!({"kind": "libp2p", "peer_id": PEER_ID, "addrs": [addr]});
+            assert!(validate(&data, &limits()).is_err(), "accepted {addr}");
+        }
+        let bad_id = json!({"kind": "libp2p", "peer_id": "QmNotARealPeerIdButLongEnoughToPassALengthCheck1234", "addrs": ["/ip4/1.2.3.4/tcp/1"]});
+        assert!(validate(&bad_id, &limits()).is_err());
+    }
+
+    #[test]
+    fn one_side_signals_a_few_kilobytes_per_match_at_most() {
+        let mut budget = SignalBudget::default();
+        let c = json!({"kind": "candidate", "candidate": CHROMIUM_CANDIDATE});
+        let mut sent = 0;
+        let refusal = loop {
+            match budget.admit(&c, Duration::from_secs(1), &limits()) {
+                Ok(_) => sent += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(refusal, NotSignaling::Budget("bytes of signaling"));
+        // About 160 bytes each as re-encoded: far more than a real set-up needs, far less
+        // than a chat.
+        assert!((40..60).contains(&sent), "{sent} candidates");
     }
 
     #[test]
@@ -322,6 +619,11 @@ mod tests {
 
     #[test]
     fn budget_caps_candidates_and_the_window_closes() {
+        // Counts alone (the byte cap has its own test).
+        let limits = || SignalLimits {
+            max_bytes: usize::MAX,
+            ..SignalLimits::default()
+        };
         let mut budget = SignalBudget::default();
         let c = json!({"kind": "candidate", "candidate": CANDIDATE});
         for _ in 0..64 {

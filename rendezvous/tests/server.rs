@@ -758,6 +758,39 @@ async fn sessions_end_when_the_token_lapses<S: Store, F: Future<Output = S>>(
     );
 }
 
+/// What another instance publishes is checked again: prose dressed as signaling, or a partner
+/// card outside the profile rules, never reaches a client even when it comes through the store.
+async fn envelopes_from_other_instances_are_checked_again<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    let v = TestVerifier::new();
+    let (server, store) = boot(&mk, &v, |_| {}).await;
+    let (_a, mut b, _, mb) = pair(server.addr, &v).await;
+    let match_id = mb["match_id"].as_str().unwrap();
+    let to = b.session.clone();
+    let publish = |data: Value| {
+        let envelope = json!({"kind": "signal", "to": to, "match_id": match_id, "data": data});
+        let store = store.clone();
+        let instance = server.instance.clone();
+        async move {
+            store
+                .publish(&instance, envelope.to_string())
+                .await
+                .unwrap()
+        }
+    };
+    publish(
+        json!({"kind": "offer", "sdp": format!("{OFFER}i=meet me at the station at nine\r\n")}),
+    )
+    .await;
+    publish(json!({"kind": "candidate", "candidate": format!("{CANDIDATE} call me")})).await;
+    publish(json!({"kind": "chat", "text": "hello"})).await;
+    b.quiet(300).await;
+    // The same way, real signaling still arrives.
+    publish(json!({"kind": "candidate", "candidate": CANDIDATE})).await;
+    assert_eq!(b.expect("signal").await["data"]["candidate"], CANDIDATE);
+}
+
 /// An instance killed outright (SIGKILL, no goodbye): its waiting users are never matched, and
 /// their tickets are cleaned once its heartbeat has expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -972,6 +1005,7 @@ both_stores! {
     two_thousand_clients,
     one_live_session_per_device,
     sessions_end_when_the_token_lapses,
+    envelopes_from_other_instances_are_checked_again,
 }
 
 #[tokio::test]

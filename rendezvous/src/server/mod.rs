@@ -240,9 +240,12 @@ async fn deliver_inbox<S: Store>(
     mut inbox: tokio::sync::mpsc::Receiver<String>,
 ) {
     while let Some(payload) = inbox.recv().await {
-        match serde_json::from_str::<Envelope>(&payload) {
+        match Envelope::from_instance(&payload, &shared.config.signal_limits()) {
             Ok(envelope) => shared.route(&shared.instance.clone(), envelope).await,
-            Err(e) => tracing::warn!(error = %e, "unreadable envelope from another instance"),
+            Err(e) => {
+                Metrics::label(&shared.metrics.not_signaling, "from_instance");
+                tracing::warn!(error = %e, "refused an envelope from another instance");
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::proto::{ErrorCode, PartnerInfo, Role, Transport};
+use crate::signaling::SignalLimits;
 
 /// An event for one session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +72,44 @@ impl Envelope {
             )),
             _ => None,
         }
+    }
+}
+
+/// Largest envelope read from another instance; real ones are a few KiB.
+pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+
+impl Envelope {
+    /// Reads an envelope that another instance published, and checks it again as if a client
+    /// had sent it: a Redis that someone else can write to must not become a way around the
+    /// signaling and profile rules.
+    pub fn from_instance(payload: &str, limits: &SignalLimits) -> Result<Envelope, String> {
+        if payload.len() > MAX_ENVELOPE_BYTES {
+            return Err(format!("over {MAX_ENVELOPE_BYTES} bytes"));
+        }
+        let envelope: Envelope = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+        match &envelope {
+            Envelope::Signal { data, .. } => {
+                crate::signaling::validate(data, limits).map_err(|e| e.to_string())?;
+            }
+            Envelope::Matched { partner, .. } => {
+                let profile = crate::proto::Profile {
+                    nickname: partner.nickname.clone(),
+                    bio: partner.bio.clone(),
+                };
+                crate::profile::validate(&profile).map_err(|e| e.to_string())?;
+                let interests = &partner.common_interests;
+                if interests.len() > crate::proto::limits::INTERESTS
+                    || interests
+                        .iter()
+                        .any(|i| i.len() > crate::proto::limits::INTEREST_BYTES)
+                    || !["M", "F", "U"].contains(&partner.gender.as_str())
+                {
+                    return Err("a partner card outside the profile rules".into());
+                }
+            }
+            Envelope::PartnerLeft { .. } | Envelope::Ended { .. } => {}
+        }
+        Ok(envelope)
     }
 }
 

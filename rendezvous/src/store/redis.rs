@@ -52,6 +52,9 @@ impl RedisStore {
         ca_pem: Option<Vec<u8>>,
         config: StoreConfig,
     ) -> Result<Self> {
+        // rustls picks no cryptography by itself when a build holds two (the workspace's
+        // WebRTC brings ring, reqwest aws-lc-rs): name one, once per process.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = match ca_pem {
             Some(root_cert) => ::redis::Client::build_with_tls(
                 url,
