@@ -791,6 +791,31 @@ async fn envelopes_from_other_instances_are_checked_again<S: Store, F: Future<Ou
     assert_eq!(b.expect("signal").await["data"]["candidate"], CANDIDATE);
 }
 
+/// The review's starvation: with MATCH_SCAN=8, eight waiting people nobody here wants fill
+/// every join's scan, so two newcomers who want each other both queue, and used to wait
+/// forever. Now the one who waited looks again and finds the other.
+async fn a_bounded_scan_does_not_mean_never<S: Store, F: Future<Output = S>>(
+    mk: impl Fn(StoreConfig) -> F,
+) {
+    let v = TestVerifier::new();
+    let (server, _) = boot(&mk, &v, |c| c.match_scan = 8).await;
+    let mut wall = Vec::new();
+    for i in 0..8 {
+        let (mut c, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
+        c.join(&format!("wall{i}"), "m").await;
+        c.expect("queued").await;
+        wall.push(c);
+    }
+    let (mut a, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
+    let (mut b, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
+    a.join("annie", "any").await;
+    a.expect("queued").await;
+    b.join("betty", "any").await;
+    b.expect("queued").await;
+    let (ma, mb) = tokio::join!(a.expect("matched"), b.expect("matched"));
+    assert_eq!(ma["match_id"], mb["match_id"]);
+}
+
 /// An instance killed outright (SIGKILL, no goodbye): its waiting users are never matched, and
 /// their tickets are cleaned once its heartbeat has expired.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1006,6 +1031,7 @@ both_stores! {
     one_live_session_per_device,
     sessions_end_when_the_token_lapses,
     envelopes_from_other_instances_are_checked_again,
+    a_bounded_scan_does_not_mean_never,
 }
 
 #[tokio::test]

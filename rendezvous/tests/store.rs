@@ -481,6 +481,49 @@ async fn a_device_banned_after_it_queued_is_never_matched<S: Store>(store: S) {
     );
 }
 
+/// A wall of 8 devices that nobody wants fills the bounded scan: a newcomer does not see the
+/// one waiting behind it, but the waiting one, looking again, sees the newcomer.
+async fn a_waiting_ticket_looks_again_at_those_behind_it<S: Store>(store: S) {
+    use anonchat_rendezvous::store::Rematch;
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    for i in 0..8 {
+        let wall = ticket(
+            &format!("w{i}"),
+            &format!("wall{i}"),
+            Gender::Female,
+            Want::M,
+        );
+        store.join(&wall, now_ms()).await.unwrap();
+    }
+    let a = ticket("a", "pa", Gender::Female, Want::Any);
+    let b = ticket("b", "pb", Gender::Female, Want::Any);
+    store.join(&a, now_ms()).await.unwrap();
+    assert!(
+        matched(&store, &b).await.is_none(),
+        "the scan saw only the wall"
+    );
+    assert_eq!(
+        store.rematch(&b, now_ms()).await.unwrap(),
+        Rematch::StillWaiting
+    );
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        10,
+        "nothing queued twice"
+    );
+    let Rematch::Matched { partner, .. } = store.rematch(&a, now_ms()).await.unwrap() else {
+        panic!("a did not find b")
+    };
+    assert_eq!(partner.session, "b");
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        8,
+        "both tickets are gone"
+    );
+    assert_eq!(store.rematch(&a, now_ms()).await.unwrap(), Rematch::Gone);
+    assert_eq!(store.rematch(&b, now_ms()).await.unwrap(), Rematch::Gone);
+}
+
 fn config() -> StoreConfig {
     StoreConfig {
         report_threshold: 3,
@@ -543,6 +586,7 @@ suite! {
     one_device_holds_one_ticket_however_many_sockets => super::scan_of_eight(),
     limits_hold_for_the_partner_too => super::limited(),
     a_device_banned_after_it_queued_is_never_matched => super::config(),
+    a_waiting_ticket_looks_again_at_those_behind_it => super::scan_of_eight(),
 }
 
 /// A `redis-server` speaking only TLS, with a password, and its CA certificate (PEM).

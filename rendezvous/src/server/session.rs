@@ -21,7 +21,7 @@ use crate::proto::{
 };
 use crate::secrets::Receipt;
 use crate::signaling::SignalBudget;
-use crate::store::{Admission, JoinOutcome, Store, Ticket};
+use crate::store::{Admission, JoinOutcome, Rematch, Store, Ticket};
 
 /// How often the server pings an idle socket.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -58,7 +58,20 @@ struct Conn<S: Store> {
     me: Identity,
     phase: Phase,
     frames: DefaultDirectRateLimiter,
+    /// While queued: the ticket, and when to look again at those who queued after it.
+    waiting: Option<Waiting>,
 }
+
+struct Waiting {
+    ticket: Ticket,
+    next: Instant,
+    every: Duration,
+}
+
+/// A waiting ticket looks again at those behind it after 1 s, then 2, 4, … at most every 16 s:
+/// a bounded scan never leaves two compatible people waiting for each other for good.
+const LOOK_AGAIN_FIRST: Duration = Duration::from_secs(1);
+const LOOK_AGAIN_MAX: Duration = Duration::from_secs(16);
 
 /// Runs a connection to its end.
 pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut socket: WebSocket) {
@@ -115,6 +128,7 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut socket: WebSocket) {
         me,
         phase: Phase::Idle,
         frames,
+        waiting: None,
     };
     let welcome = ServerMessage::Welcome {
         session: conn.session.clone(),
@@ -273,7 +287,14 @@ impl<S: Store> Conn<S> {
         let lapses = tokio::time::sleep(lapse);
         tokio::pin!(lapses);
         loop {
+            let look_again = self.waiting.as_ref().map(|w| w.next);
             let alive = tokio::select! {
+                () = async {
+                    match look_again {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => self.look_again().await,
                 () = &mut lapses => {
                     self.error(ErrorCode::TokenExpired, "your verification has expired; verify again").await;
                     let _ = self.socket.send(Message::Close(Some(CloseFrame { code: CLOSE_POLICY, reason: "token expired".into() }))).await;
@@ -463,6 +484,11 @@ impl<S: Store> Conn<S> {
         match self.shared.store.join(&ticket, now_ms).await {
             Ok(JoinOutcome::Queued { waiting }) => {
                 self.phase = Phase::Queued;
+                self.waiting = Some(Waiting {
+                    ticket,
+                    next: Instant::now() + LOOK_AGAIN_FIRST,
+                    every: LOOK_AGAIN_FIRST,
+                });
                 self.send(ServerMessage::Queued { waiting }).await
             }
             Ok(JoinOutcome::Matched {
@@ -493,6 +519,37 @@ impl<S: Store> Conn<S> {
                     "the matchmaker is unavailable; try again",
                 )
                 .await
+            }
+        }
+    }
+
+    /// A queued session looks again for a partner among those who joined after it.
+    async fn look_again(&mut self) -> bool {
+        let Some(mut waiting) = self.waiting.take() else {
+            return true;
+        };
+        if !matches!(self.phase, Phase::Queued) {
+            return true;
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        match self.shared.store.rematch(&waiting.ticket, now_ms).await {
+            Ok(Rematch::Matched {
+                partner,
+                common_interests,
+            }) => {
+                self.phase = Phase::Idle;
+                self.make_match(waiting.ticket, partner, common_interests)
+                    .await
+            }
+            // Matched by someone else (the envelope is on its way), or cancelled.
+            Ok(Rematch::Gone) => true,
+            Ok(Rematch::StillWaiting) | Err(_) => {
+                waiting.every = (waiting.every * 2).min(LOOK_AGAIN_MAX);
+                waiting.next = Instant::now() + waiting.every;
+                self.waiting = Some(waiting);
+                true
             }
         }
     }

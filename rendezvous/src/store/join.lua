@@ -2,12 +2,15 @@
 -- The queue is ordered by a strict arrival sequence (two joins in one millisecond keep their
 -- order); each ticket is a hash: `json` (the ticket) and `joined` (ms, for the tie window).
 -- ARGV: ticket JSON, now ms, scan, daily limit, day, count TTL s, last-partner TTL s,
---       ticket TTL s, tie window ms.
+--       ticket TTL s, tie window ms, mode ('join', or 'again': a waiting ticket looks at the
+--       tickets queued after it, and is never queued again).
+-- Reply (JSON): banned / daily_limit / matched / queued / gone.
 local P = string.sub(KEYS[1], 1, -6)  -- '{ac}:' from '{ac}:queue'
 local ticket = cjson.decode(ARGV[1])
 local now, scan, limit, day = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
 local count_ttl, last_ttl, ticket_ttl, tie = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
 local me = ticket.pseudonym
+local again = ARGV[10] == 'again'
 
 local ban = redis.call('PTTL', P .. 'ban:' .. me)
 if ban > 0 or ban == -1 then
@@ -28,7 +31,15 @@ local mine, wanted = {}, 0
 for _, i in ipairs(ticket.interests) do mine[i] = true; wanted = wanted + 1 end
 local my_last = redis.call('GET', P .. 'last:' .. me)
 
-local entries = redis.call('ZRANGE', KEYS[1], 0, scan - 1, 'WITHSCORES')  -- oldest first
+local first = 0
+if again then
+  local rank = redis.call('ZRANK', KEYS[1], ticket.session)
+  if not rank then
+    return cjson.encode({gone = true})
+  end
+  first = rank + 1
+end
+local entries = redis.call('ZRANGE', KEYS[1], first, first + scan - 1, 'WITHSCORES')  -- oldest first
 local alive = {}
 local best, best_bucket, best_shared, best_raw
 for k = 1, #entries, 2 do
@@ -78,8 +89,8 @@ end
 
 if best then
   local other = cjson.decode(best_raw)
-  redis.call('ZREM', KEYS[1], best)
-  redis.call('DEL', P .. 't:' .. best)
+  redis.call('ZREM', KEYS[1], best, ticket.session)
+  redis.call('DEL', P .. 't:' .. best, P .. 't:' .. ticket.session)
   for _, pair in ipairs({{me, other.pseudonym}, {other.pseudonym, me}}) do
     local key = P .. 'count:' .. pair[1] .. ':' .. day
     redis.call('INCR', key)
@@ -89,6 +100,9 @@ if best then
   return cjson.encode({matched = best_raw})
 end
 
+if again then
+  return cjson.encode({queued = redis.call('ZCARD', KEYS[1])})
+end
 local seq = redis.call('INCR', P .. 'seq')
 redis.call('EXPIRE', P .. 'seq', ticket_ttl)
 redis.call('ZADD', KEYS[1], 'NX', seq, ticket.session)

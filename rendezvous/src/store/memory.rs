@@ -11,6 +11,15 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::matcher::{self, Seat};
 
+/// What one look at the queue found (see [`MemoryStore::look`]).
+enum Look {
+    Matched(Ticket, Vec<String>),
+    Waiting(u64),
+    Banned(u64),
+    DailyLimit,
+    Gone,
+}
+
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
@@ -50,6 +59,94 @@ impl MemoryStore {
             inner: Arc::default(),
             config,
         }
+    }
+
+    /// One look at the queue for `ticket`: a join (from the oldest ticket on, queued when
+    /// nobody fits) or, with `again`, a waiting ticket's look at those queued after it.
+    fn look(&self, ticket: &Ticket, now_ms: u64, again: bool) -> Look {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let today = day((now_ms / 1000) as i64);
+        if let Some(retry_after) = inner.ban_left(&ticket.pseudonym, now) {
+            return Look::Banned(retry_after);
+        }
+        if inner.count(&ticket.pseudonym, today, now) >= self.config.daily_match_limit {
+            return Look::DailyLimit;
+        }
+        let start = if again {
+            match inner
+                .queue
+                .iter()
+                .position(|(_, t)| t.session == ticket.session)
+            {
+                Some(mine) => mine + 1,
+                None => return Look::Gone,
+            }
+        } else {
+            0
+        };
+        // Borrowed, not copied: a join looks at no more than `scan` live tickets, and usually
+        // stops after a few (see `matcher::choose`). Tickets of dead instances are skipped here
+        // and swept on the next heartbeat; a partner out of matches for today is skipped too.
+        // Dropped on the way, never matched: an older ticket of this very device (one ticket
+        // per device, however many sockets it opens) and a device banned after it queued.
+        let limit = self.config.daily_match_limit;
+        let mut stale = Vec::new();
+        let mut candidates = Vec::new();
+        for (i, (_, t)) in inner.queue.iter().enumerate().skip(start) {
+            if candidates.len() >= self.config.scan {
+                break;
+            }
+            if (t.pseudonym == ticket.pseudonym && t.session != ticket.session)
+                || inner.ban_left(&t.pseudonym, now).is_some()
+            {
+                stale.push(i);
+            } else if inner.alive(&t.instance, now) && inner.count(&t.pseudonym, today, now) < limit
+            {
+                candidates.push(i);
+            }
+        }
+        for &i in stale.iter().rev() {
+            inner.queue.remove(i);
+        }
+        // Indices after a removed ticket move down by the removals before them.
+        let candidates: Vec<usize> = candidates
+            .into_iter()
+            .map(|i| i - stale.iter().filter(|&&s| s < i).count())
+            .collect();
+        let none = HashSet::new();
+        let me = inner.seat(ticket, &none, now);
+        let seats = candidates
+            .iter()
+            .map(|&i| (inner.queue[i].0, inner.seat(&inner.queue[i].1, &none, now)));
+        let chosen = matcher::choose(&me, seats, self.config.scan).map(|k| candidates[k]);
+        let Some(index) = chosen else {
+            if !again && !inner.queue.iter().any(|(_, t)| t.session == ticket.session) {
+                inner.queue.push((now_ms, ticket.clone()));
+            }
+            return Look::Waiting(inner.queue.len() as u64);
+        };
+        let (_, partner) = inner.queue.remove(index);
+        inner.queue.retain(|(_, t)| t.session != ticket.session);
+        let common_interests = matcher::common_interests(&ticket.interests, &partner.interests);
+        let until = now + self.config.match_count_ttl;
+        for (who, other) in [
+            (&ticket.pseudonym, &partner.pseudonym),
+            (&partner.pseudonym, &ticket.pseudonym),
+        ] {
+            let entry = inner
+                .counts
+                .entry((who.clone(), today))
+                .or_insert(Expiring { value: 0, until });
+            entry.value += 1;
+            entry.until = until;
+            let last = Expiring {
+                value: other.clone(),
+                until: now + self.config.last_partner_ttl,
+            };
+            inner.last_partner.insert(who.clone(), last);
+        }
+        Look::Matched(partner, common_interests)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -185,80 +282,27 @@ impl Store for MemoryStore {
     }
 
     async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
-        let mut inner = self.lock();
-        let now = Instant::now();
-        let today = day((now_ms / 1000) as i64);
-        if let Some(retry_after) = inner.ban_left(&ticket.pseudonym, now) {
-            return Ok(JoinOutcome::Banned { retry_after });
-        }
-        if inner.count(&ticket.pseudonym, today, now) >= self.config.daily_match_limit {
-            return Ok(JoinOutcome::DailyLimit);
-        }
-        // Borrowed, not copied: a join looks at no more than `scan` live tickets, and usually
-        // stops after a few (see `matcher::choose`). Tickets of dead instances are skipped here
-        // and swept on the next heartbeat; a partner out of matches for today is skipped too.
-        // Dropped on the way, never matched: an older ticket of this very device (one ticket
-        // per device, however many sockets it opens) and a device banned after it queued.
-        let limit = self.config.daily_match_limit;
-        let mut stale = Vec::new();
-        let mut candidates = Vec::new();
-        for (i, (_, t)) in inner.queue.iter().enumerate() {
-            if candidates.len() >= self.config.scan {
-                break;
-            }
-            if (t.pseudonym == ticket.pseudonym && t.session != ticket.session)
-                || inner.ban_left(&t.pseudonym, now).is_some()
-            {
-                stale.push(i);
-            } else if inner.alive(&t.instance, now) && inner.count(&t.pseudonym, today, now) < limit
-            {
-                candidates.push(i);
-            }
-        }
-        for &i in stale.iter().rev() {
-            inner.queue.remove(i);
-        }
-        // Indices after a removed ticket move down by the removals before them.
-        let candidates: Vec<usize> = candidates
-            .into_iter()
-            .map(|i| i - stale.iter().filter(|&&s| s < i).count())
-            .collect();
-        let none = HashSet::new();
-        let me = inner.seat(ticket, &none, now);
-        let seats = candidates
-            .iter()
-            .map(|&i| (inner.queue[i].0, inner.seat(&inner.queue[i].1, &none, now)));
-        let chosen = matcher::choose(&me, seats, self.config.scan).map(|k| candidates[k]);
-        let Some(index) = chosen else {
-            if !inner.queue.iter().any(|(_, t)| t.session == ticket.session) {
-                inner.queue.push((now_ms, ticket.clone()));
-            }
-            return Ok(JoinOutcome::Queued {
-                waiting: inner.queue.len() as u64,
-            });
-        };
-        let (_, partner) = inner.queue.remove(index);
-        let common_interests = matcher::common_interests(&ticket.interests, &partner.interests);
-        let until = now + self.config.match_count_ttl;
-        for (who, other) in [
-            (&ticket.pseudonym, &partner.pseudonym),
-            (&partner.pseudonym, &ticket.pseudonym),
-        ] {
-            let entry = inner
-                .counts
-                .entry((who.clone(), today))
-                .or_insert(Expiring { value: 0, until });
-            entry.value += 1;
-            entry.until = until;
-            let last = Expiring {
-                value: other.clone(),
-                until: now + self.config.last_partner_ttl,
-            };
-            inner.last_partner.insert(who.clone(), last);
-        }
-        Ok(JoinOutcome::Matched {
-            partner,
-            common_interests,
+        Ok(match self.look(ticket, now_ms, false) {
+            Look::Matched(partner, common_interests) => JoinOutcome::Matched {
+                partner,
+                common_interests,
+            },
+            Look::Waiting(waiting) => JoinOutcome::Queued { waiting },
+            Look::Banned(retry_after) => JoinOutcome::Banned { retry_after },
+            Look::DailyLimit => JoinOutcome::DailyLimit,
+            // Only a second look finds its own ticket gone.
+            Look::Gone => JoinOutcome::Queued { waiting: 0 },
+        })
+    }
+
+    async fn rematch(&self, ticket: &Ticket, now_ms: u64) -> Result<Rematch> {
+        Ok(match self.look(ticket, now_ms, true) {
+            Look::Matched(partner, common_interests) => Rematch::Matched {
+                partner,
+                common_interests,
+            },
+            Look::Waiting(_) | Look::Banned(_) | Look::DailyLimit => Rematch::StillWaiting,
+            Look::Gone => Rematch::Gone,
         })
     }
 

@@ -97,6 +97,19 @@ pub struct LiveSession {
 /// by default), and a crashed instance's claims must not stay forever.
 pub const LIVE_SESSION_TTL: Duration = Duration::from_secs(2 * 86_400);
 
+/// What a waiting ticket's second look at the queue found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rematch {
+    /// A partner was found among those who queued after it; both tickets are gone.
+    Matched {
+        partner: Ticket,
+        common_interests: Vec<String>,
+    },
+    StillWaiting,
+    /// The ticket is no longer queued (matched by someone else, cancelled, or dropped).
+    Gone,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportOutcome {
     /// Unique reporters of the target within the report TTL.
@@ -137,6 +150,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         ticket: &Ticket,
         now_ms: u64,
     ) -> impl Future<Output = Result<JoinOutcome>> + Send;
+    /// Looks again for a partner of a ticket that is already waiting, among the `scan`
+    /// tickets queued after it, so that a bounded scan never means "never": a join looks at the
+    /// oldest tickets, and a waiting one, retried now and then, at those behind it. Atomic, like
+    /// `join`, and with the same rules; nothing is queued again.
+    fn rematch(&self, ticket: &Ticket, now_ms: u64)
+    -> impl Future<Output = Result<Rematch>> + Send;
     /// Takes a session's ticket out of the queue; false if it was not there (already matched).
     fn cancel(&self, session: &str) -> impl Future<Output = Result<bool>> + Send;
     fn block(&self, blocker: &str, blocked: &str) -> impl Future<Output = Result<()>> + Send;

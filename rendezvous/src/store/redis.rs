@@ -83,6 +83,35 @@ impl RedisStore {
         })
     }
 
+    /// One run of `join.lua` (`mode`: `join`, or `again` for a waiting ticket's second look).
+    async fn look(&self, ticket: &Ticket, now_ms: u64, mode: &str) -> Result<JoinReply> {
+        let mut c = self.conn.clone();
+        let json = serde_json::to_string(ticket).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let reply: String = self
+            .join
+            .key(key("queue"))
+            .arg(json)
+            .arg(now_ms)
+            .arg(self.config.scan)
+            .arg(self.config.daily_match_limit)
+            .arg(day((now_ms / 1000) as i64))
+            .arg(Self::secs(self.config.match_count_ttl))
+            .arg(Self::secs(self.config.last_partner_ttl))
+            .arg(TICKET_TTL_SECONDS)
+            .arg(matcher::TIE_WINDOW_MS)
+            .arg(mode)
+            .invoke_async(&mut c)
+            .await?;
+        serde_json::from_str(&reply).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    fn partner(ticket: &Ticket, raw: &str) -> Result<(Ticket, Vec<String>)> {
+        let partner: Ticket =
+            serde_json::from_str(raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let common = matcher::common_interests(&ticket.interests, &partner.interests);
+        Ok((partner, common))
+    }
+
     fn secs(d: Duration) -> u64 {
         d.as_secs().max(1)
     }
@@ -94,6 +123,7 @@ struct JoinReply {
     daily_limit: Option<bool>,
     matched: Option<String>,
     queued: Option<u64>,
+    gone: Option<bool>,
 }
 
 /// A claim as Redis holds it: `instance session` (both are base64url, without spaces).
@@ -167,24 +197,7 @@ impl Store for RedisStore {
     }
 
     async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
-        let mut c = self.conn.clone();
-        let json = serde_json::to_string(ticket).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let reply: String = self
-            .join
-            .key(key("queue"))
-            .arg(json)
-            .arg(now_ms)
-            .arg(self.config.scan)
-            .arg(self.config.daily_match_limit)
-            .arg(day((now_ms / 1000) as i64))
-            .arg(Self::secs(self.config.match_count_ttl))
-            .arg(Self::secs(self.config.last_partner_ttl))
-            .arg(TICKET_TTL_SECONDS)
-            .arg(matcher::TIE_WINDOW_MS)
-            .invoke_async(&mut c)
-            .await?;
-        let reply: JoinReply =
-            serde_json::from_str(&reply).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let reply = self.look(ticket, now_ms, "join").await?;
         if let Some(retry_after) = reply.banned {
             return Ok(JoinOutcome::Banned { retry_after });
         }
@@ -192,9 +205,7 @@ impl Store for RedisStore {
             return Ok(JoinOutcome::DailyLimit);
         }
         if let Some(raw) = reply.matched {
-            let partner: Ticket =
-                serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let common_interests = matcher::common_interests(&ticket.interests, &partner.interests);
+            let (partner, common_interests) = Self::partner(ticket, &raw)?;
             return Ok(JoinOutcome::Matched {
                 partner,
                 common_interests,
@@ -203,6 +214,21 @@ impl Store for RedisStore {
         Ok(JoinOutcome::Queued {
             waiting: reply.queued.unwrap_or(0),
         })
+    }
+
+    async fn rematch(&self, ticket: &Ticket, now_ms: u64) -> Result<Rematch> {
+        let reply = self.look(ticket, now_ms, "again").await?;
+        if reply.gone == Some(true) {
+            return Ok(Rematch::Gone);
+        }
+        if let Some(raw) = reply.matched {
+            let (partner, common_interests) = Self::partner(ticket, &raw)?;
+            return Ok(Rematch::Matched {
+                partner,
+                common_interests,
+            });
+        }
+        Ok(Rematch::StillWaiting)
     }
 
     async fn cancel(&self, session: &str) -> Result<bool> {
