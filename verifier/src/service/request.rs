@@ -99,13 +99,27 @@ pub async fn read_body(
     let mut body = body;
     let mut out = Zeroizing::new(Vec::new());
     let mut share = None;
+    let too_large =
+        || VerifyError::ImageTooLarge(format!("the request body is over {limit} bytes"));
     if let Some(length) = content_length {
-        let length = usize::try_from(length)
-            .ok()
-            .filter(|n| *n <= limit)
-            .ok_or_else(|| {
-                VerifyError::ImageTooLarge(format!("the request body is over {limit} bytes"))
-            })?;
+        let Some(length) = usize::try_from(length).ok().filter(|n| *n <= limit) else {
+            // Read and drop what was announced (nothing is kept), so that the client hears the
+            // refusal instead of a connection reset in the middle of its upload.
+            let drain = async {
+                let mut drained = 0usize;
+                while let Some(Ok(frame)) = body.frame().await {
+                    if let Ok(data) = frame.into_data() {
+                        drained += data.len();
+                        wipe_bytes(data);
+                    }
+                    if drained > limit.saturating_mul(4) {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(BODY_TIMEOUT, drain).await;
+            return Err(too_large());
+        };
         budget.take(length, &mut share)?;
         out.reserve_exact(length);
     }
@@ -119,9 +133,7 @@ pub async fn read_body(
             };
             if out.len() + data.len() > limit {
                 wipe_bytes(data);
-                return Err(VerifyError::ImageTooLarge(format!(
-                    "the request body is over {limit} bytes"
-                )));
+                return Err(too_large());
             }
             let needed = out.len() + data.len();
             if needed > out.capacity() {
