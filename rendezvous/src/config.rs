@@ -111,6 +111,10 @@ pub struct Config {
     /// Waiting users a join looks at, at most.
     #[arg(long, env = "MATCH_SCAN", default_value_t = 512)]
     pub match_scan: usize,
+    /// Waiting users a waiting one looks at each time it looks again (a new slice behind it
+    /// each time: 1 s after it queued, then 2, 4, … 16 s apart).
+    #[arg(long, env = "MATCH_RESCAN", default_value_t = 64)]
+    pub match_rescan: usize,
     /// Seconds after which an instance that stopped beating counts as dead.
     #[arg(long, env = "HEARTBEAT_TTL_SECONDS", default_value_t = 10)]
     pub heartbeat_ttl_seconds: u64,
@@ -141,6 +145,7 @@ impl Config {
             match_count_ttl: Duration::from_secs(self.match_count_ttl_seconds),
             block_ttl: Duration::from_secs(self.block_ttl_seconds),
             scan: self.match_scan,
+            rescan: self.match_rescan.max(1),
             heartbeat_ttl: Duration::from_secs(self.heartbeat_ttl_seconds.max(1)),
             ..StoreConfig::default()
         }

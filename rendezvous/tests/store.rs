@@ -503,7 +503,7 @@ async fn a_waiting_ticket_looks_again_at_those_behind_it<S: Store>(store: S) {
         "the scan saw only the wall"
     );
     assert_eq!(
-        store.rematch(&b, now_ms()).await.unwrap(),
+        store.rematch(&b, 0, now_ms()).await.unwrap(),
         Rematch::StillWaiting
     );
     assert_eq!(
@@ -511,7 +511,7 @@ async fn a_waiting_ticket_looks_again_at_those_behind_it<S: Store>(store: S) {
         10,
         "nothing queued twice"
     );
-    let Rematch::Matched { partner, .. } = store.rematch(&a, now_ms()).await.unwrap() else {
+    let Rematch::Matched { partner, .. } = store.rematch(&a, 0, now_ms()).await.unwrap() else {
         panic!("a did not find b")
     };
     assert_eq!(partner.session, "b");
@@ -520,8 +520,51 @@ async fn a_waiting_ticket_looks_again_at_those_behind_it<S: Store>(store: S) {
         8,
         "both tickets are gone"
     );
-    assert_eq!(store.rematch(&a, now_ms()).await.unwrap(), Rematch::Gone);
-    assert_eq!(store.rematch(&b, now_ms()).await.unwrap(), Rematch::Gone);
+    assert_eq!(store.rematch(&a, 0, now_ms()).await.unwrap(), Rematch::Gone);
+    assert_eq!(store.rematch(&b, 0, now_ms()).await.unwrap(), Rematch::Gone);
+}
+
+/// Each look again sees a new slice of those behind (here 2 at a time), so a partner far
+/// behind a run of people it does not want is found after a few looks, for a small cost each.
+async fn looking_again_moves_through_the_queue<S: Store>(store: S) {
+    use anonchat_rendezvous::store::Rematch;
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    // Women who want men: nobody here wants them, and they do not want each other.
+    let wall = |i: usize| {
+        ticket(
+            &format!("w{i}"),
+            &format!("wall{i}"),
+            Gender::Female,
+            Want::M,
+        )
+    };
+    let a = ticket("a", "pa", Gender::Female, Want::Any);
+    for i in 0..2 {
+        store.join(&wall(i), now_ms()).await.unwrap();
+    }
+    store.join(&a, now_ms()).await.unwrap();
+    for i in 2..6 {
+        store.join(&wall(i), now_ms()).await.unwrap();
+    }
+    store
+        .join(&ticket("b", "pb", Gender::Female, Want::Any), now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        8,
+        "b's scan saw only the wall"
+    );
+    for skip in [0, 2] {
+        assert_eq!(
+            store.rematch(&a, skip, now_ms()).await.unwrap(),
+            Rematch::StillWaiting
+        );
+    }
+    let Rematch::Matched { partner, .. } = store.rematch(&a, 4, now_ms()).await.unwrap() else {
+        panic!("a did not find b at the third look")
+    };
+    assert_eq!(partner.session, "b");
 }
 
 fn config() -> StoreConfig {
@@ -535,6 +578,14 @@ fn config() -> StoreConfig {
 fn scan_of_eight() -> StoreConfig {
     StoreConfig {
         scan: 8,
+        ..config()
+    }
+}
+
+fn slices_of_two() -> StoreConfig {
+    StoreConfig {
+        scan: 2,
+        rescan: 2,
         ..config()
     }
 }
@@ -587,6 +638,7 @@ suite! {
     limits_hold_for_the_partner_too => super::limited(),
     a_device_banned_after_it_queued_is_never_matched => super::config(),
     a_waiting_ticket_looks_again_at_those_behind_it => super::scan_of_eight(),
+    looking_again_moves_through_the_queue => super::slices_of_two(),
 }
 
 /// A `redis-server` speaking only TLS, with a password, and its CA certificate (PEM).

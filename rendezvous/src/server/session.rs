@@ -66,6 +66,8 @@ struct Waiting {
     ticket: Ticket,
     next: Instant,
     every: Duration,
+    /// Looks taken so far: each one looks at the next slice of the queue behind this ticket.
+    looks: usize,
 }
 
 /// A waiting ticket looks again at those behind it after 1 s, then 2, 4, … at most every 16 s:
@@ -488,6 +490,7 @@ impl<S: Store> Conn<S> {
                     ticket,
                     next: Instant::now() + LOOK_AGAIN_FIRST,
                     every: LOOK_AGAIN_FIRST,
+                    looks: 0,
                 });
                 self.send(ServerMessage::Queued { waiting }).await
             }
@@ -534,7 +537,14 @@ impl<S: Store> Conn<S> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        match self.shared.store.rematch(&waiting.ticket, now_ms).await {
+        let skip = waiting.looks * self.shared.config.store_config().rescan;
+        waiting.looks += 1;
+        match self
+            .shared
+            .store
+            .rematch(&waiting.ticket, skip, now_ms)
+            .await
+        {
             Ok(Rematch::Matched {
                 partner,
                 common_interests,

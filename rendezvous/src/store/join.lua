@@ -2,8 +2,9 @@
 -- The queue is ordered by a strict arrival sequence (two joins in one millisecond keep their
 -- order); each ticket is a hash: `json` (the ticket) and `joined` (ms, for the tie window).
 -- ARGV: ticket JSON, now ms, scan, daily limit, day, count TTL s, last-partner TTL s,
---       ticket TTL s, tie window ms, mode ('join', or 'again': a waiting ticket looks at the
---       tickets queued after it, and is never queued again).
+--       ticket TTL s, tie window ms, mode ('join', or 'again': a waiting ticket looks at
+--       `scan` of the tickets queued after it, from the `skip`th of them (counted round: past
+--       the last, it starts over right behind itself), and is never queued again), skip.
 -- Reply (JSON): banned / daily_limit / matched / queued / gone.
 local P = string.sub(KEYS[1], 1, -6)  -- '{ac}:' from '{ac}:queue'
 local ticket = cjson.decode(ARGV[1])
@@ -37,7 +38,11 @@ if again then
   if not rank then
     return cjson.encode({gone = true})
   end
+  local behind = redis.call('ZCARD', KEYS[1]) - rank - 1
   first = rank + 1
+  if behind > 0 then
+    first = first + tonumber(ARGV[11]) % behind
+  end
 end
 local entries = redis.call('ZRANGE', KEYS[1], first, first + scan - 1, 'WITHSCORES')  -- oldest first
 local alive = {}

@@ -62,8 +62,9 @@ impl MemoryStore {
     }
 
     /// One look at the queue for `ticket`: a join (from the oldest ticket on, queued when
-    /// nobody fits) or, with `again`, a waiting ticket's look at those queued after it.
-    fn look(&self, ticket: &Ticket, now_ms: u64, again: bool) -> Look {
+    /// nobody fits) or, with `again = Some(skip)`, a waiting ticket's look at a slice of those
+    /// queued after it.
+    fn look(&self, ticket: &Ticket, now_ms: u64, again: Option<usize>) -> Look {
         let mut inner = self.lock();
         let now = Instant::now();
         let today = day((now_ms / 1000) as i64);
@@ -73,17 +74,19 @@ impl MemoryStore {
         if inner.count(&ticket.pseudonym, today, now) >= self.config.daily_match_limit {
             return Look::DailyLimit;
         }
-        let start = if again {
-            match inner
+        let (start, scan) = match again {
+            Some(skip) => match inner
                 .queue
                 .iter()
                 .position(|(_, t)| t.session == ticket.session)
             {
-                Some(mine) => mine + 1,
+                Some(mine) => {
+                    let behind = inner.queue.len() - mine - 1;
+                    (mine + 1 + skip % behind.max(1), self.config.rescan)
+                }
                 None => return Look::Gone,
-            }
-        } else {
-            0
+            },
+            None => (0, self.config.scan),
         };
         // Borrowed, not copied: a join looks at no more than `scan` live tickets, and usually
         // stops after a few (see `matcher::choose`). Tickets of dead instances are skipped here
@@ -94,7 +97,7 @@ impl MemoryStore {
         let mut stale = Vec::new();
         let mut candidates = Vec::new();
         for (i, (_, t)) in inner.queue.iter().enumerate().skip(start) {
-            if candidates.len() >= self.config.scan {
+            if candidates.len() >= scan {
                 break;
             }
             if (t.pseudonym == ticket.pseudonym && t.session != ticket.session)
@@ -119,9 +122,9 @@ impl MemoryStore {
         let seats = candidates
             .iter()
             .map(|&i| (inner.queue[i].0, inner.seat(&inner.queue[i].1, &none, now)));
-        let chosen = matcher::choose(&me, seats, self.config.scan).map(|k| candidates[k]);
+        let chosen = matcher::choose(&me, seats, scan).map(|k| candidates[k]);
         let Some(index) = chosen else {
-            if !again && !inner.queue.iter().any(|(_, t)| t.session == ticket.session) {
+            if again.is_none() && !inner.queue.iter().any(|(_, t)| t.session == ticket.session) {
                 inner.queue.push((now_ms, ticket.clone()));
             }
             return Look::Waiting(inner.queue.len() as u64);
@@ -282,7 +285,7 @@ impl Store for MemoryStore {
     }
 
     async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
-        Ok(match self.look(ticket, now_ms, false) {
+        Ok(match self.look(ticket, now_ms, None) {
             Look::Matched(partner, common_interests) => JoinOutcome::Matched {
                 partner,
                 common_interests,
@@ -295,8 +298,8 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn rematch(&self, ticket: &Ticket, now_ms: u64) -> Result<Rematch> {
-        Ok(match self.look(ticket, now_ms, true) {
+    async fn rematch(&self, ticket: &Ticket, skip: usize, now_ms: u64) -> Result<Rematch> {
+        Ok(match self.look(ticket, now_ms, Some(skip)) {
             Look::Matched(partner, common_interests) => Rematch::Matched {
                 partner,
                 common_interests,

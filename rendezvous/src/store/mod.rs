@@ -31,6 +31,8 @@ pub struct StoreConfig {
     pub heartbeat_ttl: Duration,
     /// Waiting users a join looks at, at most.
     pub scan: usize,
+    /// Tickets a waiting one looks at when it looks again (see [`Store::rematch`]).
+    pub rescan: usize,
 }
 
 impl Default for StoreConfig {
@@ -45,6 +47,7 @@ impl Default for StoreConfig {
             last_partner_ttl: Duration::from_secs(3600),
             heartbeat_ttl: Duration::from_secs(10),
             scan: 512,
+            rescan: 64,
         }
     }
 }
@@ -150,12 +153,18 @@ pub trait Store: Clone + Send + Sync + 'static {
         ticket: &Ticket,
         now_ms: u64,
     ) -> impl Future<Output = Result<JoinOutcome>> + Send;
-    /// Looks again for a partner of a ticket that is already waiting, among the `scan`
-    /// tickets queued after it, so that a bounded scan never means "never": a join looks at the
-    /// oldest tickets, and a waiting one, retried now and then, at those behind it. Atomic, like
-    /// `join`, and with the same rules; nothing is queued again.
-    fn rematch(&self, ticket: &Ticket, now_ms: u64)
-    -> impl Future<Output = Result<Rematch>> + Send;
+    /// Looks again for a partner of a ticket that is already waiting, among `rescan` of the
+    /// tickets queued after it, from the `skip`th of those (counted round: past the last, it
+    /// starts over right behind the ticket), so that a bounded scan never means "never": a join looks
+    /// at the oldest tickets, and a waiting one, asking again with a growing `skip`, at a new
+    /// slice of those behind it each time, for a small cost per look. Atomic, like `join`, and
+    /// with the same rules; nothing is queued again.
+    fn rematch(
+        &self,
+        ticket: &Ticket,
+        skip: usize,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Rematch>> + Send;
     /// Takes a session's ticket out of the queue; false if it was not there (already matched).
     fn cancel(&self, session: &str) -> impl Future<Output = Result<bool>> + Send;
     fn block(&self, blocker: &str, blocked: &str) -> impl Future<Output = Result<()>> + Send;

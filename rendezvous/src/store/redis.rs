@@ -83,8 +83,9 @@ impl RedisStore {
         })
     }
 
-    /// One run of `join.lua` (`mode`: `join`, or `again` for a waiting ticket's second look).
-    async fn look(&self, ticket: &Ticket, now_ms: u64, mode: &str) -> Result<JoinReply> {
+    /// One run of `join.lua`: a join, or with `again = Some(skip)` a waiting ticket's look at
+    /// a slice of those behind it.
+    async fn look(&self, ticket: &Ticket, now_ms: u64, again: Option<usize>) -> Result<JoinReply> {
         let mut c = self.conn.clone();
         let json = serde_json::to_string(ticket).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let reply: String = self
@@ -92,14 +93,19 @@ impl RedisStore {
             .key(key("queue"))
             .arg(json)
             .arg(now_ms)
-            .arg(self.config.scan)
+            .arg(if again.is_some() {
+                self.config.rescan
+            } else {
+                self.config.scan
+            })
             .arg(self.config.daily_match_limit)
             .arg(day((now_ms / 1000) as i64))
             .arg(Self::secs(self.config.match_count_ttl))
             .arg(Self::secs(self.config.last_partner_ttl))
             .arg(TICKET_TTL_SECONDS)
             .arg(matcher::TIE_WINDOW_MS)
-            .arg(mode)
+            .arg(if again.is_some() { "again" } else { "join" })
+            .arg(again.unwrap_or(0))
             .invoke_async(&mut c)
             .await?;
         serde_json::from_str(&reply).map_err(|e| StoreError::Corrupt(e.to_string()))
@@ -197,7 +203,7 @@ impl Store for RedisStore {
     }
 
     async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
-        let reply = self.look(ticket, now_ms, "join").await?;
+        let reply = self.look(ticket, now_ms, None).await?;
         if let Some(retry_after) = reply.banned {
             return Ok(JoinOutcome::Banned { retry_after });
         }
@@ -216,8 +222,8 @@ impl Store for RedisStore {
         })
     }
 
-    async fn rematch(&self, ticket: &Ticket, now_ms: u64) -> Result<Rematch> {
-        let reply = self.look(ticket, now_ms, "again").await?;
+    async fn rematch(&self, ticket: &Ticket, skip: usize, now_ms: u64) -> Result<Rematch> {
+        let reply = self.look(ticket, now_ms, Some(skip)).await?;
         if reply.gone == Some(true) {
             return Ok(Rematch::Gone);
         }
