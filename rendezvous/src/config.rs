@@ -112,9 +112,13 @@ pub struct Config {
     #[arg(long, env = "MATCH_SCAN", default_value_t = 512)]
     pub match_scan: usize,
     /// Waiting users a waiting one looks at each time it looks again (a new slice behind it
-    /// each time: 1 s after it queued, then 2, 4, … 16 s apart).
-    #[arg(long, env = "MATCH_RESCAN", default_value_t = 64)]
+    /// each time), unless every join already sees it (within the first MATCH_SCAN).
+    #[arg(long, env = "MATCH_RESCAN", default_value_t = 16)]
     pub match_rescan: usize,
+    /// Seconds after joining before a waiting user first looks again; then twice as long each
+    /// time, a minute at most.
+    #[arg(long, env = "MATCH_RESCAN_AFTER_SECONDS", default_value_t = 5)]
+    pub match_rescan_after_seconds: u64,
     /// Seconds after which an instance that stopped beating counts as dead.
     #[arg(long, env = "HEARTBEAT_TTL_SECONDS", default_value_t = 10)]
     pub heartbeat_ttl_seconds: u64,

@@ -798,7 +798,11 @@ async fn a_bounded_scan_does_not_mean_never<S: Store, F: Future<Output = S>>(
     mk: impl Fn(StoreConfig) -> F,
 ) {
     let v = TestVerifier::new();
-    let (server, _) = boot(&mk, &v, |c| c.match_scan = 8).await;
+    let (server, _) = boot(&mk, &v, |c| {
+        c.match_scan = 8;
+        c.match_rescan_after_seconds = 1;
+    })
+    .await;
     let mut wall = Vec::new();
     for i in 0..8 {
         let (mut c, _) = Client::login(server.addr, &v.device(Gender::Female)).await;

@@ -70,10 +70,16 @@ struct Waiting {
     looks: usize,
 }
 
-/// A waiting ticket looks again at those behind it after 1 s, then 2, 4, … at most every 16 s:
-/// a bounded scan never leaves two compatible people waiting for each other for good.
-const LOOK_AGAIN_FIRST: Duration = Duration::from_secs(1);
-const LOOK_AGAIN_MAX: Duration = Duration::from_secs(16);
+/// A waiting ticket looks again at those behind it after MATCH_RESCAN_AFTER_SECONDS, then
+/// twice as long each time, at most every minute: a bounded scan never leaves two compatible
+/// people waiting for each other for good, and a long queue does not spend Redis on it.
+const LOOK_AGAIN_MAX: Duration = Duration::from_secs(60);
+
+/// `d` to `2d`, at random: people who queued together must not all look again at once (the
+/// bench's 5,000 waiting users did, and joins' p99 went from 1.4 to 4 ms for that second).
+fn jitter(d: Duration) -> Duration {
+    d + d.mul_f64(rand::random::<f64>())
+}
 
 /// Runs a connection to its end.
 pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut socket: WebSocket) {
@@ -488,8 +494,8 @@ impl<S: Store> Conn<S> {
                 self.phase = Phase::Queued;
                 self.waiting = Some(Waiting {
                     ticket,
-                    next: Instant::now() + LOOK_AGAIN_FIRST,
-                    every: LOOK_AGAIN_FIRST,
+                    next: Instant::now() + jitter(self.look_again_after()),
+                    every: self.look_again_after(),
                     looks: 0,
                 });
                 self.send(ServerMessage::Queued { waiting }).await
@@ -526,6 +532,10 @@ impl<S: Store> Conn<S> {
         }
     }
 
+    fn look_again_after(&self) -> Duration {
+        Duration::from_secs(self.shared.config.match_rescan_after_seconds.max(1))
+    }
+
     /// A queued session looks again for a partner among those who joined after it.
     async fn look_again(&mut self) -> bool {
         let Some(mut waiting) = self.waiting.take() else {
@@ -557,7 +567,7 @@ impl<S: Store> Conn<S> {
             Ok(Rematch::Gone) => true,
             Ok(Rematch::StillWaiting) | Err(_) => {
                 waiting.every = (waiting.every * 2).min(LOOK_AGAIN_MAX);
-                waiting.next = Instant::now() + waiting.every;
+                waiting.next = Instant::now() + jitter(waiting.every);
                 self.waiting = Some(waiting);
                 true
             }

@@ -4,7 +4,8 @@
 -- ARGV: ticket JSON, now ms, scan, daily limit, day, count TTL s, last-partner TTL s,
 --       ticket TTL s, tie window ms, mode ('join', or 'again': a waiting ticket looks at
 --       `scan` of the tickets queued after it, from the `skip`th of them (counted round: past
---       the last, it starts over right behind itself), and is never queued again), skip.
+--       the last, it starts over right behind itself), and is never queued again), skip,
+--       the join scan (a ticket within it is seen by every join and need not look again).
 -- Reply (JSON): banned / daily_limit / matched / queued / gone.
 local P = string.sub(KEYS[1], 1, -6)  -- '{ac}:' from '{ac}:queue'
 local ticket = cjson.decode(ARGV[1])
@@ -37,6 +38,10 @@ if again then
   local rank = redis.call('ZRANK', KEYS[1], ticket.session)
   if not rank then
     return cjson.encode({gone = true})
+  end
+  -- Within the oldest `join scan` (ARGV[12]), every join sees it already: nothing to do.
+  if rank < tonumber(ARGV[12]) then
+    return cjson.encode({queued = redis.call('ZCARD', KEYS[1])})
   end
   local behind = redis.call('ZCARD', KEYS[1]) - rank - 1
   first = rank + 1

@@ -80,6 +80,8 @@ impl MemoryStore {
                 .iter()
                 .position(|(_, t)| t.session == ticket.session)
             {
+                // Within the oldest `scan`, every join sees it already.
+                Some(mine) if mine < self.config.scan => return Look::Waiting(0),
                 Some(mine) => {
                     let behind = inner.queue.len() - mine - 1;
                     (mine + 1 + skip % behind.max(1), self.config.rescan)

@@ -47,7 +47,7 @@ impl Default for StoreConfig {
             last_partner_ttl: Duration::from_secs(3600),
             heartbeat_ttl: Duration::from_secs(10),
             scan: 512,
-            rescan: 64,
+            rescan: 16,
         }
     }
 }

@@ -106,6 +106,7 @@ impl RedisStore {
             .arg(matcher::TIE_WINDOW_MS)
             .arg(if again.is_some() { "again" } else { "join" })
             .arg(again.unwrap_or(0))
+            .arg(self.config.scan)
             .invoke_async(&mut c)
             .await?;
         serde_json::from_str(&reply).map_err(|e| StoreError::Corrupt(e.to_string()))
