@@ -547,12 +547,12 @@ impl<S: Store> Conn<S> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let skip = waiting.looks * self.shared.config.store_config().rescan;
+        let look = waiting.looks;
         waiting.looks += 1;
         match self
             .shared
             .store
-            .rematch(&waiting.ticket, skip, now_ms)
+            .rematch(&waiting.ticket, look, now_ms)
             .await
         {
             Ok(Rematch::Matched {

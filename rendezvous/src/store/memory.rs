@@ -300,7 +300,8 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn rematch(&self, ticket: &Ticket, skip: usize, now_ms: u64) -> Result<Rematch> {
+    async fn rematch(&self, ticket: &Ticket, look: usize, now_ms: u64) -> Result<Rematch> {
+        let skip = look.saturating_mul(self.config.rescan);
         Ok(match self.look(ticket, now_ms, Some(skip)) {
             Look::Matched(partner, common_interests) => Rematch::Matched {
                 partner,

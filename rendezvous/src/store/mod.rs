@@ -154,15 +154,15 @@ pub trait Store: Clone + Send + Sync + 'static {
         now_ms: u64,
     ) -> impl Future<Output = Result<JoinOutcome>> + Send;
     /// Looks again for a partner of a ticket that is already waiting, among `rescan` of the
-    /// tickets queued after it, from the `skip`th of those (counted round: past the last, it
-    /// starts over right behind the ticket), so that a bounded scan never means "never": a join looks
-    /// at the oldest tickets, and a waiting one, asking again with a growing `skip`, at a new
-    /// slice of those behind it each time, for a small cost per look. Atomic, like `join`, and
-    /// with the same rules; nothing is queued again.
+    /// tickets queued after it: look number `look` (from 0) starts `look × rescan` tickets
+    /// behind it (counted round: past the last, it starts over right behind the ticket). So a
+    /// bounded scan never means "never": a join looks at the oldest tickets, a waiting one at a
+    /// new slice of those behind it at each look, for a small cost per look. Atomic, like
+    /// `join`, and with the same rules; nothing is queued again.
     fn rematch(
         &self,
         ticket: &Ticket,
-        skip: usize,
+        look: usize,
         now_ms: u64,
     ) -> impl Future<Output = Result<Rematch>> + Send;
     /// Takes a session's ticket out of the queue; false if it was not there (already matched).

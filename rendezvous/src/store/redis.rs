@@ -223,7 +223,8 @@ impl Store for RedisStore {
         })
     }
 
-    async fn rematch(&self, ticket: &Ticket, skip: usize, now_ms: u64) -> Result<Rematch> {
+    async fn rematch(&self, ticket: &Ticket, look: usize, now_ms: u64) -> Result<Rematch> {
+        let skip = look.saturating_mul(self.config.rescan);
         let reply = self.look(ticket, now_ms, Some(skip)).await?;
         if reply.gone == Some(true) {
             return Ok(Rematch::Gone);
