@@ -280,6 +280,31 @@ impl<S: Store> Conn<S> {
             .is_ok()
     }
 
+    /// Ends the connection: says why in an `error` frame, then closes with `close`; false, as
+    /// the serve loop expects of a connection that is over.
+    async fn end(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        retry_after: Option<u64>,
+        close: u16,
+    ) -> bool {
+        Metrics::label(&self.shared.metrics.errors, code.as_str());
+        let why = ServerMessage::Error {
+            code,
+            message,
+            retry_after,
+            field: None,
+        };
+        self.send(why).await;
+        let frame = CloseFrame {
+            code: close,
+            reason: code.as_str().into(),
+        };
+        let _ = self.socket.send(Message::Close(Some(frame))).await;
+        false
+    }
+
     async fn error(&mut self, code: ErrorCode, message: impl Into<String>) -> bool {
         Metrics::label(&self.shared.metrics.errors, code.as_str());
         self.send(ServerMessage::error(code, message)).await
@@ -304,9 +329,8 @@ impl<S: Store> Conn<S> {
                     }
                 } => self.look_again().await,
                 () = &mut lapses => {
-                    self.error(ErrorCode::TokenExpired, "your verification has expired; verify again").await;
-                    let _ = self.socket.send(Message::Close(Some(CloseFrame { code: CLOSE_POLICY, reason: "token expired".into() }))).await;
-                    false
+                    let why = "your verification has expired; verify again";
+                    self.end(ErrorCode::TokenExpired, why.into(), None, CLOSE_POLICY).await
                 }
                 frame = self.socket.recv() => match frame {
                     Some(Ok(Message::Text(text))) => {
@@ -333,16 +357,8 @@ impl<S: Store> Conn<S> {
                     }
                 }
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => {
-                    let bye = ServerMessage::Error {
-                        code: ErrorCode::ShuttingDown,
-                        message: "the server is restarting; reconnect in a moment".into(),
-                        retry_after: Some(1),
-                        field: None,
-                    };
-                    self.send(bye).await;
-                    let close = CloseFrame { code: CLOSE_GOING_AWAY, reason: "shutting down".into() };
-                    let _ = self.socket.send(Message::Close(Some(close))).await;
-                    false
+                    let why = "the server is restarting; reconnect in a moment";
+                    self.end(ErrorCode::ShuttingDown, why.into(), Some(1), CLOSE_GOING_AWAY).await
                 }
             };
             if !alive {
@@ -691,22 +707,7 @@ impl<S: Store> Conn<S> {
                 message,
                 retry_after,
                 ..
-            } => {
-                Metrics::label(&self.shared.metrics.errors, code.as_str());
-                let end = ServerMessage::Error {
-                    code,
-                    message,
-                    retry_after,
-                    field: None,
-                };
-                self.send(end).await;
-                let close = CloseFrame {
-                    code: CLOSE_POLICY,
-                    reason: code.as_str().into(),
-                };
-                let _ = self.socket.send(Message::Close(Some(close))).await;
-                false
-            }
+            } => self.end(code, message, retry_after, CLOSE_POLICY).await,
         }
     }
 
