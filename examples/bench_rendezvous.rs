@@ -7,6 +7,14 @@
 //!   --rate R --seconds S   paced run: R matches/s for S s, join→matched latency (default 1000, 10)
 //!   --idle N,N,...         idle authenticated connections for the memory run (default 10000)
 //!   --bin PATH             the server binary (default target/release/anonchat-rendezvous)
+//!   --hostile N            instead of the runs above: join cost under a hostile queue. Honest
+//!                          clients loop join→queued→cancel at --rate joins/s for --seconds,
+//!                          first alone, then beside N sockets of one device looping join/cancel;
+//!                          join→queued p50/p99 and (Redis) µs per call of each Lua script
+//!   --rate-limit N         the server's RATE_LIMIT_PER_MINUTE (connections per source address;
+//!                          default 0, off: the load comes from a few loopback addresses)
+//!   --scripts DIR          where the server's Lua scripts are, to name them (default
+//!                          rendezvous/src/store; give the old tree's with an old --bin)
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +38,9 @@ struct Opts {
     seconds: u64,
     idle: Vec<usize>,
     bin: String,
+    hostile: Option<usize>,
+    scripts: std::path::PathBuf,
+    rate_limit: u32,
 }
 
 fn opts() -> anyhow::Result<Opts> {
@@ -40,6 +51,9 @@ fn opts() -> anyhow::Result<Opts> {
         seconds: 10,
         idle: vec![10_000],
         bin: "target/release/anonchat-rendezvous".into(),
+        hostile: None,
+        scripts: "rendezvous/src/store".into(),
+        rate_limit: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -56,6 +70,9 @@ fn opts() -> anyhow::Result<Opts> {
                     .collect::<Result<_, _>>()?
             }
             "--bin" => o.bin = val()?,
+            "--hostile" => o.hostile = Some(val()?.parse()?),
+            "--scripts" => o.scripts = val()?.into(),
+            "--rate-limit" => o.rate_limit = val()?.parse()?,
             other => bail!("unknown option {other}"),
         }
     }
@@ -74,9 +91,17 @@ fn raise_fd_limit(n: u64) {
     }
 }
 
+/// One Lua script's share of Redis' time.
+struct ScriptCost {
+    script: String,
+    calls: u64,
+    micros: u64,
+}
+
 struct Server {
     child: Child,
     redis: Option<Child>,
+    redis_sock: Option<std::path::PathBuf>,
     addr: SocketAddr,
     dir: std::path::PathBuf,
 }
@@ -94,6 +119,81 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Per-script Redis cost: every `EVALSHA` since the last reset, from Redis' own slow log
+    /// (told to log every command), grouped by the script it ran — named by hashing the `.lua`
+    /// files in `scripts` as redis-rs does. `None` with the memory store; `reset` clears first.
+    fn script_costs(
+        &self,
+        reset: bool,
+        scripts: &std::path::Path,
+    ) -> anyhow::Result<Option<Vec<ScriptCost>>> {
+        let Some(sock) = &self.redis_sock else {
+            return Ok(None);
+        };
+        let cli = |args: &[&str]| -> anyhow::Result<Vec<u8>> {
+            let out = Command::new("redis-cli")
+                .arg("-s")
+                .arg(sock)
+                .args(args)
+                .output()
+                .context("redis-cli")?;
+            if !out.status.success() {
+                bail!(
+                    "redis-cli {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            Ok(out.stdout)
+        };
+        if reset {
+            cli(&["CONFIG", "SET", "slowlog-log-slower-than", "0"])?;
+            cli(&["CONFIG", "SET", "slowlog-max-len", "5000000"])?;
+            cli(&["SLOWLOG", "RESET"])?;
+            return Ok(Some(Vec::new()));
+        }
+        let mut names = std::collections::HashMap::new();
+        for entry in std::fs::read_dir(scripts).with_context(|| scripts.display().to_string())? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "lua") {
+                let out = Command::new("sha1sum").arg(&path).output()?;
+                let sha = String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                names.insert(sha, name.into_owned());
+            }
+        }
+        let log: Vec<Value> = serde_json::from_slice(&cli(&["--json", "SLOWLOG", "GET", "-1"])?)?;
+        let mut costs: Vec<ScriptCost> = Vec::new();
+        for entry in &log {
+            let args = &entry[3];
+            if !args[0]
+                .as_str()
+                .is_some_and(|c| c.eq_ignore_ascii_case("evalsha"))
+            {
+                continue;
+            }
+            let sha = args[1].as_str().unwrap_or_default();
+            let name = names.get(sha).cloned().unwrap_or_else(|| sha.to_owned());
+            let micros = entry[2].as_u64().unwrap_or(0);
+            match costs.iter_mut().find(|c| c.script == name) {
+                Some(c) => {
+                    c.calls += 1;
+                    c.micros += micros;
+                }
+                None => costs.push(ScriptCost {
+                    script: name,
+                    calls: 1,
+                    micros,
+                }),
+            }
+        }
+        costs.sort_by_key(|c| std::cmp::Reverse(c.calls));
+        Ok(Some(costs))
+    }
+
     fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -118,6 +218,7 @@ async fn start_server(o: &Opts, verifier: &SigningKey) -> anyhow::Result<Server>
         })?,
     )?;
     let mut redis = None;
+    let mut redis_sock = None;
     let mut cmd = Command::new(&o.bin);
     if o.store == "redis" {
         let sock = dir.join("redis.sock");
@@ -134,6 +235,7 @@ async fn start_server(o: &Opts, verifier: &SigningKey) -> anyhow::Result<Server>
             std::thread::sleep(Duration::from_millis(10));
         }
         cmd.env("REDIS_URL", format!("redis+unix://{}", sock.display()));
+        redis_sock = Some(sock);
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -143,7 +245,7 @@ async fn start_server(o: &Opts, verifier: &SigningKey) -> anyhow::Result<Server>
         .env("RENDEZVOUS_ADDR", format!("127.0.0.1:{port}"))
         .env("VERIFIER_JWKS_FILE", &jwks)
         .env("SERVER_SECRET", "bench secret")
-        .env("RATE_LIMIT_PER_MINUTE", "0")
+        .env("RATE_LIMIT_PER_MINUTE", o.rate_limit.to_string())
         .env("DAILY_MATCH_LIMIT", "1000000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -165,12 +267,14 @@ async fn start_server(o: &Opts, verifier: &SigningKey) -> anyhow::Result<Server>
     Ok(Server {
         child,
         redis,
+        redis_sock,
         addr,
         dir,
     })
 }
 
-/// A logged-in client, connecting from `source` (a 127.0.0.x address, to spread the ports).
+/// A logged-in client of a fresh device, connecting from `source` (a 127.0.0.x address, to
+/// spread the ports).
 async fn login(
     addr: SocketAddr,
     source: IpAddr,
@@ -178,6 +282,15 @@ async fn login(
     gender: Gender,
 ) -> anyhow::Result<Ws> {
     let device = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let token = device_token(verifier, &device, gender)?;
+    login_as(addr, source, &device, &token).await
+}
+
+fn device_token(
+    verifier: &SigningKey,
+    device: &ed25519_dalek::SigningKey,
+    gender: Gender,
+) -> anyhow::Result<String> {
     let (token, _) = verifier.issue(
         anonchat_verifier::token::DEFAULT_ISSUER,
         &device.verifying_key(),
@@ -185,6 +298,16 @@ async fn login(
         unix_now(),
         3600,
     )?;
+    Ok(token)
+}
+
+/// A logged-in client of `device`, which holds `token`.
+async fn login_as(
+    addr: SocketAddr,
+    source: IpAddr,
+    device: &ed25519_dalek::SigningKey,
+    token: &str,
+) -> anyhow::Result<Ws> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
     let stream = socket.connect(addr).await?;
@@ -206,23 +329,27 @@ async fn login(
     Ok(ws)
 }
 
-async fn next(ws: &mut Ws) -> anyhow::Result<Value> {
+/// The next frame, `error` frames included.
+async fn next_any(ws: &mut Ws) -> anyhow::Result<Value> {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
             .await
             .context("no frame for 60 s")?;
         match frame.context("closed")?? {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(&t)?;
-                if v["type"] == "error" {
-                    bail!("the server answered {v}");
-                }
-                return Ok(v);
-            }
+            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
             Message::Close(_) => bail!("closed"),
             _ => continue,
         }
     }
+}
+
+/// The next frame; an `error` frame is an error.
+async fn next(ws: &mut Ws) -> anyhow::Result<Value> {
+    let v = next_any(ws).await?;
+    if v["type"] == "error" {
+        bail!("the server answered {v}");
+    }
+    Ok(v)
 }
 
 fn join_frame(want: &str) -> Message {
@@ -362,6 +489,164 @@ async fn idle(server: &Server, verifier: &SigningKey, n: usize) -> anyhow::Resul
     Ok(())
 }
 
+fn cancel_frame() -> Message {
+    Message::Text(json!({"type": "cancel"}).to_string().into())
+}
+
+/// What the hostile device achieved.
+#[derive(Default)]
+struct Attack {
+    logins: u64,
+    joins: u64,
+    replaced: u64,
+    refused: u64,
+}
+
+/// One socket of the hostile device: logs in, then loops join/cancel just under the frame rate
+/// limit (9 cycles, 18 frames a second) until told to stop; when the server closes it (another of
+/// the device's sockets replaced it), it logs in again at once.
+async fn attacker(
+    addr: SocketAddr,
+    source: IpAddr,
+    device: std::sync::Arc<ed25519_dalek::SigningKey>,
+    token: std::sync::Arc<String>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Attack {
+    use std::sync::atomic::Ordering;
+    let mut a = Attack::default();
+    let cycle = Duration::from_millis(1000 / 9);
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(mut ws) = login_as(addr, source, &device, &token).await else {
+            a.refused += 1;
+            tokio::time::sleep(cycle).await;
+            continue;
+        };
+        a.logins += 1;
+        let mut tick = tokio::time::interval(cycle);
+        'socket: while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            for frame in [join_frame("m"), cancel_frame()] {
+                if ws.send(frame).await.is_err() {
+                    break 'socket;
+                }
+                match next_any(&mut ws).await {
+                    Ok(v) if v["type"] == "queued" => a.joins += 1,
+                    Ok(v) if v["type"] == "error" && v["code"] == "replaced" => {
+                        a.replaced += 1;
+                        break 'socket;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break 'socket,
+                }
+            }
+        }
+    }
+    a
+}
+
+/// Join cost under a hostile queue: `honest` clients loop join→queued→cancel at `rate` joins a
+/// second for `seconds`, beside `sockets` sockets of one device looping join/cancel. Everyone is
+/// a woman who wants a man, so nobody matches: every join scans the queue and queues.
+async fn hostile(
+    o: &Opts,
+    verifier: &SigningKey,
+    sockets: usize,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let server = start_server(o, verifier).await?;
+    let sources: Vec<IpAddr> = (1..=4)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
+        .collect();
+    // Each honest socket joins twice a second at most.
+    let n_honest = (rate as usize / 2).max(1);
+    let honest = login_many(server.addr, verifier, n_honest, Gender::Female, &sources).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let device = Arc::new(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng));
+    let token = Arc::new(device_token(verifier, &device, Gender::Female)?);
+    let attackers: Vec<_> = (0..sockets)
+        .map(|i| {
+            tokio::spawn(attacker(
+                server.addr,
+                IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1 + (i % 16) as u8)),
+                device.clone(),
+                token.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    // Let the attack settle before measuring.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.script_costs(true, &o.scripts)?;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let total = (rate * seconds) as usize;
+    let start = tokio::time::Instant::now();
+    let tasks: Vec<_> = honest
+        .into_iter()
+        .enumerate()
+        .map(|(k, mut ws)| {
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                for i in (k..total).step_by(n_honest) {
+                    tokio::time::sleep_until(start + interval * i as u32).await;
+                    let t = Instant::now();
+                    ws.send(join_frame("m")).await?;
+                    let q = next(&mut ws).await?;
+                    if q["type"] != "queued" {
+                        bail!("an honest join got {q}");
+                    }
+                    lat.push(t.elapsed());
+                    ws.send(cancel_frame()).await?;
+                    next(&mut ws).await?;
+                }
+                Ok::<_, anyhow::Error>(lat)
+            })
+        })
+        .collect();
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let achieved = lat.len() as f64 / start.elapsed().as_secs_f64();
+    let costs = server.script_costs(false, &o.scripts)?;
+    stop.store(true, Ordering::Relaxed);
+    let mut attack = Attack::default();
+    for a in attackers {
+        let a = a.await?;
+        attack.logins += a.logins;
+        attack.joins += a.joins;
+        attack.replaced += a.replaced;
+        attack.refused += a.refused;
+    }
+    let evalsha = match costs {
+        Some(costs) => costs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {:.1} µs/call ({} calls)",
+                    c.script,
+                    c.micros as f64 / c.calls as f64,
+                    c.calls
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => "no Redis".into(),
+    };
+    println!(
+        "| hostile | {sockets} sockets of one device: {} logins, {} joins queued, {} replaced, {} refused; honest {rate}/s for {seconds} s ({achieved:.0}/s achieved) | join→queued p50 {:.2} ms, p99 {:.2} ms | {evalsha} |",
+        attack.logins,
+        attack.joins,
+        attack.replaced,
+        attack.refused,
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let o = opts()?;
@@ -371,6 +656,10 @@ async fn main() -> anyhow::Result<()> {
         "store: {}\n\n| run | load | result | detail |\n|---|---|---|---|",
         o.store
     );
+    if let Some(sockets) = o.hostile {
+        hostile(&o, &verifier, 0, o.rate, o.seconds).await?;
+        return hostile(&o, &verifier, sockets, o.rate, o.seconds).await;
+    }
     for &n in &o.idle {
         let server = start_server(&o, &verifier).await?;
         idle(&server, &verifier, n).await?;
