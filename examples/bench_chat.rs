@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use anonchat_peer::identity::Identity;
 use anonchat_peer::session::{self, Command, Event, JoinRequest, SessionConfig};
 use anonchat_peer::{libp2p_session, webrtc_session};
+use anonchat_protocol::rendezvous::Want;
+use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
 use anonchat_rendezvous::config::Config;
-use anonchat_rendezvous::proto::Want;
 use anonchat_rendezvous::server::{self, Keys};
 use anonchat_rendezvous::store::memory::MemoryStore;
-use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
 use anyhow::{Context, bail};
 use stats::percentile_ms;
 use tokio::sync::mpsc;
@@ -41,7 +41,7 @@ impl Peer {
     ) -> anyhow::Result<Peer> {
         let identity = Identity::load_or_create(home)?;
         let (token, _) = verifier.issue(
-            anonchat_verifier::token::DEFAULT_ISSUER,
+            anonchat_protocol::token::DEFAULT_ISSUER,
             &identity.verifying_key(),
             Gender::Undisclosed,
             unix_now(),

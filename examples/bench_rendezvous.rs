@@ -20,8 +20,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anonchat_rendezvous::proto::HELLO_CONTEXT;
-use anonchat_verifier::token::{Gender, Jwks, SigningKey, unix_now};
+use anonchat_protocol::rendezvous::HELLO_CONTEXT;
+use anonchat_protocol::token::{Gender, Jwks, SigningKey, unix_now};
 use anyhow::{Context, bail};
 use base64::Engine;
 use ed25519_dalek::Signer;
@@ -292,7 +292,7 @@ fn device_token(
     gender: Gender,
 ) -> anyhow::Result<String> {
     let (token, _) = verifier.issue(
-        anonchat_verifier::token::DEFAULT_ISSUER,
+        anonchat_protocol::token::DEFAULT_ISSUER,
         &device.verifying_key(),
         gender,
         unix_now(),

@@ -16,9 +16,9 @@ use anonchat_peer::identity::{Identity, SavedToken};
 use anonchat_peer::session::{self, Command, Event, JoinRequest, SessionConfig};
 use anonchat_peer::verify::{self, VerifyError};
 use anonchat_peer::webrtc_session;
-use anonchat_rendezvous::proto::Want;
+use anonchat_protocol::rendezvous::Want;
+use anonchat_protocol::token::{Jwks, KeySet};
 use anonchat_verifier::service::{self, ServiceConfig};
-use anonchat_verifier::token::{Jwks, KeySet};
 use anyhow::{Context, bail};
 use tokio::sync::mpsc;
 

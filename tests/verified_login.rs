@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use anonchat_peer::identity::Identity;
 use anonchat_peer::rendezvous::{ClientError, RendezvousClient};
 use anonchat_peer::verify;
-use anonchat_rendezvous::config::Config;
-use anonchat_rendezvous::proto::{
+use anonchat_protocol::rendezvous::{
     ClientMessage, ErrorCode, Profile, ServerMessage, Transport, Want,
 };
+use anonchat_protocol::token::{Gender, SigningKey, unix_now};
+use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
 use anonchat_rendezvous::store::memory::MemoryStore;
 use anonchat_verifier::service::{self as verifier, ServiceConfig};
-use anonchat_verifier::token::{Gender, SigningKey, unix_now};
 
 fn models_dir() -> PathBuf {
     std::env::var_os("MODELS_DIR")

@@ -3,7 +3,7 @@
 //! that follow (segments after 0xFF bytes), and a whole image is decoded before anyone sees it.
 #![no_main]
 
-use anonchat_peer::chat::{self, ChatFrame, ImageAssembler};
+use anonchat_protocol::chat::{self, ChatFrame, ImageAssembler};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         match image.push(chunk) {
             Ok(None) => {}
             Ok(Some(whole)) => {
-                let _ = chat::check_image(&whole);
+                let _ = anonchat_peer::image_check::check_image(&whole);
                 return;
             }
             Err(_) => return,

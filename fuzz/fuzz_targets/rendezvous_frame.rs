@@ -1,7 +1,7 @@
 //! Any text as a client frame: parsed strictly or refused, never a panic.
 #![no_main]
 
-use anonchat_rendezvous::proto::parse_client;
+use anonchat_protocol::rendezvous::parse_client;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

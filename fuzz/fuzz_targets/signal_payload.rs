@@ -2,7 +2,7 @@
 //! admits re-encodes and passes the check again.
 #![no_main]
 
-use anonchat_rendezvous::signaling::{SignalLimits, validate};
+use anonchat_protocol::signaling::{SignalLimits, validate};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,7 @@
 //! not UTF-8 comes out replaced, so only valid text is compared).
 #![no_main]
 
-use anonchat_peer::stream_codec::{MAX_FRAME_BYTES, StreamCodec, StreamFrame};
+use anonchat_protocol::stream_codec::{MAX_FRAME_BYTES, StreamCodec, StreamFrame};
 use asynchronous_codec::{Decoder, Encoder};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;

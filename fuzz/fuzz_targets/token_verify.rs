@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use anonchat_verifier::token::{Jwks, KeySet, SigningKey};
+use anonchat_protocol::token::{Jwks, KeySet, SigningKey};
 use libfuzzer_sys::fuzz_target;
 
 fn keys() -> &'static KeySet {

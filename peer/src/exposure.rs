@@ -17,7 +17,7 @@
 
 use std::net::IpAddr;
 
-use anonchat_rendezvous::proto::IceServer;
+use anonchat_protocol::rendezvous::IceServer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exposure {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anonchat_verifier::token::{Gender, peer_id};
+use anonchat_protocol::token::{Gender, peer_id};
 use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;

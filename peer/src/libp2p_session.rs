@@ -4,13 +4,14 @@
 //! dials, Noise proves the announced peer id, and the chat runs on one stream
 //! `/anonchat/chat/1` with length-prefixed frames.
 //!
-//! The stream's framing is [`crate::stream_codec`]; this module is the I/O around it.
+//! The stream's framing is [`anonchat_protocol::stream_codec`]; this module is the I/O around it.
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use anonchat_rendezvous::proto::Role;
-use anonchat_rendezvous::signaling::SignalData;
+use anonchat_protocol::rendezvous::Role;
+use anonchat_protocol::signaling::SignalData;
+use anonchat_protocol::stream_codec::{StreamCodec, StreamFrame};
 use asynchronous_codec::{FramedRead, FramedWrite};
 use futures_util::{AsyncReadExt, SinkExt, StreamExt};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent, dial_opts::DialOpts};
@@ -18,7 +19,6 @@ use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, identity, noise, ping,
 use tokio::sync::{mpsc, oneshot};
 
 use crate::exposure::Exposure;
-use crate::stream_codec::{StreamCodec, StreamFrame};
 use crate::transport::Inbound;
 
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/anonchat/chat/1");

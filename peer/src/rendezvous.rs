@@ -1,7 +1,7 @@
 //! The rendezvous client: the challenge-response login with the device key, then typed
 //! protocol messages over the WebSocket.
 
-use anonchat_rendezvous::proto::{
+use anonchat_protocol::rendezvous::{
     ClientMessage, ErrorCode, HELLO_CONTEXT, ServerMessage, parse_server,
 };
 use base64::Engine;
@@ -35,7 +35,7 @@ pub enum ClientError {
 pub struct Welcome {
     pub session: String,
     pub daily_remaining: u32,
-    pub ice_servers: Vec<anonchat_rendezvous::proto::IceServer>,
+    pub ice_servers: Vec<anonchat_protocol::rendezvous::IceServer>,
 }
 
 pub struct RendezvousClient {

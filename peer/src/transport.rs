@@ -1,7 +1,9 @@
 //! The chat's carrier, whichever it is: a WebRTC data channel or a libp2p stream. Both carry
 //! the same chat frames (text) and image chunks (binary).
 
-use crate::{chat, libp2p_session, webrtc_session};
+use anonchat_protocol::chat;
+
+use crate::{libp2p_session, webrtc_session};
 
 /// What arrives from the partner.
 #[derive(Debug)]

@@ -1,6 +1,6 @@
 //! The verifier's client: sends a photo and the device's public key, keeps the token.
 
-use anonchat_verifier::token::Gender;
+use anonchat_protocol::token::Gender;
 use base64::Engine;
 use serde::Deserialize;
 

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anonchat_rendezvous::proto::{IceServer, Role};
-use anonchat_rendezvous::signaling::SignalData;
+use anonchat_protocol::rendezvous::{IceServer, Role};
+use anonchat_protocol::signaling::SignalData;
 use tokio::sync::mpsc;
 use webrtc::api::APIBuilder;
 use webrtc::api::setting_engine::SettingEngine;
@@ -26,14 +26,11 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
+use anonchat_protocol::chat::{DATA_CHANNEL, SETUP_TIMEOUT};
+
 use crate::exposure::{self, Exposure};
 use crate::transport::Inbound;
 
-/// The data channel's label.
-pub const CHANNEL: &str = "anonchat";
-/// How long setting a connection up may take: behind NATs a relayed path is found within a
-/// second or two, and a user who cannot be reached should hear so while still at the screen.
-pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long STUN and TURN servers may take to answer before the network counts as one that
 /// blocks UDP (webrtc-ice gives a STUN server as long).
 pub const SERVER_ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -242,14 +239,14 @@ pub async fn connect(
                 ordered: Some(true),
                 ..Default::default()
             };
-            on_open(pc.create_data_channel(CHANNEL, Some(init)).await?);
+            on_open(pc.create_data_channel(DATA_CHANNEL, Some(init)).await?);
             let offer = pc.create_offer(None).await?;
             pc.set_local_description(offer.clone()).await?;
             let _ = outgoing.send(SignalData::Offer { sdp: offer.sdp });
         }
         Role::Answerer => {
             pc.on_data_channel(Box::new(move |dc| {
-                if dc.label() == CHANNEL {
+                if dc.label() == DATA_CHANNEL {
                     on_open(dc);
                 }
                 Box::pin(async {})

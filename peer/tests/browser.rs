@@ -11,11 +11,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anonchat_protocol::token::KeySet;
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
 use anonchat_rendezvous::store::memory::MemoryStore;
 use anonchat_verifier::service::{self, ServiceConfig};
-use anonchat_verifier::token::KeySet;
 use common::browser::{Script, camera_file, face, models_dir};
 
 /// Runs test `name` again inside a private network namespace; returns whether this process is
@@ -180,7 +180,7 @@ fn the_browser_verifies_through_the_camera() {
     });
 }
 
-async fn reqwest_jwks(url: &str) -> anonchat_verifier::token::Jwks {
+async fn reqwest_jwks(url: &str) -> anonchat_protocol::token::Jwks {
     reqwest::get(url).await.unwrap().json().await.unwrap()
 }
 

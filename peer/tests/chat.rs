@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use anonchat_peer::session::{Command, Event};
-use anonchat_verifier::token::Gender;
+use anonchat_protocol::token::Gender;
 use common::{Peer, RedisServer, Rendezvous, chatting_pair, chatting_pair_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +346,7 @@ async fn partner_left_and_next_on_the_redis_store() {
 /// A partner that does not play by the rules: raw frames straight onto the data channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_frames_from_the_partner_are_refused_and_the_chat_goes_on() {
-    use anonchat_rendezvous::proto::{ServerMessage, Transport};
+    use anonchat_protocol::rendezvous::{ServerMessage, Transport};
     let rdv = Rendezvous::start().await;
     let mut victim = Peer::start(&rdv, "hostile-victim", Gender::Female);
     victim.join();

@@ -4,7 +4,7 @@ mod common;
 
 use anonchat_peer::identity::Identity;
 use anonchat_peer::session::Event;
-use anonchat_verifier::token::Gender;
+use anonchat_protocol::token::Gender;
 use common::{Cli, Recorded, RecordingProxy, RedisServer, Rendezvous, home};
 use serde_json::json;
 

@@ -105,7 +105,7 @@ async fn verify_keeps_a_token_and_whoami_shows_it() {
     // The token verifies against the verifier's keys and is bound to this device.
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(home.join("token.json")).unwrap()).unwrap();
-    let keys = anonchat_verifier::token::KeySet::from_jwks(&server.jwks).unwrap();
+    let keys = anonchat_protocol::token::KeySet::from_jwks(&server.jwks).unwrap();
     assert_eq!(
         keys.verify(saved["token"].as_str().unwrap()).unwrap().sub,
         peer

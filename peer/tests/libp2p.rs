@@ -6,7 +6,7 @@ mod common;
 
 use anonchat_peer::libp2p_session;
 use anonchat_peer::session::Event;
-use anonchat_verifier::token::Gender;
+use anonchat_protocol::token::Gender;
 use common::{Peer, RecordingProxy, Rendezvous};
 
 /// Rewrites the `libp2p` announcements that pass through with `tamper`.
@@ -79,7 +79,7 @@ async fn libp2p_is_used_when_both_offer_it() {
 
 /// Two bare libp2p sessions, their announcements passed straight across.
 async fn bare_pair() -> (libp2p_session::Connected, libp2p_session::Connected) {
-    use anonchat_rendezvous::proto::Role;
+    use anonchat_protocol::rendezvous::Role;
     let (a_out, b_in) = tokio::sync::mpsc::unbounded_channel();
     let (b_out, a_in) = tokio::sync::mpsc::unbounded_channel();
     let options = libp2p_session::Options::new(true);
@@ -194,8 +194,8 @@ async fn unreachable_addresses_fall_back_to_webrtc_within_five_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_libp2p_talks_to_a_terminal_client() {
     use anonchat_peer::transport::Inbound;
-    use anonchat_rendezvous::proto::Role;
-    use anonchat_rendezvous::signaling::SignalData;
+    use anonchat_protocol::rendezvous::Role;
+    use anonchat_protocol::signaling::SignalData;
     use std::process::Stdio;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

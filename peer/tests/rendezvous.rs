@@ -3,8 +3,8 @@
 mod common;
 
 use anonchat_peer::rendezvous::{ClientError, RendezvousClient};
-use anonchat_rendezvous::proto::{ClientMessage, ErrorCode, Role, ServerMessage, Transport};
-use anonchat_verifier::token::Gender;
+use anonchat_protocol::rendezvous::{ClientMessage, ErrorCode, Role, ServerMessage, Transport};
+use anonchat_protocol::token::Gender;
 use common::{Rendezvous, identity, join};
 
 const BOTH: [Transport; 2] = [Transport::Webrtc, Transport::Libp2p];

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anonchat_peer::identity::Identity;
 use anonchat_peer::session::Event;
-use anonchat_verifier::token::Gender;
+use anonchat_protocol::token::Gender;
 use common::{Peer, Rendezvous, home};
 
 /// A pseudo-terminal of 100×30: (the side a terminal emulator holds, the side the program uses).

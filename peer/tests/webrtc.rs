@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use anonchat_peer::webrtc_session::{self, Options, SessionError};
-use anonchat_rendezvous::proto::{IceServer, Role, ServerMessage, Transport};
-use anonchat_verifier::token::Gender;
+use anonchat_protocol::rendezvous::{IceServer, Role, ServerMessage, Transport};
+use anonchat_protocol::token::Gender;
 use common::{Rendezvous, connect_through, identity, join};
 use tokio::sync::mpsc;
 

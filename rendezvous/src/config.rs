@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anonchat_protocol::signaling::SignalLimits;
+
 use crate::ice::{IceConfigError, IcePlan};
-use crate::signaling::SignalLimits;
 use crate::store::StoreConfig;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -33,7 +34,7 @@ pub struct Config {
     #[arg(long, env = "VERIFIER_JWKS_ALLOW_HTTP")]
     pub verifier_jwks_allow_http: bool,
     /// The `iss` every token must carry: the verifier's VERIFIER_ISSUER.
-    #[arg(long, env = "VERIFIER_ISSUER", default_value = anonchat_verifier::token::DEFAULT_ISSUER)]
+    #[arg(long, env = "VERIFIER_ISSUER", default_value = anonchat_protocol::token::DEFAULT_ISSUER)]
     pub verifier_issuer: String,
     /// The verifier's JWKS document, as a file (instead of the URL).
     #[arg(long, env = "VERIFIER_JWKS_FILE")]

@@ -9,7 +9,7 @@
 use base64::Engine;
 use hmac::{Hmac, Mac};
 
-use crate::proto::IceServer;
+use anonchat_protocol::rendezvous::IceServer;
 
 /// What the operator configured, checked once at start.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,9 +6,9 @@
 
 use std::collections::HashSet;
 
-use anonchat_verifier::token::Gender;
+use anonchat_protocol::token::Gender;
 
-use crate::proto::Want;
+use anonchat_protocol::rendezvous::Want;
 
 /// Waiting users who joined in the same bucket of this many milliseconds (fixed boundaries:
 /// `joined_ms / TIE_WINDOW_MS`) count as having waited equally long; among them, more shared

@@ -3,7 +3,8 @@
 
 use rustrict::CensorStr;
 
-use crate::proto::Profile;
+use anonchat_protocol::rendezvous::limits::{BIO_CHARS, MAX_EMOJI, NICKNAME_CHARS};
+use anonchat_protocol::rendezvous::{Profile, count_emoji};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -11,10 +12,6 @@ pub struct ProfileError {
     pub field: &'static str,
     pub reason: String,
 }
-
-pub const NICKNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=24;
-pub const BIO_CHARS: std::ops::RangeInclusive<usize> = 10..=140;
-pub const MAX_EMOJI: usize = 5;
 
 /// Checks a profile; returns it with surrounding whitespace trimmed.
 pub fn validate(profile: &Profile) -> Result<Profile, ProfileError> {
@@ -62,19 +59,6 @@ fn check(
 /// Zero-width and direction-override characters, which hide or reorder text.
 fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
-}
-
-/// Emoji, counted as pictographic base characters: skin-tone modifiers and joiners do not
-/// count, and a flag (a pair of regional indicators) counts once.
-pub fn count_emoji(s: &str) -> usize {
-    let pictographic = |c: char| {
-        matches!(c as u32,
-            0x1F300..=0x1F3FA | 0x1F400..=0x1F5FF | 0x1F600..=0x1F64F | 0x1F680..=0x1F6FF
-            | 0x1F900..=0x1F9FF | 0x1FA70..=0x1FAFF | 0x2600..=0x26FF | 0x2700..=0x27BF)
-    };
-    let regional = |c: char| (0x1F1E6..=0x1F1FF).contains(&(c as u32));
-    let flags = s.chars().filter(|&c| regional(c)).count().div_ceil(2);
-    s.chars().filter(|&c| pictographic(c)).count() + flags
 }
 
 #[cfg(test)]

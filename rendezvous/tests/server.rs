@@ -5,10 +5,10 @@ mod common;
 use std::future::Future;
 use std::time::Duration;
 
+use anonchat_protocol::token::Gender;
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::Running;
 use anonchat_rendezvous::store::{Store, StoreConfig};
-use anonchat_verifier::token::Gender;
 use common::{CANDIDATE, Client, OFFER, TestVerifier, recv, send};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
@@ -1182,7 +1182,7 @@ fn jwks_file(dir: &std::path::Path, v: &TestVerifier) -> std::path::PathBuf {
     let jwks = dir.join("jwks.json");
     std::fs::write(
         &jwks,
-        serde_json::to_vec(&anonchat_verifier::token::Jwks {
+        serde_json::to_vec(&anonchat_protocol::token::Jwks {
             keys: vec![v.key.public_jwk()],
         })
         .unwrap(),
@@ -1248,7 +1248,7 @@ async fn the_verifiers_keys_come_over_https_within_a_size_limit() {
     assert!(refused.to_string().contains("must be https"), "{refused:#}");
 
     // A loopback "verifier" serving a document far larger than any key set.
-    let real = serde_json::to_string(&anonchat_verifier::token::Jwks {
+    let real = serde_json::to_string(&anonchat_protocol::token::Jwks {
         keys: vec![v.key.public_jwk()],
     })
     .unwrap();

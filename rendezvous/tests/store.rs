@@ -6,10 +6,10 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use anonchat_protocol::rendezvous::{Transport, Want};
+use anonchat_protocol::token::Gender;
 use anonchat_rendezvous::matcher::{self, Seat};
-use anonchat_rendezvous::proto::{Transport, Want};
 use anonchat_rendezvous::store::{Admission, JoinOutcome, Store, StoreConfig, Ticket};
-use anonchat_verifier::token::Gender;
 use rand::Rng;
 
 const INSTANCE: &str = "i1";

@@ -1,9 +1,10 @@
 //! Why a verification did not produce a token: one stable machine-readable code per reason
-//! (DESIGN.md §4), each with the message a person sees.
+//! (DESIGN.md §4, `anonchat_protocol::verify::ErrorCode`), each with the message a person sees.
 
-/// A refusal, as the API names it. Messages never contain any part of the image.
-/// (`EnumIter` lets clients' tests check that they explain every code.)
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, strum::EnumIter)]
+use anonchat_protocol::verify::ErrorCode;
+
+/// A refusal, with its details. Messages never contain any part of the image.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     #[error("no face was found; face the camera in good light, without sunglasses")]
     NoFace,
@@ -33,21 +34,26 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// The stable code clients switch on.
-    pub fn code(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorCode {
         match self {
-            VerifyError::NoFace => "no_face",
-            VerifyError::MultipleFaces => "multiple_faces",
-            VerifyError::FaceTooSmall { .. } => "face_too_small",
-            VerifyError::SpoofDetected => "spoof_detected",
-            VerifyError::LowConfidence => "low_confidence",
-            VerifyError::UnsupportedImage(_) => "unsupported_image",
-            VerifyError::CorruptImage => "corrupt_image",
-            VerifyError::ImageTooLarge(_) => "image_too_large",
-            VerifyError::BadRequest(_) => "bad_request",
-            VerifyError::RateLimited { .. } => "rate_limited",
-            VerifyError::Overloaded => "overloaded",
-            VerifyError::Internal => "internal",
+            VerifyError::NoFace => ErrorCode::NoFace,
+            VerifyError::MultipleFaces => ErrorCode::MultipleFaces,
+            VerifyError::FaceTooSmall { .. } => ErrorCode::FaceTooSmall,
+            VerifyError::SpoofDetected => ErrorCode::SpoofDetected,
+            VerifyError::LowConfidence => ErrorCode::LowConfidence,
+            VerifyError::UnsupportedImage(_) => ErrorCode::UnsupportedImage,
+            VerifyError::CorruptImage => ErrorCode::CorruptImage,
+            VerifyError::ImageTooLarge(_) => ErrorCode::ImageTooLarge,
+            VerifyError::BadRequest(_) => ErrorCode::BadRequest,
+            VerifyError::RateLimited { .. } => ErrorCode::RateLimited,
+            VerifyError::Overloaded => ErrorCode::Overloaded,
+            VerifyError::Internal => ErrorCode::Internal,
         }
+    }
+
+    /// [`Self::kind`] as the API spells it.
+    pub fn code(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// The HTTP status the service answers with.

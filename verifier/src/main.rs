@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use anonchat_protocol::token::{Jwks, SigningKey};
 use anonchat_verifier::pipeline::{GenderMode, Pipeline, Policy, Report};
 use anonchat_verifier::service::{self, ServiceConfig};
-use anonchat_verifier::token::{Jwks, SigningKey};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::json;

@@ -4,10 +4,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use anonchat_protocol::token::Gender;
+
 use crate::decode::{ImageLimits, decode};
 use crate::error::VerifyError;
 use crate::models::{Manifest, ModelError, Models};
-use crate::token::Gender;
 use crate::vision::Face;
 
 /// The decision rules, with the defaults of DESIGN.md §4 and MODELS.md.

@@ -118,9 +118,9 @@ fn keygen_writes_a_private_key_only_its_owner_reads_and_jwks_publishes_it() {
         "an existing key is never overwritten silently"
     );
     let jwks = bin().arg("jwks").arg("--key").arg(&key).output().unwrap();
-    let jwks: anonchat_verifier::token::Jwks = serde_json::from_slice(&jwks.stdout).unwrap();
+    let jwks: anonchat_protocol::token::Jwks = serde_json::from_slice(&jwks.stdout).unwrap();
     let pem = std::fs::read_to_string(&key).unwrap();
-    let signer = anonchat_verifier::token::SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let signer = anonchat_protocol::token::SigningKey::from_pkcs8_pem(&pem).unwrap();
     assert_eq!(jwks.keys, vec![signer.public_jwk()]);
     std::fs::remove_dir_all(dir).unwrap();
 }

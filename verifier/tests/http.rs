@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use anonchat_verifier::token::{Jwks, KeySet, peer_id};
+use anonchat_protocol::token::{Jwks, KeySet, peer_id};
 use base64::Engine;
 use common::{code, device, face, start, verify_multipart, verify_raw};
 use serde_json::json;
@@ -387,8 +387,8 @@ async fn rotated_keys_stay_in_the_jwks() {
     let dir = std::env::temp_dir().join(format!("anonchat-keys-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (old, new) = (
-        anonchat_verifier::token::SigningKey::generate(),
-        anonchat_verifier::token::SigningKey::generate(),
+        anonchat_protocol::token::SigningKey::generate(),
+        anonchat_protocol::token::SigningKey::generate(),
     );
     std::fs::write(dir.join("old.pem"), old.to_pkcs8_pem().as_bytes()).unwrap();
     std::fs::write(dir.join("new.pem"), new.to_pkcs8_pem().as_bytes()).unwrap();

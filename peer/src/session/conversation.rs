@@ -1,7 +1,9 @@
 //! One chat in progress over an open link (WebRTC or libp2p): frames out, frames in, image
-//! reassembly. The rules themselves live in [`crate::chat`].
+//! reassembly. The rules themselves live in [`anonchat_protocol::chat`].
 
-use crate::chat::{self, ChatError, ChatFrame, ImageAssembler};
+use anonchat_protocol::chat::{self, ChatError, ChatFrame, ImageAssembler};
+
+use crate::image_check;
 use crate::transport::{ChatLink, Inbound};
 
 /// What the partner did, as far as this chat is concerned.
@@ -22,7 +24,7 @@ pub enum Received {
     /// A whole image, decoded successfully.
     Image {
         id: String,
-        info: chat::ImageInfo,
+        info: image_check::ImageInfo,
         data: Vec<u8>,
     },
     /// A chunk of an image still arriving.
@@ -118,7 +120,7 @@ impl Conversation {
                     Ok(None) => Received::Nothing,
                     Ok(Some(data)) => {
                         let assembler = self.image.take().expect("present");
-                        match chat::check_image(&data) {
+                        match image_check::check_image(&data) {
                             Ok(info) if info.mime == assembler.mime => Received::Image {
                                 id: assembler.id,
                                 info,

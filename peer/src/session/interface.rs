@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anonchat_rendezvous::proto::{PartnerInfo, Want};
+use anonchat_protocol::rendezvous::{PartnerInfo, Want};
 use serde::{Deserialize, Serialize};
 
 /// What the user asks for. Unknown commands and fields are refused.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anonchat_rendezvous::proto::{ClientMessage, ServerMessage};
+use anonchat_protocol::rendezvous::{ClientMessage, ServerMessage, reconnect_delay_ms};
 use tokio::sync::mpsc;
 
 use crate::identity::Identity;
@@ -58,40 +58,15 @@ impl Link {
     }
 }
 
-/// Whether connecting again could help: a refused token or a ban will be refused again.
+/// Whether connecting again could help (a final refusal will be refused again).
 pub fn worth_retrying(error: &ClientError) -> bool {
-    use anonchat_rendezvous::proto::ErrorCode::*;
     match error {
-        ClientError::Server { code, .. } => {
-            // Replaced: another window of this device took over; fighting it back would
-            // only disconnect that one in turn.
-            !matches!(
-                code,
-                InvalidToken | TokenExpired | BadSignature | Banned | Replaced
-            )
-        }
+        ClientError::Server { code, .. } => !code.is_final(),
         _ => true,
     }
 }
 
-/// Exponential backoff with jitter: 250 ms, 500 ms, 1 s, … up to 10 s.
+/// The protocol's reconnect backoff, with fresh jitter.
 pub fn backoff(attempt: u32) -> Duration {
-    let base = 250u64.saturating_mul(1 << attempt.min(6)).min(10_000);
-    let jitter = rand::random::<u64>() % (base / 4 + 1);
-    Duration::from_millis(base - base / 8 + jitter)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let first = backoff(0);
-        assert!(first >= Duration::from_millis(218) && first <= Duration::from_millis(282));
-        assert!(backoff(3) > backoff(0));
-        for attempt in [10, 100, u32::MAX] {
-            assert!(backoff(attempt) <= Duration::from_millis(11_250));
-        }
-    }
+    Duration::from_millis(reconnect_delay_ms(attempt, rand::random()))
 }

@@ -14,19 +14,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use anonchat_rendezvous::proto::{
+use anonchat_protocol::chat::{self, ChatFrame};
+use anonchat_protocol::rendezvous::{
     ClientMessage, ErrorCode, IceServer, Profile, Role, ServerMessage, Transport,
 };
-use anonchat_rendezvous::signaling::SignalData;
+use anonchat_protocol::signaling::SignalData;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-pub use crate::webrtc_session::SETUP_TIMEOUT;
+pub use anonchat_protocol::chat::SETUP_TIMEOUT;
 pub use interface::{Command, Event, JoinRequest, parse_command};
 
-use crate::chat::{self, ChatFrame};
 use crate::exposure::{self, Exposure};
 use crate::identity::Identity;
+use crate::image_check;
 use crate::libp2p_session::{self, Libp2pError};
 use crate::rendezvous::ClientError;
 use crate::transport::{ChatLink, Inbound};
@@ -742,6 +743,6 @@ fn read_image(path: &std::path::Path) -> Result<(&'static str, Vec<u8>), String>
         ));
     }
     let data = std::fs::read(path).map_err(|e| format!("{name}: {e}"))?;
-    let info = chat::check_image(&data).map_err(|e| format!("{name}: {e}"))?;
+    let info = image_check::check_image(&data).map_err(|e| format!("{name}: {e}"))?;
     Ok((info.mime, data))
 }

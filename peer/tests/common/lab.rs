@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use anonchat_peer::identity::Identity;
 use anonchat_peer::session::Event;
+use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
 use anonchat_rendezvous::store::memory::MemoryStore;
-use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey};
 use serde_json::json;
 
 use super::browser::Script;

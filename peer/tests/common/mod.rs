@@ -17,14 +17,14 @@ use anonchat_peer::rendezvous::RendezvousClient;
 use anonchat_peer::session::{self, Command, Event, JoinRequest, SessionConfig};
 use anonchat_peer::webrtc_session;
 use anonchat_peer::webrtc_session::{Connected, Options, SessionError};
+use anonchat_protocol::rendezvous::{ClientMessage, Profile, Transport, Want};
+use anonchat_protocol::rendezvous::{Role, ServerMessage};
+use anonchat_protocol::signaling::SignalData;
+use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
 use anonchat_rendezvous::config::Config;
-use anonchat_rendezvous::proto::{ClientMessage, Profile, Transport, Want};
-use anonchat_rendezvous::proto::{Role, ServerMessage};
 use anonchat_rendezvous::server::{self, Keys};
-use anonchat_rendezvous::signaling::SignalData;
 use anonchat_rendezvous::store::memory::MemoryStore;
 use anonchat_rendezvous::store::redis::RedisStore;
-use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
 pub use redis_server::RedisServer;
 use tokio::sync::mpsc;
 
@@ -142,7 +142,7 @@ impl Rendezvous {
     pub fn token(&self, id: &Identity, gender: Gender, ttl: i64) -> String {
         self.verifier
             .issue(
-                anonchat_verifier::token::DEFAULT_ISSUER,
+                anonchat_protocol::token::DEFAULT_ISSUER,
                 &id.verifying_key(),
                 gender,
                 unix_now() - 60,
@@ -176,7 +176,7 @@ impl Drop for Rendezvous {
 pub fn save_token(verifier: &SigningKey, id: &Identity, gender: Gender) {
     let token = verifier
         .issue(
-            anonchat_verifier::token::DEFAULT_ISSUER,
+            anonchat_protocol::token::DEFAULT_ISSUER,
             &id.verifying_key(),
             gender,
             unix_now() - 60,

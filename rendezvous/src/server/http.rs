@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use anonchat_protocol::rendezvous::MAX_FRAME_BYTES;
 use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, State};
@@ -13,7 +14,6 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::Shared;
-use crate::proto::MAX_FRAME_BYTES;
 use crate::store::Store;
 
 pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use anonchat_verifier::token::{Jwks, KeySet};
+use anonchat_protocol::token::{Jwks, KeySet};
 use anyhow::Context;
 
 use crate::config::Config;
@@ -137,7 +137,7 @@ impl Refresh {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anonchat_verifier::token::SigningKey;
+    use anonchat_protocol::token::SigningKey;
 
     fn set(keys: &[&SigningKey]) -> KeySet {
         KeySet::from_jwks(&Jwks {

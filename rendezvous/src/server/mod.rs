@@ -13,7 +13,8 @@ use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anonchat_verifier::token::KeySet;
+use anonchat_protocol::rendezvous::IceServer;
+use anonchat_protocol::token::KeySet;
 use anyhow::Context;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::net::TcpListener;
@@ -22,7 +23,6 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::ice::IcePlan;
-use crate::proto::IceServer;
 use crate::secrets::Secrets;
 use crate::store::Store;
 use keys::Refresh;
@@ -129,7 +129,7 @@ pub async fn start<S: Store>(
         .context("loading the verifier's keys")?
         .requiring_issuer(&config.verifier_issuer);
     // The profanity filter builds its tables on first use: not on the first user's time.
-    let _ = crate::profile::validate(&crate::proto::Profile {
+    let _ = crate::profile::validate(&anonchat_protocol::rendezvous::Profile {
         nickname: "warm up".into(),
         bio: "warming the filter up".into(),
     });

@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::proto::{ErrorCode, PartnerInfo, Role, Transport};
-use crate::signaling::SignalLimits;
+use anonchat_protocol::rendezvous::{ErrorCode, PartnerInfo, Role, Transport};
+use anonchat_protocol::signaling::SignalLimits;
 
 /// An event for one session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,19 +89,19 @@ impl Envelope {
         let envelope: Envelope = serde_json::from_str(payload).map_err(|e| e.to_string())?;
         match &envelope {
             Envelope::Signal { data, .. } => {
-                crate::signaling::validate(data, limits).map_err(|e| e.to_string())?;
+                anonchat_protocol::signaling::validate(data, limits).map_err(|e| e.to_string())?;
             }
             Envelope::Matched { partner, .. } => {
-                let profile = crate::proto::Profile {
+                let profile = anonchat_protocol::rendezvous::Profile {
                     nickname: partner.nickname.clone(),
                     bio: partner.bio.clone(),
                 };
                 crate::profile::validate(&profile).map_err(|e| e.to_string())?;
                 let interests = &partner.common_interests;
-                if interests.len() > crate::proto::limits::INTERESTS
+                if interests.len() > anonchat_protocol::rendezvous::limits::INTERESTS
                     || interests
                         .iter()
-                        .any(|i| i.len() > crate::proto::limits::INTEREST_BYTES)
+                        .any(|i| i.len() > anonchat_protocol::rendezvous::limits::INTEREST_BYTES)
                     || !["M", "F", "U"].contains(&partner.gender.as_str())
                 {
                     return Err("a partner card outside the profile rules".into());

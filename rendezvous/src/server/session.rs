@@ -4,7 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anonchat_verifier::token::{Gender, TokenError, unix_now};
+use anonchat_protocol::rendezvous::{
+    ClientMessage, ErrorCode, HELLO_CONTEXT, PROTOCOL_VERSION, PartnerInfo, Profile, Role,
+    ServerMessage, Transport, Want, parse_client,
+};
+use anonchat_protocol::signaling::SignalBudget;
+use anonchat_protocol::token::{Gender, TokenError, unix_now};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,12 +20,7 @@ use super::metrics::Metrics;
 use super::route::Envelope;
 use super::{Shared, random_id};
 use crate::matcher;
-use crate::proto::{
-    ClientMessage, ErrorCode, HELLO_CONTEXT, PROTOCOL_VERSION, PartnerInfo, Profile, Role,
-    ServerMessage, Transport, Want, parse_client,
-};
 use crate::secrets::Receipt;
-use crate::signaling::SignalBudget;
 use crate::store::{Admission, JoinOutcome, Rematch, Store, Ticket};
 
 /// How often the server pings an idle socket.

@@ -62,6 +62,16 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web/favicon.svg"),
     ),
     (
+        "/js/rules.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/rules.js"),
+    ),
+    (
+        "/js/protocol.gen.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/protocol.gen.js"),
+    ),
+    (
         "/js/messages.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/js/messages.js"),
@@ -110,7 +120,7 @@ fn page<S: Store>(shared: &Shared<S>, content_type: &'static str, body: &'static
 async fn config<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
     axum::Json(json!({
         "verifier_url": shared.config.public_verifier_url(),
-        "protocol": crate::proto::PROTOCOL_VERSION,
+        "protocol": anonchat_protocol::rendezvous::PROTOCOL_VERSION,
     }))
     .into_response()
 }

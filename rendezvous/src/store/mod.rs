@@ -11,11 +11,11 @@ pub mod redis;
 use std::future::Future;
 use std::time::Duration;
 
-use anonchat_verifier::token::Gender;
+use anonchat_protocol::token::Gender;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::proto::{Transport, Want};
+use anonchat_protocol::rendezvous::{Transport, Want};
 
 /// Limits and lifetimes (DESIGN.md §5 and §7).
 #[derive(Debug, Clone)]

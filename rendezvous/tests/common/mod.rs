@@ -34,11 +34,11 @@ pub async fn redis(server: &RedisServer, config: StoreConfig) -> RedisStore {
         .expect("connect to the test redis-server")
 }
 
+use anonchat_protocol::rendezvous::HELLO_CONTEXT;
+use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
 use anonchat_rendezvous::config::Config;
-use anonchat_rendezvous::proto::HELLO_CONTEXT;
 use anonchat_rendezvous::server::{self, Keys, Running};
 use anonchat_rendezvous::store::Store;
-use anonchat_verifier::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures_util::{SinkExt, StreamExt};
@@ -70,7 +70,7 @@ impl TestVerifier {
     }
 
     pub fn device_with_ttl(&self, gender: Gender, ttl: i64) -> Device {
-        self.device_from(anonchat_verifier::token::DEFAULT_ISSUER, gender, ttl)
+        self.device_from(anonchat_protocol::token::DEFAULT_ISSUER, gender, ttl)
     }
 
     /// A fresh device with a token signed by this verifier's key under `issuer`.

@@ -3,43 +3,8 @@
 // flagged}), 'ack' ({id}), 'typing' ({on}), 'image' ({url, bytes}), 'refused' ({reason}),
 // 'gone' ({how: 'left' | 'lost'}).
 
-export const MAX_TEXT = 2000;
-export const MAX_IMAGE = 1024 * 1024;
-/** Largest image decoded, in pixels (the terminal's chat::MAX_IMAGE_PIXELS). */
-export const MAX_IMAGE_PIXELS = 2048 * 2048;
-const CHUNK = 16 * 1024;
-const TYPES = ['image/jpeg', 'image/png', 'image/webp'];
-
-const EMAIL = /[a-z0-9._%+-]+\s*(@|\(at\)|\[at\])\s*[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}/i;
-const PHONE = /\+?\(?\d[\d\s().-]{7,}\d/g;
-
-/** An e-mail address, or a phone number (at least 9 digits, so dates do not count). */
-export function hasContactDetails(text) {
-  if (EMAIL.test(text)) return true;
-  for (const m of text.matchAll(PHONE)) {
-    if ((m[0].match(/\d/g) || []).length >= 9) return true;
-  }
-  return false;
-}
-
-function fingerprint(sdp) {
-  for (const line of (sdp || '').split(/\r?\n/)) {
-    const l = line.trim();
-    if (l.startsWith('a=fingerprint:')) return l.slice('a=fingerprint:'.length).toUpperCase();
-  }
-  return '';
-}
-
-/** The code both sides show, from both DTLS fingerprints: twelve digits in three groups. */
-export async function safetyCode(mine, theirs) {
-  const [a, b] = mine <= theirs ? [mine, theirs] : [theirs, mine];
-  const text = new TextEncoder().encode(`anonchat-safety-v1\n${a}\n${b}`);
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', text));
-  let n = 0n;
-  for (let i = 0; i < 8; i++) n = (n << 8n) | BigInt(digest[i]);
-  const digits = (n % 1000000000000n).toString().padStart(12, '0');
-  return `${digits.slice(0, 4)} ${digits.slice(4, 8)} ${digits.slice(8)}`;
-}
+import { CHAT_VERSION, CHUNK_BYTES, DATA_CHANNEL, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from './protocol.gen.js';
+import { hasContactDetails, parseFrame, safetyCode, sdpFingerprint, shareableCandidate } from './rules.js';
 
 /** The MIME type of an image we accept, from its first bytes. */
 function sniff(bytes) {
@@ -55,7 +20,7 @@ function sniff(bytes) {
  * than MAX_IMAGE_PIXELS is refused before any pixel is drawn; the rest is then decoded.
  */
 export async function checkImage(bytes) {
-  if (bytes.length === 0 || bytes.length > MAX_IMAGE) throw new Error('bad_image');
+  if (bytes.length === 0 || bytes.length > MAX_IMAGE_BYTES) throw new Error('bad_image');
   const mime = sniff(bytes);
   if (!mime) throw new Error('bad_image');
   const url = URL.createObjectURL(new Blob([bytes], { type: mime }));
@@ -77,22 +42,6 @@ export async function checkImage(bytes) {
 /** True when one of the servers is a TURN relay. */
 export function hasTurn(iceServers) {
   return (iceServers || []).some(s => [].concat(s.urls).some(u => /^turns?:/.test(u)));
-}
-
-/**
- * The candidate as it may leave this browser: in relay-only mode relay candidates only, and in
- * every mode without a related address (a relay's raddr is the user's public address, a
- * reflexive one's the address behind the NAT). The terminal client's rule is peer/src/exposure.rs.
- */
-export function shareableCandidate(candidate, relayOnly) {
-  const fields = candidate.replace(/^candidate:/, '').split(' ');
-  if (fields.length < 8 || fields[6] !== 'typ') return null;
-  if (relayOnly && fields[7] !== 'relay') return null;
-  for (let i = 8; i + 1 < fields.length; i += 2) {
-    if (fields[i] === 'raddr') fields[i + 1] = '0.0.0.0';
-    if (fields[i] === 'rport') fields[i + 1] = '0';
-  }
-  return `candidate:${fields.join(' ')}`;
 }
 
 export class PeerChat extends EventTarget {
@@ -120,14 +69,14 @@ export class PeerChat extends EventTarget {
       if (['failed', 'closed'].includes(this.pc.connectionState)) this.gone('lost');
     };
     if (role === 'offerer') {
-      this.attach(this.pc.createDataChannel('anonchat', { ordered: true }));
+      this.attach(this.pc.createDataChannel(DATA_CHANNEL, { ordered: true }));
       // The description as created, before gathering: the local description later carries
       // every candidate gathered so far, which must pass shareableCandidate first.
       this.pc.createOffer()
         .then(offer => this.pc.setLocalDescription(offer).then(() => sendSignal({ kind: 'offer', sdp: offer.sdp })));
     } else {
       this.pc.ondatachannel = e => {
-        if (e.channel.label === 'anonchat') this.attach(e.channel);
+        if (e.channel.label === DATA_CHANNEL) this.attach(e.channel);
       };
     }
   }
@@ -158,8 +107,8 @@ export class PeerChat extends EventTarget {
     this.channel = channel;
     channel.binaryType = 'arraybuffer';
     channel.onopen = async () => {
-      this.sendFrame({ type: 'hello', v: 1 });
-      const code = await safetyCode(fingerprint(this.pc.localDescription.sdp), fingerprint(this.pc.remoteDescription.sdp));
+      this.sendFrame({ type: 'hello', v: CHAT_VERSION });
+      const code = await safetyCode(sdpFingerprint(this.pc.localDescription.sdp), sdpFingerprint(this.pc.remoteDescription.sdp));
       this.dispatchEvent(new CustomEvent('open', { detail: { safetyCode: code, ...(await this.path()) } }));
     };
     channel.onmessage = e => this.receive(e.data);
@@ -199,9 +148,9 @@ export class PeerChat extends EventTarget {
   async sendImage(bytes) {
     const mime = await checkImage(bytes);
     const id = `w${++this.nextId}`;
-    const chunks = Math.ceil(bytes.length / CHUNK);
+    const chunks = Math.ceil(bytes.length / CHUNK_BYTES);
     this.sendFrame({ type: 'image', id, mime, size: bytes.length, chunks });
-    for (let i = 0; i < chunks; i++) this.channel.send(bytes.slice(i * CHUNK, (i + 1) * CHUNK));
+    for (let i = 0; i < chunks; i++) this.channel.send(bytes.slice(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES));
     return id;
   }
 
@@ -216,34 +165,30 @@ export class PeerChat extends EventTarget {
       this.refuse('an image was cut short');
     }
     this.discarding = false;
-    let frame;
-    try { frame = JSON.parse(data); } catch { return this.refuse('a frame that is not JSON'); }
+    const { frame, refused } = parseFrame(data);
+    if (!frame) {
+      // An image announcement over the limits is followed by chunks nobody should keep.
+      this.discarding = refused === 'image';
+      return this.refuse({ msg: 'a message over the limits', image: 'an image over the limits' }[refused] || 'a frame that is not understood');
+    }
     switch (frame.type) {
       case 'hello': return;
       case 'msg':
-        if (typeof frame.text !== 'string' || typeof frame.id !== 'string' || frame.id.length > 64 || [...frame.text].length > MAX_TEXT) {
-          return this.refuse('a message over the limits');
-        }
         this.sendFrame({ type: 'ack', id: frame.id });
         return this.dispatchEvent(new CustomEvent('message', { detail: { id: frame.id, text: frame.text, flagged: hasContactDetails(frame.text) } }));
       case 'ack': return this.dispatchEvent(new CustomEvent('ack', { detail: { id: frame.id } }));
-      case 'typing': return this.dispatchEvent(new CustomEvent('typing', { detail: { on: !!frame.on } }));
+      case 'typing': return this.dispatchEvent(new CustomEvent('typing', { detail: { on: frame.on } }));
       case 'image':
-        if (!TYPES.includes(frame.mime) || !(frame.size > 0 && frame.size <= MAX_IMAGE) || frame.chunks !== Math.ceil(frame.size / CHUNK)) {
-          this.discarding = true;
-          return this.refuse('an image over the limits');
-        }
         this.incoming = { id: frame.id, mime: frame.mime, size: frame.size, left: frame.chunks, parts: [], got: 0 };
         return;
       case 'bye': return this.gone('left');
-      default: return this.refuse('an unknown frame');
     }
   }
 
   async receiveChunk(chunk) {
     if (this.discarding) return;
     const image = this.incoming;
-    if (!image || chunk.length === 0 || chunk.length > CHUNK || image.got + chunk.length > image.size) {
+    if (!image || chunk.length === 0 || chunk.length > CHUNK_BYTES || image.got + chunk.length > image.size) {
       this.incoming = null;
       this.discarding = true;
       return this.refuse('image chunks that do not add up');

@@ -4,15 +4,15 @@
 import { deviceKey, publicKeyBytes, peerId, base64url, savedToken, saveToken, forgetToken } from './identity.js';
 import { startCamera, stopCamera, captureJpeg, verify } from './verify.js';
 import { Rendezvous } from './rendezvous.js';
-import { PeerChat, hasContactDetails, hasTurn, MAX_TEXT } from './chat.js';
+import { PeerChat, hasTurn } from './chat.js';
+import { MAX_INTERESTS, MAX_TEXT_CHARS, SETUP_TIMEOUT_MS, VERIFY_AGAIN_ERRORS } from './protocol.gen.js';
+import { hasContactDetails, profileErrors, reconnectDelay } from './rules.js';
 import { explain } from './messages.js';
 
 const $ = id => document.getElementById(id);
 const MATCH_KEY = 'anonchat.match';
 /** How long a dropped channel waits for the server's `partner_left` before it is called lost. */
 const LOST_GRACE_MS = 2000;
-// As the terminal client's set-up timeout (peer/src/webrtc_session.rs).
-const SETUP_TIMEOUT_MS = 10000;
 const PROFILE_KEY = 'anonchat.profile';
 const TYPING_PAUSE_MS = 4000;
 
@@ -126,18 +126,11 @@ $('photo-file').onchange = () => {
 
 // --- profile ------------------------------------------------------------------------------
 
-const EMOJI = /\p{Extended_Pictographic}/gu;
-
+/** The rendezvous' profile rules, checked as the person types. */
 function checkProfile() {
   const nickname = $('nickname').value.trim();
   const bio = $('bio').value.trim();
-  const n = [...nickname].length;
-  const b = [...bio].length;
-  const errors = {
-    nickname: n < 3 || n > 24 ? `3 to 24 characters (${n} now)` : '',
-    bio: b < 10 || b > 140 ? `10 to 140 characters (${b} now)` : (bio.match(EMOJI) || []).length > 5 ? 'at most 5 emoji' : '',
-  };
-  return { nickname, bio, errors };
+  return { nickname, bio, errors: profileErrors(nickname, bio) };
 }
 
 function showFieldErrors(errors, onlyTouched) {
@@ -166,7 +159,7 @@ $('profile-form').onsubmit = async e => {
     nickname,
     bio,
     want: $('want').value,
-    interests: $('interests').value.split(',').map(s => s.trim()).filter(Boolean).slice(0, 10),
+    interests: $('interests').value.split(',').map(s => s.trim()).filter(Boolean).slice(0, MAX_INTERESTS),
     hideIp: $('hide-ip').checked,
   };
   localStorage.setItem(PROFILE_KEY, JSON.stringify(state.profile));
@@ -195,7 +188,7 @@ async function ensureConnected() {
     // Waiting users are put back in the queue; a chat in progress does not need the server.
     if (state.phase === 'waiting') {
       $('waiting-count').textContent = 'Reconnecting…';
-      setTimeout(join, Math.min(10000, 250 * 2 ** state.retry++));
+      setTimeout(join, reconnectDelay(state.retry++));
     }
   });
   state.retry = 0;
@@ -205,7 +198,7 @@ async function ensureConnected() {
 /** A refusal at login or join: say why, and go where it can be fixed. */
 function refused(e) {
   const code = e.code || 'unreachable';
-  if (['invalid_token', 'token_expired', 'bad_signature'].includes(code)) {
+  if (VERIFY_AGAIN_ERRORS.includes(code)) {
     forgetToken();
     state.token = null;
     show('consent');
@@ -405,8 +398,8 @@ $('send-form').onsubmit = e => {
   e.preventDefault();
   const text = $('message').value;
   if (!text.trim() || !state.chat || document.body.dataset.connected !== 'yes') return;
-  if ([...text].length > MAX_TEXT) {
-    $('send-error').textContent = `Messages are at most ${MAX_TEXT} characters.`;
+  if ([...text].length > MAX_TEXT_CHARS) {
+    $('send-error').textContent = `Messages are at most ${MAX_TEXT_CHARS} characters.`;
     return;
   }
   if (hasContactDetails(text) && state.confirmText !== text) {

@@ -2,8 +2,7 @@
 // (DESIGN.md §5). Events: 'message' (detail: the frame), 'close'.
 
 import { base64url, sign } from './identity.js';
-
-const HELLO_CONTEXT = 'anonchat-rendezvous-v1:';
+import { HELLO_CONTEXT } from './protocol.gen.js';
 
 export class Rendezvous extends EventTarget {
   /** Connects and logs in; resolves to the `welcome` frame or rejects with `{code, message}`. */

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anonchat_protocol::token::{Jwks, SigningKey, unix_now};
 use anonchat_serve::{HttpLimits, Options};
 use anyhow::Context;
 use axum::Router;
@@ -27,7 +28,6 @@ use tokio::task::JoinHandle;
 use crate::decode::ImageLimits;
 use crate::error::VerifyError;
 use crate::pipeline::{Pipeline, Policy};
-use crate::token::{Jwks, SigningKey, unix_now};
 
 pub use metrics::Metrics;
 pub use pool::Pool;
@@ -53,7 +53,7 @@ pub struct ServiceConfig {
     #[arg(long, env = "VERIFICATION_TOKEN_TTL_SECONDS", default_value_t = 86_400)]
     pub token_ttl_seconds: i64,
     /// The tokens' `iss` claim.
-    #[arg(long, env = "VERIFIER_ISSUER", default_value = crate::token::DEFAULT_ISSUER)]
+    #[arg(long, env = "VERIFIER_ISSUER", default_value = anonchat_protocol::token::DEFAULT_ISSUER)]
     pub issuer: String,
     /// P(real face) needed to pass liveness.
     #[arg(long, env = "LIVENESS_THRESHOLD", default_value_t = 0.5)]
@@ -104,7 +104,7 @@ impl ServiceConfig {
             signing_key_file: None,
             previous_key_files: Vec::new(),
             token_ttl_seconds: 86_400,
-            issuer: crate::token::DEFAULT_ISSUER.into(),
+            issuer: anonchat_protocol::token::DEFAULT_ISSUER.into(),
             liveness_threshold: 0.5,
             liveness_fusion: false,
             min_face_px: 32,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use anonchat_protocol::token::public_key_from_base64url;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use bytes::Bytes;
@@ -17,7 +18,6 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::VerifyError;
 use crate::pipeline::GenderMode;
-use crate::token::public_key_from_base64url;
 
 /// A parsed verification request.
 pub struct VerifyRequest {

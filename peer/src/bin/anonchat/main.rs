@@ -10,8 +10,8 @@ use anonchat_peer::identity::{self, Identity};
 use anonchat_peer::session::{JoinRequest, SETUP_TIMEOUT, SessionConfig};
 use anonchat_peer::verify::{self, VerifyError};
 use anonchat_peer::{libp2p_session, webrtc_session};
-use anonchat_rendezvous::proto::Want;
-use anonchat_verifier::token::unix_now;
+use anonchat_protocol::rendezvous::Want;
+use anonchat_protocol::token::unix_now;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 

@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use anonchat_peer::chat;
 use anonchat_peer::session::Event;
-use anonchat_rendezvous::proto::PartnerInfo;
+use anonchat_protocol::chat;
+use anonchat_protocol::rendezvous::PartnerInfo;
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout};
 use ratatui::style::{Color, Modifier, Style, Stylize};

@@ -1,9 +1,9 @@
 //! The verification token of DESIGN.md §3: a compact JWS signed with the verifier's Ed25519 key
 //! (`alg: EdDSA`, header `kid`), bound to the device key through `cnf.jwk`.
 //!
-//! This module is always built and stays light (no ONNX Runtime, no HTTP): the rendezvous and the
-//! peer depend on it with `default-features = false`. JWS encoding and checking are done by
-//! `jsonwebtoken`; this module pins the algorithm, the audience, the claims and the key format.
+//! The verifier signs it, the rendezvous checks it, the peer carries it. JWS encoding and
+//! checking are done by `jsonwebtoken`; this module pins the algorithm, the audience, the claims
+//! and the key format.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,6 @@
 //! The rendezvous wire protocol (DESIGN.md §5): JSON text frames tagged by `type`.
 //!
-//! Light on purpose (serde only): the terminal client and the tests speak it too. Parsing is
+//! The server, the terminal client and the tests share these types. Parsing is
 //! strict — unknown types, unknown or missing fields and over-long values are refused — because
 //! everything here comes from the network.
 
@@ -222,6 +222,78 @@ impl ErrorCode {
     }
 }
 
+impl ErrorCode {
+    /// Whether connecting again cannot help: a refused token or a ban will be refused again, and
+    /// a replaced connection (another window of the device took over) fighting back would only
+    /// disconnect that one in turn. Clients stop reconnecting on these.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::InvalidToken
+                | ErrorCode::TokenExpired
+                | ErrorCode::BadSignature
+                | ErrorCode::Banned
+                | ErrorCode::Replaced
+        )
+    }
+
+    /// Whether the token itself was refused: the client forgets it and verifies again.
+    pub fn needs_verification(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::BadSignature
+        )
+    }
+
+    /// What the code means to a person; the page shows it (through its generated constants).
+    pub fn explain(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "The server did not understand a message. Reload the page.",
+            ErrorCode::InvalidToken => "Your verification is not valid any more. Verify again.",
+            ErrorCode::TokenExpired => "Your verification has expired. Verify again.",
+            ErrorCode::BadSignature => {
+                "This browser could not prove it holds its key. Verify again."
+            }
+            ErrorCode::Banned => {
+                "You have been reported by several people and cannot chat for a while."
+            }
+            ErrorCode::Timeout => "The connection timed out. Try again.",
+            ErrorCode::NotAuthenticated => "Not logged in. Reload the page.",
+            ErrorCode::InvalidProfile => "Please check your profile.",
+            ErrorCode::DailyLimit => {
+                "You have met as many people as allowed today. Come back tomorrow."
+            }
+            ErrorCode::AlreadyQueued => "You are already waiting for a match.",
+            ErrorCode::NotInMatch => "That chat is already over.",
+            ErrorCode::NotSignaling => "A connection message was refused.",
+            ErrorCode::InvalidReceipt => "That chat can no longer be reported or blocked.",
+            ErrorCode::RateLimited => "Too many tries. Wait a minute and try again.",
+            ErrorCode::ShuttingDown => "The server is restarting. Try again in a moment.",
+            ErrorCode::Replaced => {
+                "You connected again from another window or device, so this one was disconnected."
+            }
+            ErrorCode::Internal => "Something went wrong on the server. Try again in a moment.",
+        }
+    }
+}
+
+/// How long a client waits before its `attempt`-th reconnection (0 first): doubling from
+/// [`RECONNECT_BASE_MS`] up to [`RECONNECT_MAX_MS`], spread by ±1/8 with `jitter` (any random
+/// number), so that clients dropped together do not all come back together.
+pub fn reconnect_delay_ms(attempt: u32, jitter: u64) -> u64 {
+    let base = RECONNECT_BASE_MS
+        .saturating_mul(1 << attempt.min(RECONNECT_DOUBLINGS))
+        .min(RECONNECT_MAX_MS);
+    base - base / 8 + jitter % (base / 4 + 1)
+}
+
+/// The first reconnection delay.
+pub const RECONNECT_BASE_MS: u64 = 250;
+/// The longest reconnection delay (before jitter).
+pub const RECONNECT_MAX_MS: u64 = 10_000;
+/// Doublings after which the delay stops growing (250 ms · 2⁶ is over the cap anyway).
+pub const RECONNECT_DOUBLINGS: u32 = 6;
+
 impl ServerMessage {
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         ServerMessage::Error {
@@ -259,6 +331,43 @@ pub mod limits {
     pub const MATCH_ID: usize = 64;
     pub const RECEIPT: usize = 1024;
     pub const REASON: usize = 500;
+
+    /// The profile's lengths as a person counts them (characters, after trimming): the
+    /// rendezvous enforces them, the page checks them as the person types.
+    pub const NICKNAME_CHARS: std::ops::RangeInclusive<usize> = 3..=24;
+    pub const BIO_CHARS: std::ops::RangeInclusive<usize> = 10..=140;
+    /// Emoji in nickname and bio together (as [`super::count_emoji`] counts them).
+    pub const MAX_EMOJI: usize = 5;
+    /// The pictographic blocks whose characters count as emoji (inclusive code point ranges).
+    pub const EMOJI_RANGES: [(u32, u32); 8] = [
+        (0x1F300, 0x1F3FA),
+        (0x1F400, 0x1F5FF),
+        (0x1F600, 0x1F64F),
+        (0x1F680, 0x1F6FF),
+        (0x1F900, 0x1F9FF),
+        (0x1FA70, 0x1FAFF),
+        (0x2600, 0x26FF),
+        (0x2700, 0x27BF),
+    ];
+    /// Regional indicators: two of them make a flag, which counts once.
+    pub const REGIONAL_INDICATORS: (u32, u32) = (0x1F1E6, 0x1F1FF);
+}
+
+/// Emoji, counted as pictographic base characters: skin-tone modifiers and joiners do not
+/// count, and a flag (a pair of regional indicators) counts once.
+pub fn count_emoji(s: &str) -> usize {
+    use limits::{EMOJI_RANGES, REGIONAL_INDICATORS};
+    let within = |c: char, (lo, hi): (u32, u32)| (lo..=hi).contains(&(c as u32));
+    let flags = s
+        .chars()
+        .filter(|&c| within(c, REGIONAL_INDICATORS))
+        .count()
+        .div_ceil(2);
+    let pictographic = s
+        .chars()
+        .filter(|&c| EMOJI_RANGES.iter().any(|&r| within(c, r)))
+        .count();
+    pictographic + flags
 }
 
 fn cap(field: &'static str, value: &str, max: usize) -> Result<(), ProtoError> {
@@ -334,6 +443,32 @@ fn short(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn reconnect_delay_doubles_within_its_jitter_and_is_capped() {
+        assert_eq!(reconnect_delay_ms(0, 0), 219);
+        assert_eq!(reconnect_delay_ms(0, 62), 281);
+        assert_eq!(reconnect_delay_ms(0, 63), 219);
+        assert_eq!(reconnect_delay_ms(1, 0), 438);
+        for attempt in [6, 10, u32::MAX] {
+            assert_eq!(reconnect_delay_ms(attempt, 0), 8750);
+            assert_eq!(reconnect_delay_ms(attempt, 2500), 11_250);
+        }
+    }
+
+    #[test]
+    fn every_code_has_a_sentence_for_a_person() {
+        use strum::IntoEnumIterator;
+        let sentences = ErrorCode::iter()
+            .map(ErrorCode::explain)
+            .chain(crate::verify::ErrorCode::iter().map(crate::verify::ErrorCode::explain));
+        for text in sentences {
+            assert!(
+                text.len() >= 20 && text.ends_with('.') && !text.contains('_'),
+                "{text:?} is not a sentence for a person"
+            );
+        }
+    }
 
     #[test]
     fn messages_round_trip_in_the_documented_shape() {
