@@ -7,7 +7,7 @@ use std::time::Duration;
 use anonchat_protocol::signaling::SignalLimits;
 
 use crate::ice::{IceConfigError, IcePlan};
-use crate::store::StoreConfig;
+use crate::store::{LAST_PARTNER_TTL, StoreConfig};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -128,15 +128,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults, on a free loopback port, with the in-memory store.
+    /// The defaults (never the environment's settings), on a free loopback port, with the
+    /// in-memory store.
     pub fn local() -> Self {
-        use clap::Parser;
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            config: Config,
-        }
-        let mut c = Wrapper::parse_from(["rendezvous"]).config;
+        let mut c: Config = anonchat_serve::defaults();
         c.addr = "127.0.0.1:0".parse().expect("a valid address");
         c
     }
@@ -152,7 +147,7 @@ impl Config {
             scan: self.match_scan,
             rescan: self.match_rescan.max(1),
             heartbeat_ttl: Duration::from_secs(self.heartbeat_ttl_seconds.max(1)),
-            ..StoreConfig::default()
+            last_partner_ttl: LAST_PARTNER_TTL,
         }
     }
 

@@ -47,12 +47,19 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        HttpLimits {
-            max_connections: None,
-            header_timeout_seconds: 10,
-            max_header_bytes: 16 * 1024,
-        }
+        defaults()
     }
+}
+
+/// A configuration's defaults as its clap attributes state them, with the environment ignored:
+/// each default has one home (its `#[arg]`), and a variable a developer exported (a
+/// `REDIS_URL`, say) cannot leak into a test's or a `local()` configuration.
+pub fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+    let matches = command
+        .try_get_matches_from(["defaults"])
+        .expect("every option of a configuration has a default or is optional");
+    T::from_arg_matches(&matches).expect("the defaults parse")
 }
 
 impl HttpLimits {

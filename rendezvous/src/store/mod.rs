@@ -35,20 +35,13 @@ pub struct StoreConfig {
     pub rescan: usize,
 }
 
+/// How long "no immediate rematch" remembers a user's last partner.
+pub const LAST_PARTNER_TTL: Duration = Duration::from_secs(3600);
+
 impl Default for StoreConfig {
+    /// The service's defaults (from its configuration's clap attributes, the one home of each).
     fn default() -> Self {
-        StoreConfig {
-            daily_match_limit: 100,
-            report_threshold: 5,
-            report_ttl: Duration::from_secs(7 * 86_400),
-            ban: Duration::from_secs(86_400),
-            match_count_ttl: Duration::from_secs(2 * 86_400),
-            block_ttl: Duration::from_secs(30 * 86_400),
-            last_partner_ttl: Duration::from_secs(3600),
-            heartbeat_ttl: Duration::from_secs(10),
-            scan: 512,
-            rescan: 16,
-        }
+        crate::config::Config::local().store_config()
     }
 }
 

@@ -96,28 +96,13 @@ pub struct ServiceConfig {
 }
 
 impl ServiceConfig {
-    /// The defaults, with models from `models_dir`, listening on a free loopback port.
+    /// The defaults (never the environment's settings), with models from `models_dir`,
+    /// listening on a free loopback port.
     pub fn local(models_dir: PathBuf) -> Self {
-        ServiceConfig {
-            addr: "127.0.0.1:0".parse().expect("a valid address"),
-            models_dir,
-            signing_key_file: None,
-            previous_key_files: Vec::new(),
-            token_ttl_seconds: 86_400,
-            issuer: anonchat_protocol::token::DEFAULT_ISSUER.into(),
-            liveness_threshold: 0.5,
-            liveness_fusion: false,
-            min_face_px: 32,
-            max_image_bytes: 8 * 1024 * 1024,
-            max_image_pixels: 40_000_000,
-            max_decoded_image_bytes: 48 * 1024 * 1024,
-            max_pending_body_bytes: 64 * 1024 * 1024,
-            rate_limit_per_minute: 30,
-            client_origins: Vec::new(),
-            workers: None,
-            queue: None,
-            http: HttpLimits::default(),
-        }
+        let mut c: ServiceConfig = anonchat_serve::defaults();
+        c.addr = "127.0.0.1:0".parse().expect("a valid address");
+        c.models_dir = models_dir;
+        c
     }
 
     fn policy(&self) -> Policy {
