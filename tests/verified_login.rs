@@ -3,8 +3,6 @@
 //! verified devices in through the peer's rendezvous client, and matches them with the genders
 //! their selfies established.
 
-use std::path::PathBuf;
-
 use anonchat_peer::identity::Identity;
 use anonchat_peer::rendezvous::{ClientError, RendezvousClient};
 use anonchat_peer::verify;
@@ -15,22 +13,8 @@ use anonchat_protocol::token::{Gender, SigningKey, unix_now};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
 use anonchat_rendezvous::store::memory::MemoryStore;
+use anonchat_testkit::fixtures::{face, models_dir};
 use anonchat_verifier::service::{self as verifier, ServiceConfig};
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/onnx"))
-}
-
-fn face(name: &str) -> Vec<u8> {
-    std::fs::read(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/testdata/faces")
-            .join(name),
-    )
-    .unwrap()
-}
 
 fn identity(name: &str) -> Identity {
     let dir = std::env::temp_dir().join(format!("anonchat-e2e-{name}-{}", std::process::id()));

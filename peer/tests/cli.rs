@@ -1,21 +1,9 @@
 //! The `anonchat` binary against the real verifier (real models, real photos).
 
-use std::path::PathBuf;
 use std::process::Command;
 
+use anonchat_testkit::fixtures::{face_path as face, models_dir};
 use anonchat_verifier::service::{self, ServiceConfig};
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/onnx"))
-}
-
-fn face(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testdata/faces")
-        .join(name)
-}
 
 fn anonchat(home: &std::path::Path, verifier: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_anonchat"))

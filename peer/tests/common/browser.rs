@@ -9,19 +9,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
-pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-pub fn face(name: &str) -> PathBuf {
-    root().join("../shared/testdata/faces").join(name)
-}
-
-pub fn models_dir() -> PathBuf {
-    std::env::var_os("MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("models/onnx"))
-}
+pub use anonchat_testkit::fixtures::{face_path as face, models_dir, root};
 
 /// Where the screenshots go: look at them, they are what users see.
 pub fn screenshots() -> PathBuf {

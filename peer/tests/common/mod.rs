@@ -4,8 +4,6 @@
 
 pub mod browser;
 pub mod lab;
-#[path = "../../../rendezvous/tests/common/redis_server.rs"]
-mod redis_server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,7 +23,7 @@ use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
 use anonchat_rendezvous::store::memory::MemoryStore;
 use anonchat_rendezvous::store::redis::RedisStore;
-pub use redis_server::RedisServer;
+pub use anonchat_testkit::RedisServer;
 use tokio::sync::mpsc;
 
 /// A fresh device identity in its own temporary home.

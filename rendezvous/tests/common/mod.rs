@@ -1,28 +1,12 @@
-//! Test harness: a real `redis-server` on a free port, and store factories.
+//! Test harness: store factories (on a real `redis-server`, from the testkit), test tokens and
+//! a protocol-level client.
 #![allow(dead_code)]
 
 use anonchat_rendezvous::store::StoreConfig;
 use anonchat_rendezvous::store::memory::MemoryStore;
 use anonchat_rendezvous::store::redis::RedisStore;
 
-#[path = "redis_server.rs"]
-mod redis_server;
-pub use redis_server::RedisServer;
-
-impl RedisServer {
-    /// Every key in the server with its time-to-live in milliseconds (-1: none, -2: just gone).
-    pub fn keys_with_ttl(&self) -> Vec<(String, i64)> {
-        let client = redis::Client::open(self.url.as_str()).unwrap();
-        let mut c = client.get_connection().unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
-        keys.into_iter()
-            .map(|k| {
-                let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
-                (k, ttl)
-            })
-            .collect()
-    }
-}
+pub use anonchat_testkit::RedisServer;
 
 pub fn memory(config: StoreConfig) -> MemoryStore {
     MemoryStore::new(config)

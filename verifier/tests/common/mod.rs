@@ -1,39 +1,7 @@
 //! Shared by the verifier's integration tests: where the real models and photos are.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::path::PathBuf;
-
-/// The installed models (`MODELS_DIR`, set for cargo by `.cargo/config.toml`).
-pub fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/onnx"));
-    assert!(
-        dir.join("face_detection_yunet_2023mar.onnx").is_file(),
-        "no models in {}: run models/install.sh",
-        dir.display()
-    );
-    dir
-}
-
-/// The shared test photos (`ANONCHAT_TESTDATA`, else `../shared/testdata/faces` beside the checkout).
-pub fn faces_dir() -> PathBuf {
-    let dir = std::env::var_os("ANONCHAT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/faces")
-        });
-    assert!(
-        dir.join("MANIFEST.md").is_file(),
-        "test photos not found in {}: set ANONCHAT_TESTDATA",
-        dir.display()
-    );
-    dir
-}
-
-pub fn face(name: &str) -> Vec<u8> {
-    std::fs::read(faces_dir().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
+pub use anonchat_testkit::fixtures::{face, faces_dir, models_dir};
 
 /// One row of MANIFEST.md's "Reference outputs" table.
 #[derive(Debug, Clone)]

@@ -1,4 +1,4 @@
-//! A real `redis-server` for tests, started by the harness. Shared with the peer's tests.
+//! A real `redis-server` for tests, started by the harness.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,6 +45,19 @@ impl RedisServer {
             url: format!("redis+unix://{}", socket.display()),
             dir,
         }
+    }
+
+    /// Every key in the server with its time-to-live in milliseconds (-1: none, -2: just gone).
+    pub fn keys_with_ttl(&self) -> Vec<(String, i64)> {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        let mut c = client.get_connection().unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut c).unwrap();
+        keys.into_iter()
+            .map(|k| {
+                let ttl: i64 = redis::cmd("PTTL").arg(&k).query(&mut c).unwrap();
+                (k, ttl)
+            })
+            .collect()
     }
 
     pub fn kill(&mut self) {
