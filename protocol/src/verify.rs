@@ -5,8 +5,20 @@
 use serde::{Deserialize, Serialize};
 
 /// A refusal, as the API names it (`{"error": {"code": …}}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, strum::EnumIter)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     NoFace,
     MultipleFaces,
@@ -23,21 +35,9 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as the wire spells it (serde's name, through strum's; a test holds them equal).
     pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::NoFace => "no_face",
-            ErrorCode::MultipleFaces => "multiple_faces",
-            ErrorCode::FaceTooSmall => "face_too_small",
-            ErrorCode::SpoofDetected => "spoof_detected",
-            ErrorCode::LowConfidence => "low_confidence",
-            ErrorCode::UnsupportedImage => "unsupported_image",
-            ErrorCode::CorruptImage => "corrupt_image",
-            ErrorCode::ImageTooLarge => "image_too_large",
-            ErrorCode::BadRequest => "bad_request",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::Overloaded => "overloaded",
-            ErrorCode::Internal => "internal",
-        }
+        self.into()
     }
 
     /// What the code means to a person; the page shows it (through its generated constants).
@@ -67,6 +67,26 @@ impl ErrorCode {
             ErrorCode::RateLimited => "Too many tries. Wait a minute and try again.",
             ErrorCode::Overloaded => "The verifier is busy. Try again in a moment.",
             ErrorCode::Internal => "Something went wrong on the server. Try again in a moment.",
+        }
+    }
+}
+
+/// What a person can be shown: a whole sentence, not a code.
+#[cfg(test)]
+pub(crate) fn is_a_sentence(text: &str) -> bool {
+    text.len() >= 20 && text.ends_with('.') && !text.contains('_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn every_code_is_named_as_serde_names_it_and_explained_in_a_sentence() {
+        for code in ErrorCode::iter() {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
+            assert!(is_a_sentence(code.explain()), "{code:?}");
         }
     }
 }
