@@ -16,9 +16,7 @@ pub fn page_constants() -> String {
     js.line("// Regenerate: ANONCHAT_REGENERATE=1 cargo test -p anonchat-rendezvous --test page_constants");
     js.line("");
     js.line("// The rendezvous (DESIGN.md §5).");
-    js.constant("PROTOCOL_VERSION", &rendezvous::PROTOCOL_VERSION);
     js.constant("HELLO_CONTEXT", &rendezvous::HELLO_CONTEXT);
-    js.constant("MAX_FRAME_BYTES", &rendezvous::MAX_FRAME_BYTES);
     js.constant("RECONNECT_BASE_MS", &rendezvous::RECONNECT_BASE_MS);
     js.constant("RECONNECT_MAX_MS", &rendezvous::RECONNECT_MAX_MS);
     js.constant("RECONNECT_DOUBLINGS", &rendezvous::RECONNECT_DOUBLINGS);
@@ -70,17 +68,22 @@ pub fn page_constants() -> String {
     js.line("// What each server's error codes mean to a person.");
     js.constant(
         "VERIFIER_ERRORS",
-        &verify::ErrorCode::iter()
-            .map(|c| (c.as_str().to_owned(), c.explain().into()))
-            .collect::<serde_json::Map<_, _>>(),
+        &sentences(verify::ErrorCode::iter().map(|c| (c.as_str(), c.explain()))),
     );
     js.constant(
         "RENDEZVOUS_ERRORS",
-        &rendezvous::ErrorCode::iter()
-            .map(|c| (c.as_str().to_owned(), c.explain().into()))
-            .collect::<serde_json::Map<_, _>>(),
+        &sentences(rendezvous::ErrorCode::iter().map(|c| (c.as_str(), c.explain()))),
     );
     js.0
+}
+
+/// `{code: sentence}`, in the enum's order.
+fn sentences<'a>(
+    codes: impl Iterator<Item = (&'a str, &'a str)>,
+) -> serde_json::Map<String, serde_json::Value> {
+    codes
+        .map(|(code, text)| (code.into(), text.into()))
+        .collect()
 }
 
 #[derive(Default)]

@@ -2,9 +2,7 @@
 // Regenerate: ANONCHAT_REGENERATE=1 cargo test -p anonchat-rendezvous --test page_constants
 
 // The rendezvous (DESIGN.md §5).
-export const PROTOCOL_VERSION = 1;
 export const HELLO_CONTEXT = "anonchat-rendezvous-v1:";
-export const MAX_FRAME_BYTES = 65536;
 export const RECONNECT_BASE_MS = 250;
 export const RECONNECT_MAX_MS = 10000;
 export const RECONNECT_DOUBLINGS = 6;
