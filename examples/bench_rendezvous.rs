@@ -119,38 +119,42 @@ impl Drop for Server {
 }
 
 impl Server {
-    /// Per-script Redis cost: every `EVALSHA` since the last reset, from Redis' own slow log
-    /// (told to log every command), grouped by the script it ran — named by hashing the `.lua`
-    /// files in `scripts` as redis-rs does. `None` with the memory store; `reset` clears first.
-    fn script_costs(
-        &self,
-        reset: bool,
-        scripts: &std::path::Path,
-    ) -> anyhow::Result<Option<Vec<ScriptCost>>> {
+    /// `redis-cli` against the bench's Redis; `None` with the memory store.
+    fn redis_cli(&self, args: &[&str]) -> anyhow::Result<Option<Vec<u8>>> {
         let Some(sock) = &self.redis_sock else {
             return Ok(None);
         };
-        let cli = |args: &[&str]| -> anyhow::Result<Vec<u8>> {
-            let out = Command::new("redis-cli")
-                .arg("-s")
-                .arg(sock)
-                .args(args)
-                .output()
-                .context("redis-cli")?;
-            if !out.status.success() {
-                bail!(
-                    "redis-cli {args:?}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            Ok(out.stdout)
-        };
-        if reset {
-            cli(&["CONFIG", "SET", "slowlog-log-slower-than", "0"])?;
-            cli(&["CONFIG", "SET", "slowlog-max-len", "5000000"])?;
-            cli(&["SLOWLOG", "RESET"])?;
-            return Ok(Some(Vec::new()));
+        let out = Command::new("redis-cli")
+            .arg("-s")
+            .arg(sock)
+            .args(args)
+            .output()
+            .context("redis-cli")?;
+        if !out.status.success() {
+            bail!(
+                "redis-cli {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
+        Ok(Some(out.stdout))
+    }
+
+    /// From now on Redis logs every command in its slow log, which starts empty: what
+    /// [`Self::script_costs`] reads.
+    fn start_script_log(&self) -> anyhow::Result<()> {
+        self.redis_cli(&["CONFIG", "SET", "slowlog-log-slower-than", "0"])?;
+        self.redis_cli(&["CONFIG", "SET", "slowlog-max-len", "5000000"])?;
+        self.redis_cli(&["SLOWLOG", "RESET"])?;
+        Ok(())
+    }
+
+    /// Per-script Redis cost: every `EVALSHA` since [`Self::start_script_log`], grouped by the
+    /// script it ran — named by hashing the `.lua` files in `scripts` as redis-rs does. `None`
+    /// with the memory store.
+    fn script_costs(&self, scripts: &std::path::Path) -> anyhow::Result<Option<Vec<ScriptCost>>> {
+        let Some(log) = self.redis_cli(&["--json", "SLOWLOG", "GET", "-1"])? else {
+            return Ok(None);
+        };
         let mut names = std::collections::HashMap::new();
         for entry in std::fs::read_dir(scripts).with_context(|| scripts.display().to_string())? {
             let path = entry?.path();
@@ -165,7 +169,7 @@ impl Server {
                 names.insert(sha, name.into_owned());
             }
         }
-        let log: Vec<Value> = serde_json::from_slice(&cli(&["--json", "SLOWLOG", "GET", "-1"])?)?;
+        let log: Vec<Value> = serde_json::from_slice(&log)?;
         let mut costs: Vec<ScriptCost> = Vec::new();
         for entry in &log {
             let args = &entry[3];
@@ -360,7 +364,14 @@ fn join_frame(want: &str) -> Message {
 mod stats;
 use stats::percentile_ms as percentile;
 
-/// Logs in `n` clients, `concurrency` handshakes at a time.
+/// `n` loopback source addresses, `127.0.<subnet>.1` on (many sources spread the ports).
+fn loopback_sources(subnet: u8, n: u8) -> Vec<IpAddr> {
+    (1..=n)
+        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, subnet, i)))
+        .collect()
+}
+
+/// Logs in `n` clients, 256 handshakes at a time.
 async fn login_many(
     addr: SocketAddr,
     verifier: &SigningKey,
@@ -382,9 +393,7 @@ async fn login_many(
 
 /// All pairs join at once: waiting side first, then the joiners; matches per second.
 async fn throughput(server: &Server, verifier: &SigningKey, pairs: usize) -> anyhow::Result<()> {
-    let sources: Vec<IpAddr> = (1..=4)
-        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
-        .collect();
+    let sources = loopback_sources(0, 4);
     let waiting = login_many(server.addr, verifier, pairs, Gender::Female, &sources).await?;
     let joiners = login_many(server.addr, verifier, pairs, Gender::Male, &sources).await?;
     let started = Instant::now();
@@ -426,9 +435,7 @@ async fn paced(
     seconds: u64,
 ) -> anyhow::Result<()> {
     let n = (rate * seconds) as usize;
-    let sources: Vec<IpAddr> = (1..=4)
-        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
-        .collect();
+    let sources = loopback_sources(0, 4);
     let mut waiting = login_many(server.addr, verifier, n, Gender::Female, &sources).await?;
     let joiners = login_many(server.addr, verifier, n, Gender::Male, &sources).await?;
     // The waiting side queues first (not measured).
@@ -473,9 +480,7 @@ async fn paced(
 
 /// RSS of the server per idle authenticated connection.
 async fn idle(server: &Server, verifier: &SigningKey, n: usize) -> anyhow::Result<()> {
-    let sources: Vec<IpAddr> = (1..=8)
-        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 1, i)))
-        .collect();
+    let sources = loopback_sources(1, 8);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.rss_kib();
     let clients = login_many(server.addr, verifier, n, Gender::Female, &sources).await?;
@@ -557,20 +562,19 @@ async fn hostile(
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let server = start_server(o, verifier).await?;
-    let sources: Vec<IpAddr> = (1..=4)
-        .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, i)))
-        .collect();
+    let sources = loopback_sources(0, 4);
     // Each honest socket joins twice a second at most.
     let n_honest = (rate as usize / 2).max(1);
     let honest = login_many(server.addr, verifier, n_honest, Gender::Female, &sources).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let device = Arc::new(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng));
     let token = Arc::new(device_token(verifier, &device, Gender::Female)?);
+    let attack_sources = loopback_sources(2, 16);
     let attackers: Vec<_> = (0..sockets)
         .map(|i| {
             tokio::spawn(attacker(
                 server.addr,
-                IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1 + (i % 16) as u8)),
+                attack_sources[i % attack_sources.len()],
                 device.clone(),
                 token.clone(),
                 stop.clone(),
@@ -579,7 +583,7 @@ async fn hostile(
         .collect();
     // Let the attack settle before measuring.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    server.script_costs(true, &o.scripts)?;
+    server.start_script_log()?;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let total = (rate * seconds) as usize;
     let start = tokio::time::Instant::now();
@@ -610,7 +614,7 @@ async fn hostile(
         lat.extend(t.await??);
     }
     let achieved = lat.len() as f64 / start.elapsed().as_secs_f64();
-    let costs = server.script_costs(false, &o.scripts)?;
+    let costs = server.script_costs(&o.scripts)?;
     stop.store(true, Ordering::Relaxed);
     let mut attack = Attack::default();
     for a in attackers {
