@@ -13,26 +13,34 @@ pub fn root() -> PathBuf {
 
 /// The installed ONNX models: `MODELS_DIR`, else `models/onnx`.
 pub fn models_dir() -> PathBuf {
-    let dir = std::env::var_os("MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("models/onnx"));
-    assert!(
-        dir.join("face_detection_yunet_2023mar.onnx").is_file(),
-        "no models in {}: run models/install.sh",
-        dir.display()
-    );
-    dir
+    located(
+        "MODELS_DIR",
+        root().join("models/onnx"),
+        "face_detection_yunet_2023mar.onnx",
+        "the models",
+        "run models/install.sh",
+    )
 }
 
 /// The shared test photos: `ANONCHAT_TESTDATA`, else `../shared/testdata/faces` beside the
 /// checkout.
 pub fn faces_dir() -> PathBuf {
-    let dir = std::env::var_os("ANONCHAT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/testdata/faces"));
+    located(
+        "ANONCHAT_TESTDATA",
+        root().join("../shared/testdata/faces"),
+        "MANIFEST.md",
+        "the test photos",
+        "set ANONCHAT_TESTDATA",
+    )
+}
+
+/// `$variable`, else `default`; a directory without `marker` in it is a set-up error that
+/// says where `what` was looked for and how to `fix` it.
+fn located(variable: &str, default: PathBuf, marker: &str, what: &str, fix: &str) -> PathBuf {
+    let dir = std::env::var_os(variable).map_or(default, PathBuf::from);
     assert!(
-        dir.join("MANIFEST.md").is_file(),
-        "test photos not found in {}: set ANONCHAT_TESTDATA",
+        dir.join(marker).is_file(),
+        "{what} are not in {}: {fix}",
         dir.display()
     );
     dir
