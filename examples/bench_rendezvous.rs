@@ -6,6 +6,7 @@
 //!   --pairs N              pairs matched at once for the throughput run (default 5000)
 //!   --rate R --seconds S   paced run: R matches/s for S s, join→matched latency (default 1000, 10)
 //!   --idle N,N,...         idle authenticated connections for the memory run (default 10000)
+//!   --only RUN             just one run: idle, throughput or paced (default all three)
 //!   --bin PATH             the server binary (default target/release/anonchat-rendezvous)
 //!   --hostile N            instead of the runs above: join cost under a hostile queue. Honest
 //!                          clients loop join→queued→cancel at --rate joins/s for --seconds,
@@ -41,6 +42,7 @@ struct Opts {
     hostile: Option<usize>,
     scripts: std::path::PathBuf,
     rate_limit: u32,
+    only: Option<String>,
 }
 
 fn opts() -> anyhow::Result<Opts> {
@@ -54,6 +56,7 @@ fn opts() -> anyhow::Result<Opts> {
         hostile: None,
         scripts: "rendezvous/src/store".into(),
         rate_limit: 0,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -73,6 +76,10 @@ fn opts() -> anyhow::Result<Opts> {
             "--hostile" => o.hostile = Some(val()?.parse()?),
             "--scripts" => o.scripts = val()?.into(),
             "--rate-limit" => o.rate_limit = val()?.parse()?,
+            "--only" => match val()?.as_str() {
+                run @ ("idle" | "throughput" | "paced") => o.only = Some(run.into()),
+                other => bail!("--only {other}: the runs are idle, throughput and paced"),
+            },
             other => bail!("unknown option {other}"),
         }
     }
@@ -152,24 +159,43 @@ impl Server {
     /// script it ran — named by hashing the `.lua` files in `scripts` as redis-rs does. `None`
     /// with the memory store.
     fn script_costs(&self, scripts: &std::path::Path) -> anyhow::Result<Option<Vec<ScriptCost>>> {
-        let Some(log) = self.redis_cli(&["--json", "SLOWLOG", "GET", "-1"])? else {
+        if self.redis_sock.is_none() {
             return Ok(None);
+        }
+        let log = self.slow_log()?;
+        // A script is its own file, or (since issue 12) lua/prelude.lua, maybe lua/rules.lua,
+        // then its own file: each file is named by the hash of any of those.
+        let dir = if scripts.join("lua").is_dir() {
+            scripts.join("lua")
+        } else {
+            scripts.to_owned()
         };
+        let sha1 = |files: &[std::path::PathBuf]| -> anyhow::Result<String> {
+            let out = Command::new("sh")
+                .args(["-c", "cat \"$@\" | sha1sum", "sh"])
+                .args(files)
+                .output()?;
+            Ok(String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned())
+        };
+        let (prelude, rules) = (dir.join("prelude.lua"), dir.join("rules.lua"));
         let mut names = std::collections::HashMap::new();
-        for entry in std::fs::read_dir(scripts).with_context(|| scripts.display().to_string())? {
+        for entry in std::fs::read_dir(&dir).with_context(|| dir.display().to_string())? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "lua") {
-                let out = Command::new("sha1sum").arg(&path).output()?;
-                let sha = String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
-                names.insert(sha, name.into_owned());
+                for files in [
+                    vec![path.clone()],
+                    vec![prelude.clone(), path.clone()],
+                    vec![prelude.clone(), rules.clone(), path.clone()],
+                ] {
+                    names.insert(sha1(&files)?, name.to_string());
+                }
             }
         }
-        let log: Vec<Value> = serde_json::from_slice(&log)?;
         let mut costs: Vec<ScriptCost> = Vec::new();
         for entry in &log {
             let args = &entry[3];
@@ -196,6 +222,63 @@ impl Server {
         }
         costs.sort_by_key(|c| std::cmp::Reverse(c.calls));
         Ok(Some(costs))
+    }
+
+    /// Redis' own time per match since [`Self::start_script_log`]: each script's (from the
+    /// slow log, which holds top-level commands only, so a script's inner calls count once),
+    /// every top-level command's, and the process's CPU (`INFO cpu`, from `cpu_before`).
+    fn cost_per_match(
+        &self,
+        scripts: &std::path::Path,
+        matches: u64,
+        cpu_before: f64,
+    ) -> anyhow::Result<String> {
+        let Some(costs) = self.script_costs(scripts)? else {
+            return Ok("no Redis".into());
+        };
+        let per = |micros: u64| micros as f64 / matches.max(1) as f64;
+        let mut parts: Vec<String> = costs
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {:.1} µs/match ({} calls)",
+                    c.script,
+                    per(c.micros),
+                    c.calls
+                )
+            })
+            .collect();
+        let log = self.slow_log()?;
+        let all: u64 = log.iter().map(|e| e[2].as_u64().unwrap_or(0)).sum();
+        parts.push(format!("all commands {:.1} µs/match", per(all)));
+        let cpu = self.cpu_seconds()? - cpu_before;
+        parts.push(format!(
+            "Redis process CPU {:.1} µs/match",
+            cpu * 1e6 / matches.max(1) as f64
+        ));
+        Ok(parts.join(", "))
+    }
+
+    /// Redis' slow log, oldest entries last: `[id, time, µs, [command, args…], …]` each.
+    fn slow_log(&self) -> anyhow::Result<Vec<Value>> {
+        match self.redis_cli(&["--json", "SLOWLOG", "GET", "-1"])? {
+            Some(log) => Ok(serde_json::from_slice(&log)?),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Redis' CPU time so far (user + system), in seconds; 0 with the memory store.
+    fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let Some(info) = self.redis_cli(&["INFO", "cpu"])? else {
+            return Ok(0.0);
+        };
+        Ok(String::from_utf8_lossy(&info)
+            .lines()
+            .filter_map(|l| {
+                let (k, v) = l.trim().split_once(':')?;
+                matches!(k, "used_cpu_user" | "used_cpu_sys").then(|| v.parse::<f64>().ok())?
+            })
+            .sum())
     }
 
     fn rss_kib(&self) -> u64 {
@@ -430,6 +513,7 @@ async fn throughput(server: &Server, verifier: &SigningKey, pairs: usize) -> any
 /// A paced run: `rate` matches per second; latency from the joiner's `join` to its `matched`.
 async fn paced(
     server: &Server,
+    o: &Opts,
     verifier: &SigningKey,
     rate: u64,
     seconds: u64,
@@ -446,6 +530,8 @@ async fn paced(
             bail!("{q}");
         }
     }
+    server.start_script_log()?;
+    let cpu_before = server.cpu_seconds()?;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(n);
@@ -469,8 +555,9 @@ async fn paced(
         keep.push(j);
     }
     let achieved = n as f64 / start.elapsed().as_secs_f64();
+    let redis = server.cost_per_match(&o.scripts, n as u64, cpu_before)?;
     println!(
-        "| paced | {rate}/s for {seconds} s ({achieved:.0}/s achieved) | p50 {:.2} ms | p99 {:.2} ms |",
+        "| paced | {rate}/s for {seconds} s ({achieved:.0}/s achieved) | p50 {:.2} ms, p99 {:.2} ms | {redis} |",
         percentile(&mut lat, 0.5),
         percentile(&mut lat, 0.99)
     );
@@ -664,14 +751,20 @@ async fn main() -> anyhow::Result<()> {
         hostile(&o, &verifier, 0, o.rate, o.seconds).await?;
         return hostile(&o, &verifier, sockets, o.rate, o.seconds).await;
     }
-    for &n in &o.idle {
-        let server = start_server(&o, &verifier).await?;
-        idle(&server, &verifier, n).await?;
+    let run = |name: &str| o.only.as_deref().is_none_or(|only| only == name);
+    if run("idle") {
+        for &n in &o.idle {
+            let server = start_server(&o, &verifier).await?;
+            idle(&server, &verifier, n).await?;
+        }
     }
-    let server = start_server(&o, &verifier).await?;
-    throughput(&server, &verifier, o.pairs).await?;
-    drop(server);
-    let server = start_server(&o, &verifier).await?;
-    paced(&server, &verifier, o.rate, o.seconds).await?;
+    if run("throughput") {
+        let server = start_server(&o, &verifier).await?;
+        throughput(&server, &verifier, o.pairs).await?;
+    }
+    if run("paced") {
+        let server = start_server(&o, &verifier).await?;
+        paced(&server, &o, &verifier, o.rate, o.seconds).await?;
+    }
     Ok(())
 }

@@ -1,8 +1,10 @@
-//! Who may be matched with whom, and which waiting user a newcomer gets (DESIGN.md §5).
+//! The matching and moderation rules (DESIGN.md §5): who may be matched with whom, which
+//! waiting user a newcomer gets, who is admitted, when reports ban.
 //!
-//! Pure: the stores load the facts (tickets, blocks, last partners) and ask these functions. The
-//! Redis store's Lua script applies the same rules inside Redis; the shared store tests hold the
-//! two to the same behaviour.
+//! Pure: the stores load the facts (tickets, blocks, last partners, bans, counts) and ask these
+//! functions. The Redis store's scripts apply the same rules inside Redis, mirrored function by
+//! function under the same names in `store/lua/rules.lua`; `store/lua_mirror.rs` runs random
+//! queues through both and demands the same choice.
 
 use std::collections::HashSet;
 
@@ -21,6 +23,7 @@ pub struct Seat<'a> {
     pub pseudonym: &'a str,
     pub gender: Gender,
     pub want: Want,
+    /// Normalised (see [`normalise`]) and without repeats, as a ticket holds them.
     pub interests: &'a [String],
     /// Pseudonym of this user's previous partner, if any (no immediate rematch).
     pub last_partner: Option<&'a str>,
@@ -43,7 +46,8 @@ pub fn preferences_agree(a: &Seat<'_>, b: &Seat<'_>) -> bool {
 }
 
 /// Every rule: never oneself (nor one's own other socket: same pseudonym), preferences both
-/// ways, no block either way, not either one's previous partner.
+/// ways, no block either way, not either one's previous partner. Checked in this order, the
+/// cheap ones first (the Lua looks the later facts up only when it gets to them).
 pub fn compatible(a: &Seat<'_>, b: &Seat<'_>) -> bool {
     a.pseudonym != b.pseudonym
         && preferences_agree(a, b)
@@ -53,7 +57,13 @@ pub fn compatible(a: &Seat<'_>, b: &Seat<'_>) -> bool {
         && b.last_partner != Some(a.pseudonym)
 }
 
-/// Interests both share, compared case-insensitively, in `a`'s order, normalised to lower case.
+/// How many of `theirs` are among `mine` (both as tickets hold them: normalised, no repeats).
+pub fn shared(mine: &[String], theirs: &[String]) -> usize {
+    theirs.iter().filter(|i| mine.contains(i)).count()
+}
+
+/// Interests both share, compared case-insensitively, in `a`'s order, normalised to lower case
+/// (what both users are told).
 pub fn common_interests(a: &[String], b: &[String]) -> Vec<String> {
     let theirs: HashSet<String> = b.iter().map(|s| normalise(s)).collect();
     let mut seen = HashSet::new();
@@ -68,42 +78,123 @@ pub fn normalise(interest: &str) -> String {
     interest.trim().to_lowercase()
 }
 
-/// Picks the partner for `me` among the first `scan` waiting users (oldest first, with the time
-/// they joined in milliseconds): the longest-waiting compatible one, shared interests breaking
-/// ties within [`TIE_WINDOW_MS`]. Returns its index in `waiting`. The scan stops at the first
-/// user in a later tie bucket than the best so far, or at a best that shares every interest, so
-/// a join usually costs a few comparisons.
+/// A waiting ticket as a join finds it: its seat and what the store knows of its device.
+#[derive(Debug, Clone)]
+pub struct Waiting<'a> {
+    pub joined_ms: u64,
+    pub seat: Seat<'a>,
+    /// Its instance's heartbeat is alive (else it is a ghost of a dead instance).
+    pub alive: bool,
+    /// Its device was banned after it queued.
+    pub banned: bool,
+    /// Its device has no matches left today.
+    pub exhausted: bool,
+}
+
+/// What a join does with a waiting ticket before comparing it (see [`triage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Triage {
+    /// Never to be matched: taken out of the queue.
+    Drop,
+    /// Not now: left where it is.
+    Skip,
+    /// Compared with the joiner.
+    Consider,
+}
+
+/// An older ticket of the joiner's own device is dropped (one ticket per device, however many
+/// sockets it opens). Past that, a ticket the joiner's preferences rule out is passed over
+/// before anything is looked up, so a queue of the wrong people costs one read each; of the
+/// others, a ghost of a dead instance and a device banned after it queued are dropped, and a
+/// device out of matches for today is passed over, and stays. (The heartbeat's sweep drops
+/// ghosts wherever they are.)
+pub fn triage(me: &Seat<'_>, w: &Waiting<'_>) -> Triage {
+    if w.seat.pseudonym == me.pseudonym {
+        Triage::Drop
+    } else if !preferences_agree(me, &w.seat) {
+        Triage::Skip
+    } else if !w.alive || w.banned {
+        Triage::Drop
+    } else if w.exhausted {
+        Triage::Skip
+    } else {
+        Triage::Consider
+    }
+}
+
+/// What a join decided (see [`choose`]); indices into the waiting tickets it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Choice {
+    pub partner: Option<usize>,
+    /// Tickets to take out of the queue ([`Triage::Drop`]), in order.
+    pub dropped: Vec<usize>,
+}
+
+/// Picks the partner for `me` among the first `scan` waiting tickets (oldest first): the
+/// longest-waiting compatible one, shared interests breaking ties within [`TIE_WINDOW_MS`].
+/// Every ticket looked at counts towards `scan`, whatever [`triage`] makes of it, so a join's
+/// work is bounded. The scan stops at the first ticket in a later tie bucket than the best so
+/// far, or at a best that shares every interest, so a join usually looks at a few.
 pub fn choose<'a>(
     me: &Seat<'_>,
-    waiting: impl IntoIterator<Item = (u64, Seat<'a>)>,
+    waiting: impl IntoIterator<Item = Waiting<'a>>,
     scan: usize,
-) -> Option<usize> {
-    let mut best: Option<(usize, u64, usize)> = None; // (index, joined bucket, shared interests)
-    for (i, (joined_ms, other)) in waiting.into_iter().take(scan).enumerate() {
-        let bucket = joined_ms / TIE_WINDOW_MS;
+) -> Choice {
+    let mut choice = Choice::default();
+    let mut best: Option<(u64, usize)> = None; // (joined bucket, shared interests)
+    for (i, w) in waiting.into_iter().take(scan).enumerate() {
+        let bucket = w.joined_ms / TIE_WINDOW_MS;
         // Oldest first: once past the best candidate's tie bucket, nobody later can win.
-        if best.is_some_and(|(_, b, _)| bucket > b) {
+        if best.is_some_and(|(b, _)| bucket > b) {
             break;
         }
-        if !compatible(me, &other) {
+        match triage(me, &w) {
+            Triage::Drop => {
+                choice.dropped.push(i);
+                continue;
+            }
+            Triage::Skip => continue,
+            Triage::Consider => {}
+        }
+        if !compatible(me, &w.seat) {
             continue;
         }
-        let shared = common_interests(me.interests, other.interests).len();
-        let better = match best {
-            None => true,
-            Some((_, b_bucket, b_shared)) => {
-                bucket < b_bucket || (bucket == b_bucket && shared > b_shared)
-            }
-        };
-        if better {
-            best = Some((i, bucket, shared));
+        let s = shared(me.interests, w.seat.interests);
+        if best.is_none_or(|(b, bs)| bucket < b || (bucket == b && s > bs)) {
+            best = Some((bucket, s));
+            choice.partner = Some(i);
             // Sharing every interest cannot be beaten.
-            if shared >= me.interests.len() {
+            if s >= me.interests.len() {
                 break;
             }
         }
     }
-    best.map(|(i, _, _)| i)
+    choice
+}
+
+/// Whether a device may connect or join, and how many matches it has left today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    Welcome { daily_remaining: u32 },
+    Banned { retry_after: u64 },
+}
+
+/// The ban first (`ban_left_ms`: what is left of it), then the daily limit.
+pub fn admission(ban_left_ms: Option<u64>, used_today: u32, daily_limit: u32) -> Admission {
+    match ban_left_ms {
+        Some(ms) => Admission::Banned {
+            retry_after: ms.div_ceil(1000).max(1),
+        },
+        None => Admission::Welcome {
+            daily_remaining: daily_limit.saturating_sub(used_today),
+        },
+    }
+}
+
+/// Whether a report bans its target: at `threshold` unique reporters, unless a ban already
+/// runs (a ban consumes the reports behind it).
+pub fn report_bans(reporters: u32, threshold: u32, already_banned: bool) -> bool {
+    !already_banned && reporters >= threshold
 }
 
 #[cfg(test)]
@@ -167,10 +258,21 @@ mod tests {
         );
     }
 
+    /// A live, unbanned ticket with matches left.
+    fn live(joined_ms: u64, seat: Seat<'_>) -> Waiting<'_> {
+        Waiting {
+            joined_ms,
+            seat,
+            alive: true,
+            banned: false,
+            exhausted: false,
+        }
+    }
+
     #[test]
     fn oldest_wins_and_interests_break_ties() {
         let none = HashSet::new();
-        let jazz = vec!["Jazz".to_string(), "chess".to_string()];
+        let jazz = vec!["jazz".to_string(), "chess".to_string()];
         let me = Seat {
             interests: &jazz,
             ..seat("me", Gender::Male, Want::Any, &none)
@@ -178,49 +280,109 @@ mod tests {
         let (x, y, z) = (
             vec!["jazz".to_string()],
             vec![],
-            vec!["chess ".to_string(), "JAZZ".to_string()],
+            vec!["chess".to_string(), "jazz".to_string()],
         );
+        let with = |name, interests| Seat {
+            interests,
+            ..seat(name, Gender::Female, Want::Any, &none)
+        };
         let waiting = |a: u64, b: u64, c: u64| {
             vec![
-                (
-                    a,
-                    Seat {
-                        interests: &y,
-                        ..seat("y", Gender::Female, Want::Any, &none)
-                    },
-                ),
-                (
-                    b,
-                    Seat {
-                        interests: &x,
-                        ..seat("x", Gender::Female, Want::Any, &none)
-                    },
-                ),
-                (
-                    c,
-                    Seat {
-                        interests: &z,
-                        ..seat("z", Gender::Female, Want::Any, &none)
-                    },
-                ),
+                live(a, with("y", &y)),
+                live(b, with("x", &x)),
+                live(c, with("z", &z)),
             ]
         };
+        let partner = |w, scan| choose(&me, w, scan).partner;
         assert_eq!(
-            choose(&me, waiting(1000, 5000, 9000), 10),
+            partner(waiting(1000, 5000, 9000), 10),
             Some(0),
             "longest waiting"
         );
         assert_eq!(
-            choose(&me, waiting(1000, 1100, 1200), 10),
+            partner(waiting(1000, 1100, 1200), 10),
             Some(2),
             "same second: most shared interests"
         );
         assert_eq!(
-            choose(&me, waiting(1000, 1100, 1200), 2),
+            partner(waiting(1000, 1100, 1200), 2),
             Some(1),
             "the scan is bounded"
         );
-        assert_eq!(common_interests(&jazz, &z), vec!["jazz", "chess"]);
+        let shouted = vec!["CHESS ".to_string(), "Jazz".to_string()];
+        assert_eq!(common_interests(&jazz, &shouted), vec!["jazz", "chess"]);
+    }
+
+    #[test]
+    fn ghosts_own_tickets_and_banned_are_dropped_exhausted_are_passed_over() {
+        let none = HashSet::new();
+        let me = seat("me", Gender::Male, Want::Any, &none);
+        let her = |name| seat(name, Gender::Female, Want::Any, &none);
+        let waiting = vec![
+            Waiting {
+                alive: false,
+                ..live(1000, her("ghost"))
+            },
+            live(1000, seat("me", Gender::Female, Want::Any, &none)),
+            Waiting {
+                banned: true,
+                ..live(1000, her("banned"))
+            },
+            Waiting {
+                exhausted: true,
+                ..live(1000, her("tired"))
+            },
+            live(1000, her("free")),
+        ];
+        assert_eq!(
+            choose(&me, waiting.clone(), 10),
+            Choice {
+                partner: Some(4),
+                dropped: vec![0, 1, 2]
+            }
+        );
+        assert_eq!(
+            choose(&me, waiting, 4),
+            Choice {
+                partner: None,
+                dropped: vec![0, 1, 2]
+            },
+            "dropped and passed-over tickets count towards the scan"
+        );
+        let him = seat("him", Gender::Male, Want::F, &none);
+        let wrong = vec![Waiting {
+            alive: false,
+            banned: true,
+            ..live(1000, seat("ghost", Gender::Female, Want::F, &none))
+        }];
+        assert_eq!(
+            choose(&him, wrong, 10),
+            Choice::default(),
+            "one the preferences rule out is passed over before anything is looked up"
+        );
+    }
+
+    #[test]
+    fn admission_ban_first_then_daily_limit_and_reports() {
+        assert_eq!(
+            admission(Some(1), 0, 5),
+            Admission::Banned { retry_after: 1 }
+        );
+        assert_eq!(
+            admission(Some(60_001), 9, 5),
+            Admission::Banned { retry_after: 61 }
+        );
+        assert_eq!(
+            admission(None, 2, 5),
+            Admission::Welcome { daily_remaining: 3 }
+        );
+        assert_eq!(
+            admission(None, 9, 5),
+            Admission::Welcome { daily_remaining: 0 }
+        );
+        assert!(!report_bans(2, 3, false));
+        assert!(report_bans(3, 3, false));
+        assert!(!report_bans(4, 3, true), "a ban already runs");
     }
 
     fn gender() -> impl Strategy<Value = Gender> {
@@ -260,18 +422,18 @@ mod tests {
             let mut sorted = queue.clone();
             sorted.sort_by_key(|q| q.2);
             let me = seat("me", me.0, me.1, &none);
-            let seats: Vec<(u64, Seat)> = sorted.iter().zip(&names).map(|((g, w, t), n)| (*t, seat(n, *g, *w, &none))).collect();
-            match choose(&me, seats.clone(), scan) {
+            let seats: Vec<Waiting> = sorted.iter().zip(&names).map(|((g, w, t), n)| live(*t, seat(n, *g, *w, &none))).collect();
+            match choose(&me, seats.clone(), scan).partner {
                 Some(i) => {
                     prop_assert!(i < scan);
-                    prop_assert!(compatible(&me, &seats[i].1));
-                    for (t, s) in &seats[..i] {
-                        prop_assert!(!compatible(&me, s) || t / TIE_WINDOW_MS == seats[i].0 / TIE_WINDOW_MS);
+                    prop_assert!(compatible(&me, &seats[i].seat));
+                    for w in &seats[..i] {
+                        prop_assert!(!compatible(&me, &w.seat) || w.joined_ms / TIE_WINDOW_MS == seats[i].joined_ms / TIE_WINDOW_MS);
                     }
                 }
                 None => {
-                    for (_, s) in seats.iter().take(scan) {
-                        prop_assert!(!compatible(&me, s));
+                    for w in seats.iter().take(scan) {
+                        prop_assert!(!compatible(&me, &w.seat));
                     }
                 }
             }

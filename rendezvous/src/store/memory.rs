@@ -68,11 +68,11 @@ impl MemoryStore {
         let mut inner = self.lock();
         let now = Instant::now();
         let today = day((now_ms / 1000) as i64);
-        if let Some(retry_after) = inner.ban_left(&ticket.pseudonym, now) {
-            return Look::Banned(retry_after);
-        }
-        if inner.count(&ticket.pseudonym, today, now) >= self.config.daily_match_limit {
-            return Look::DailyLimit;
+        let limit = self.config.daily_match_limit;
+        match inner.admission(&ticket.pseudonym, today, limit, now) {
+            Admission::Banned { retry_after } => return Look::Banned(retry_after),
+            Admission::Welcome { daily_remaining: 0 } => return Look::DailyLimit,
+            Admission::Welcome { .. } => {}
         }
         let (start, scan) = match again {
             Some(skip) => match inner
@@ -90,42 +90,28 @@ impl MemoryStore {
             },
             None => (0, self.config.scan),
         };
-        // Borrowed, not copied: a join looks at no more than `scan` live tickets, and usually
-        // stops after a few (see `matcher::choose`). Tickets of dead instances are skipped here
-        // and swept on the next heartbeat; a partner out of matches for today is skipped too.
-        // Dropped on the way, never matched: an older ticket of this very device (one ticket
-        // per device, however many sockets it opens) and a device banned after it queued.
-        let limit = self.config.daily_match_limit;
-        let mut stale = Vec::new();
-        let mut candidates = Vec::new();
-        for (i, (_, t)) in inner.queue.iter().enumerate().skip(start) {
-            if candidates.len() >= scan {
-                break;
-            }
-            if (t.pseudonym == ticket.pseudonym && t.session != ticket.session)
-                || inner.ban_left(&t.pseudonym, now).is_some()
-            {
-                stale.push(i);
-            } else if inner.alive(&t.instance, now) && inner.count(&t.pseudonym, today, now) < limit
-            {
-                candidates.push(i);
-            }
-        }
-        for &i in stale.iter().rev() {
-            inner.queue.remove(i);
-        }
-        // Indices after a removed ticket move down by the removals before them.
-        let candidates: Vec<usize> = candidates
-            .into_iter()
-            .map(|i| i - stale.iter().filter(|&&s| s < i).count())
-            .collect();
+        // Borrowed, not copied, and looked up only as far as the matcher reads (it usually
+        // stops after a few tickets).
         let none = HashSet::new();
         let me = inner.seat(ticket, &none, now);
-        let seats = candidates
+        let waiting = inner.queue[start.min(inner.queue.len())..]
             .iter()
-            .map(|&i| (inner.queue[i].0, inner.seat(&inner.queue[i].1, &none, now)));
-        let chosen = matcher::choose(&me, seats, scan).map(|k| candidates[k]);
-        let Some(index) = chosen else {
+            .map(|(joined_ms, t)| matcher::Waiting {
+                joined_ms: *joined_ms,
+                seat: inner.seat(t, &none, now),
+                alive: inner.alive(&t.instance, now),
+                banned: inner.ban_left_ms(&t.pseudonym, now).is_some(),
+                exhausted: inner.count(&t.pseudonym, today, now) >= limit,
+            });
+        let choice = matcher::choose(&me, waiting, scan);
+        for &i in choice.dropped.iter().rev() {
+            inner.queue.remove(start + i);
+        }
+        // The chosen ticket moves down by the dropped ones before it.
+        let partner = choice
+            .partner
+            .map(|i| start + i - choice.dropped.iter().filter(|&&d| d < i).count());
+        let Some(index) = partner else {
             if again.is_none() && !inner.queue.iter().any(|(_, t)| t.session == ticket.session) {
                 inner.queue.push((now_ms, ticket.clone()));
             }
@@ -162,11 +148,15 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn ban_left(&self, who: &str, now: Instant) -> Option<u64> {
+    fn ban_left_ms(&self, who: &str, now: Instant) -> Option<u64> {
         self.bans
             .get(who)
             .filter(|b| b.live(now))
-            .map(|b| (b.until - now).as_secs().max(1))
+            .map(|b| (b.until - now).as_millis() as u64)
+    }
+
+    fn admission(&self, who: &str, day: i64, limit: u32, now: Instant) -> Admission {
+        matcher::admission(self.ban_left_ms(who, now), self.count(who, day, now), limit)
     }
 
     fn count(&self, who: &str, day: i64, now: Instant) -> u32 {
@@ -276,14 +266,8 @@ impl Store for MemoryStore {
 
     async fn admit(&self, pseudonym: &str, now_unix: i64) -> Result<Admission> {
         let inner = self.lock();
-        let now = Instant::now();
-        if let Some(retry_after) = inner.ban_left(pseudonym, now) {
-            return Ok(Admission::Banned { retry_after });
-        }
-        let used = inner.count(pseudonym, day(now_unix), now);
-        Ok(Admission::Welcome {
-            daily_remaining: self.config.daily_match_limit.saturating_sub(used),
-        })
+        let limit = self.config.daily_match_limit;
+        Ok(inner.admission(pseudonym, day(now_unix), limit, Instant::now()))
     }
 
     async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
@@ -349,8 +333,8 @@ impl Store for MemoryStore {
         entry.until = until;
         entry.value.insert(reporter.to_owned());
         let reporters = entry.value.len() as u32;
-        let already = inner.ban_left(target, now).is_some();
-        let banned = !already && reporters >= self.config.report_threshold;
+        let already = inner.ban_left_ms(target, now).is_some();
+        let banned = matcher::report_bans(reporters, self.config.report_threshold, already);
         if banned {
             // A ban consumes the reports behind it: after it, it takes new reporters again.
             inner.bans.insert(

@@ -5,8 +5,13 @@
 //! Two stores behind one trait, held to one test suite: [`memory::MemoryStore`] (one process) and
 //! [`redis::RedisStore`] (several instances sharing one Redis).
 
+mod keys;
+#[cfg(test)]
+mod lua_mirror;
 pub mod memory;
 pub mod redis;
+
+pub use crate::matcher::Admission;
 
 use std::future::Future;
 use std::time::Duration;
@@ -57,12 +62,6 @@ pub struct Ticket {
     pub nickname: String,
     pub bio: String,
     pub transports: Vec<Transport>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admission {
-    Welcome { daily_remaining: u32 },
-    Banned { retry_after: u64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,11 @@
 //! The Redis store: several rendezvous instances share one Redis.
 //!
-//! Every key lives under one hash tag (`{ac}:…`), so every script runs on one Redis Cluster
-//! slot. The queue is a sorted set ordered by a strict arrival sequence; each ticket is a hash
-//! (`json`, `joined` in ms). A join is one Lua script, one round trip: it scans the oldest waiting tickets, applies
-//! the matcher's rules (the same as [`crate::matcher`], held to the same tests) and either takes
-//! the partner out of the queue or enqueues. Each instance keeps a heartbeat key alive; a ticket
+//! Every key is named in [`super::keys`], under one hash tag, so every script runs on one Redis
+//! Cluster slot. The queue is a sorted set ordered by a strict arrival sequence; each ticket is a
+//! hash of the fields a join's scan reads. A join is one Lua script, one round trip
+//! (`lua/join.lua`): it scans the oldest waiting tickets with the matcher's rules, mirrored in
+//! `lua/rules.lua` (held to [`crate::matcher`] by `lua_mirror.rs`), and either takes the
+//! partner out of the queue or enqueues. Each instance keeps a heartbeat key alive; a ticket
 //! whose instance's heartbeat is gone is a ghost, never matched, and cleaned when seen.
 //! Instances reach each other through one pub/sub channel each.
 
@@ -15,11 +16,37 @@ use ::redis::aio::ConnectionManager;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
+use super::keys;
 use super::*;
 use crate::matcher;
 
-const PREFIX: &str = "{ac}:";
 const TICKET_TTL_SECONDS: u64 = 86_400;
+
+/// A script as Redis runs it: `prelude.lua` (named arguments), then the files given.
+macro_rules! script {
+    ($($file:literal),+) => {
+        Arc::new(::redis::Script::new(concat!(
+            include_str!("lua/prelude.lua"),
+            $(include_str!(concat!("lua/", $file))),+
+        )))
+    };
+}
+
+/// An invocation of `script` with every key name (see [`keys::script_args`]) and `named`, as
+/// name/value pairs. The queue is its one declared key, for Cluster routing.
+fn invoke<'a>(
+    script: &'a ::redis::Script,
+    named: &[(&'static str, String)],
+) -> ::redis::ScriptInvocation<'a> {
+    let mut invocation = script.key(keys::queue());
+    for (name, value) in keys::script_args() {
+        invocation.arg(name).arg(value);
+    }
+    for (name, value) in named {
+        invocation.arg(*name).arg(value);
+    }
+    invocation
+}
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -33,10 +60,6 @@ pub struct RedisStore {
 }
 
 use std::sync::Arc;
-
-fn key(rest: &str) -> String {
-    format!("{PREFIX}{rest}")
-}
 
 impl RedisStore {
     /// Connects (and reconnects by itself later on). `redis://` or `rediss://` (TLS, checked
@@ -76,40 +99,58 @@ impl RedisStore {
             client,
             conn,
             config,
-            join: Arc::new(::redis::Script::new(include_str!("join.lua"))),
-            report: Arc::new(::redis::Script::new(include_str!("report.lua"))),
-            sweep: Arc::new(::redis::Script::new(include_str!("sweep.lua"))),
-            release: Arc::new(::redis::Script::new(include_str!("release.lua"))),
+            join: script!("rules.lua", "join.lua"),
+            report: script!("rules.lua", "report.lua"),
+            sweep: script!("sweep.lua"),
+            // Positional: one key and one argument.
+            release: Arc::new(::redis::Script::new(include_str!("lua/release.lua"))),
         })
     }
 
     /// One run of `join.lua`: a join, or with `again = Some(skip)` a waiting ticket's look at
     /// a slice of those behind it.
-    async fn look(&self, ticket: &Ticket, now_ms: u64, again: Option<usize>) -> Result<JoinReply> {
-        let mut c = self.conn.clone();
-        let json = serde_json::to_string(ticket).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let reply: String = self
-            .join
-            .key(key("queue"))
-            .arg(json)
-            .arg(now_ms)
-            .arg(if again.is_some() {
-                self.config.rescan
-            } else {
-                self.config.scan
-            })
-            .arg(self.config.daily_match_limit)
-            .arg(day((now_ms / 1000) as i64))
-            .arg(Self::secs(self.config.match_count_ttl))
-            .arg(Self::secs(self.config.last_partner_ttl))
-            .arg(TICKET_TTL_SECONDS)
-            .arg(matcher::TIE_WINDOW_MS)
-            .arg(if again.is_some() { "again" } else { "join" })
-            .arg(again.unwrap_or(0))
-            .arg(self.config.scan)
-            .invoke_async(&mut c)
+    async fn look(&self, ticket: &Ticket, now_ms: u64, again: Option<usize>) -> Result<Reply> {
+        let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
+        let c = &self.config;
+        let named = [
+            ("session", ticket.session.clone()),
+            ("pseudonym", ticket.pseudonym.clone()),
+            ("instance_id", ticket.instance.clone()),
+            ("gender", word(&ticket.gender)?),
+            ("want", word(&ticket.want)?),
+            (
+                "interests",
+                serde_json::to_string(&ticket.interests).map_err(corrupt)?,
+            ),
+            (
+                "ticket_json",
+                serde_json::to_string(ticket).map_err(corrupt)?,
+            ),
+            ("now", now_ms.to_string()),
+            (
+                "count_suffix",
+                keys::count_suffix(day((now_ms / 1000) as i64)),
+            ),
+            (
+                "scan",
+                if again.is_some() { c.rescan } else { c.scan }.to_string(),
+            ),
+            ("limit", c.daily_match_limit.to_string()),
+            ("tie_ms", matcher::TIE_WINDOW_MS.to_string()),
+            ("ttl_ticket", TICKET_TTL_SECONDS.to_string()),
+            ("ttl_count", Self::secs(c.match_count_ttl).to_string()),
+            ("ttl_last", Self::secs(c.last_partner_ttl).to_string()),
+            (
+                "mode",
+                if again.is_some() { "again" } else { "join" }.into(),
+            ),
+            ("skip", again.unwrap_or(0).to_string()),
+            ("join_scan", c.scan.to_string()),
+        ];
+        let reply: Vec<String> = invoke(&self.join, &named)
+            .invoke_async(&mut self.conn.clone())
             .await?;
-        serde_json::from_str(&reply).map_err(|e| StoreError::Corrupt(e.to_string()))
+        Reply::parse(reply)
     }
 
     fn partner(ticket: &Ticket, raw: &str) -> Result<(Ticket, Vec<String>)> {
@@ -124,13 +165,42 @@ impl RedisStore {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct JoinReply {
-    banned: Option<u64>,
-    daily_limit: Option<bool>,
-    matched: Option<String>,
-    queued: Option<u64>,
-    gone: Option<bool>,
+/// What `join.lua` answered.
+enum Reply {
+    Banned(u64),
+    DailyLimit,
+    /// The partner's ticket, as JSON.
+    Matched(String),
+    Queued(u64),
+    StillWaiting,
+    Gone,
+}
+
+impl Reply {
+    fn parse(reply: Vec<String>) -> Result<Reply> {
+        let number = |v: &str| {
+            v.parse()
+                .map_err(|_| StoreError::Corrupt(format!("join.lua answered {reply:?}")))
+        };
+        Ok(match reply.as_slice() {
+            [w, n] if w == "banned" => Reply::Banned(number(n)?),
+            [w] if w == "daily_limit" => Reply::DailyLimit,
+            [w, raw] if w == "matched" => Reply::Matched(raw.clone()),
+            [w, n] if w == "queued" => Reply::Queued(number(n)?),
+            [w] if w == "still_waiting" => Reply::StillWaiting,
+            [w] if w == "gone" => Reply::Gone,
+            _ => return Err(StoreError::Corrupt(format!("join.lua answered {reply:?}"))),
+        })
+    }
+}
+
+/// The word serde spells a unit variant with (`"M"`, `"any"`): what the scripts compare.
+fn word<T: serde::Serialize>(value: &T) -> Result<String> {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => Ok(s),
+        Ok(other) => Err(StoreError::Corrupt(format!("{other} is not a word"))),
+        Err(e) => Err(StoreError::Corrupt(e.to_string())),
+    }
 }
 
 /// A claim as Redis holds it: `instance session` (both are base64url, without spaces).
@@ -153,7 +223,7 @@ impl Store for RedisStore {
         let mut c = self.conn.clone();
         // SET … GET: the claim and the previous holder in one atomic step.
         let old: Option<String> = ::redis::cmd("SET")
-            .arg(key(&format!("live:{pseudonym}")))
+            .arg(keys::live(pseudonym))
             .arg(format!("{instance} {session}"))
             .arg("EX")
             .arg(Self::secs(LIVE_SESSION_TTL))
@@ -167,7 +237,7 @@ impl Store for RedisStore {
         let mut c = self.conn.clone();
         let _: i64 = self
             .release
-            .key(key(&format!("live:{pseudonym}")))
+            .key(keys::live(pseudonym))
             .arg(session)
             .invoke_async(&mut c)
             .await?;
@@ -177,7 +247,7 @@ impl Store for RedisStore {
     async fn live_session(&self, pseudonym: &str) -> Result<Option<LiveSession>> {
         let mut c = self.conn.clone();
         let value: Option<String> = ::redis::cmd("GET")
-            .arg(key(&format!("live:{pseudonym}")))
+            .arg(keys::live(pseudonym))
             .query_async(&mut c)
             .await?;
         Ok(parse_live(value))
@@ -185,66 +255,64 @@ impl Store for RedisStore {
 
     async fn admit(&self, pseudonym: &str, now_unix: i64) -> Result<Admission> {
         let mut c = self.conn.clone();
-        let (ban_ms, used): (i64, Option<u32>) = ::redis::pipe()
-            .pttl(key(&format!("ban:{pseudonym}")))
-            .get(key(&format!("count:{pseudonym}:{}", day(now_unix))))
+        let (pttl, used): (i64, Option<u32>) = ::redis::pipe()
+            .pttl(keys::ban(pseudonym))
+            .get(keys::count(pseudonym, day(now_unix)))
             .query_async(&mut c)
             .await?;
-        if ban_ms > 0 || ban_ms == -1 {
-            return Ok(Admission::Banned {
-                retry_after: (ban_ms.max(1000) as u64).div_ceil(1000),
-            });
-        }
-        Ok(Admission::Welcome {
-            daily_remaining: self
-                .config
-                .daily_match_limit
-                .saturating_sub(used.unwrap_or(0)),
-        })
+        // As rules.lua's ban_left_ms: -2 is no ban, -1 a ban without an expiry.
+        let ban_left_ms = (pttl != -2).then(|| pttl.max(0) as u64);
+        Ok(matcher::admission(
+            ban_left_ms,
+            used.unwrap_or(0),
+            self.config.daily_match_limit,
+        ))
     }
 
     async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
-        let reply = self.look(ticket, now_ms, None).await?;
-        if let Some(retry_after) = reply.banned {
-            return Ok(JoinOutcome::Banned { retry_after });
-        }
-        if reply.daily_limit == Some(true) {
-            return Ok(JoinOutcome::DailyLimit);
-        }
-        if let Some(raw) = reply.matched {
-            let (partner, common_interests) = Self::partner(ticket, &raw)?;
-            return Ok(JoinOutcome::Matched {
-                partner,
-                common_interests,
-            });
-        }
-        Ok(JoinOutcome::Queued {
-            waiting: reply.queued.unwrap_or(0),
+        Ok(match self.look(ticket, now_ms, None).await? {
+            Reply::Banned(retry_after) => JoinOutcome::Banned { retry_after },
+            Reply::DailyLimit => JoinOutcome::DailyLimit,
+            Reply::Matched(raw) => {
+                let (partner, common_interests) = Self::partner(ticket, &raw)?;
+                JoinOutcome::Matched {
+                    partner,
+                    common_interests,
+                }
+            }
+            Reply::Queued(waiting) => JoinOutcome::Queued { waiting },
+            Reply::StillWaiting | Reply::Gone => {
+                return Err(StoreError::Corrupt(
+                    "join.lua answered a join as a look again".into(),
+                ));
+            }
         })
     }
 
     async fn rematch(&self, ticket: &Ticket, look: usize, now_ms: u64) -> Result<Rematch> {
         let skip = look.saturating_mul(self.config.rescan);
-        let reply = self.look(ticket, now_ms, Some(skip)).await?;
-        if reply.gone == Some(true) {
-            return Ok(Rematch::Gone);
-        }
-        if let Some(raw) = reply.matched {
-            let (partner, common_interests) = Self::partner(ticket, &raw)?;
-            return Ok(Rematch::Matched {
-                partner,
-                common_interests,
-            });
-        }
-        Ok(Rematch::StillWaiting)
+        Ok(match self.look(ticket, now_ms, Some(skip)).await? {
+            Reply::Matched(raw) => {
+                let (partner, common_interests) = Self::partner(ticket, &raw)?;
+                Rematch::Matched {
+                    partner,
+                    common_interests,
+                }
+            }
+            Reply::Gone => Rematch::Gone,
+            // Banned or out of matches since it queued: it waits, and its next join says so.
+            Reply::StillWaiting | Reply::Queued(_) | Reply::Banned(_) | Reply::DailyLimit => {
+                Rematch::StillWaiting
+            }
+        })
     }
 
     async fn cancel(&self, session: &str) -> Result<bool> {
         let mut c = self.conn.clone();
         let (removed, _): (u32, u32) = ::redis::pipe()
             .atomic()
-            .zrem(key("queue"), session)
-            .del(key(&format!("t:{session}")))
+            .zrem(keys::queue(), session)
+            .del(keys::ticket(session))
             .query_async(&mut c)
             .await?;
         Ok(removed > 0)
@@ -252,7 +320,7 @@ impl Store for RedisStore {
 
     async fn block(&self, blocker: &str, blocked: &str) -> Result<()> {
         let mut c = self.conn.clone();
-        let k = key(&format!("blocks:{blocker}"));
+        let k = keys::blocks(blocker);
         let _: () = ::redis::pipe()
             .atomic()
             .sadd(&k, blocked)
@@ -266,16 +334,16 @@ impl Store for RedisStore {
 
     async fn report(&self, reporter: &str, target: &str) -> Result<ReportOutcome> {
         let mut c = self.conn.clone();
-        let (reporters, banned): (u32, u32) = self
-            .report
-            .key(key("queue"))
-            .arg(reporter)
-            .arg(target)
-            .arg(self.config.report_threshold)
-            .arg(Self::secs(self.config.report_ttl))
-            .arg(Self::secs(self.config.ban))
-            .invoke_async(&mut c)
-            .await?;
+        let c_ = &self.config;
+        let named = [
+            ("reporter", reporter.to_owned()),
+            ("target", target.to_owned()),
+            ("threshold", c_.report_threshold.to_string()),
+            ("ttl_reports", Self::secs(c_.report_ttl).to_string()),
+            ("ttl_ban", Self::secs(c_.ban).to_string()),
+        ];
+        let (reporters, banned): (u32, u32) =
+            invoke(&self.report, &named).invoke_async(&mut c).await?;
         Ok(ReportOutcome {
             reporters,
             banned: banned == 1,
@@ -285,8 +353,8 @@ impl Store for RedisStore {
     async fn unban(&self, pseudonym: &str) -> Result<bool> {
         let mut c = self.conn.clone();
         let (bans, _): (u32, u32) = ::redis::pipe()
-            .del(key(&format!("ban:{pseudonym}")))
-            .del(key(&format!("reports:{pseudonym}")))
+            .del(keys::ban(pseudonym))
+            .del(keys::reports(pseudonym))
             .query_async(&mut c)
             .await?;
         Ok(bans > 0)
@@ -296,10 +364,11 @@ impl Store for RedisStore {
         let mut c = self.conn.clone();
         let mut keys: Vec<String> = Vec::new();
         {
-            let mut iter: ::redis::AsyncIter<String> = c.scan_match(format!("{PREFIX}*")).await?;
+            let mut iter: ::redis::AsyncIter<String> =
+                c.scan_match(format!("{}*", keys::PREFIX)).await?;
             while let Some(k) = iter.next_item().await {
                 let k = k?;
-                if !k.starts_with(&key("inst:")) && k != key("instances") {
+                if !keys::is_instances(&k) {
                     keys.push(k);
                 }
             }
@@ -314,59 +383,49 @@ impl Store for RedisStore {
         let mut c = self.conn.clone();
         let _: () = ::redis::pipe()
             .pset_ex(
-                key(&format!("inst:{instance}")),
+                keys::instance(instance),
                 online,
                 self.config.heartbeat_ttl.as_millis() as u64,
             )
             .ignore()
-            .sadd(key("instances"), instance)
+            .sadd(keys::instances(), instance)
             .ignore()
-            .expire(key("instances"), 86_400)
+            .expire(keys::instances(), 86_400)
             .ignore()
             .query_async(&mut c)
             .await?;
-        let _: u32 = self
-            .sweep
-            .key(key("queue"))
-            .arg(1000)
-            .arg("")
-            .invoke_async(&mut c)
-            .await?;
+        let named = [("max", "1000".into()), ("retiring", String::new())];
+        let _: u32 = invoke(&self.sweep, &named).invoke_async(&mut c).await?;
         Ok(())
     }
 
     async fn retire(&self, instance: &str) -> Result<()> {
         let mut c = self.conn.clone();
         let _: () = ::redis::pipe()
-            .del(key(&format!("inst:{instance}")))
+            .del(keys::instance(instance))
             .ignore()
-            .srem(key("instances"), instance)
+            .srem(keys::instances(), instance)
             .ignore()
             .query_async(&mut c)
             .await?;
-        let _: u32 = self
-            .sweep
-            .key(key("queue"))
-            .arg(100_000)
-            .arg(instance)
-            .invoke_async(&mut c)
-            .await?;
+        let named = [("max", "100000".into()), ("retiring", instance.to_owned())];
+        let _: u32 = invoke(&self.sweep, &named).invoke_async(&mut c).await?;
         Ok(())
     }
 
     async fn stats(&self) -> Result<Stats> {
         let mut c = self.conn.clone();
-        let instances: Vec<String> = c.smembers(key("instances")).await?;
+        let instances: Vec<String> = c.smembers(keys::instances()).await?;
         let mut online = 0;
         for i in &instances {
-            match c.get::<_, Option<u64>>(key(&format!("inst:{i}"))).await? {
+            match c.get::<_, Option<u64>>(keys::instance(i)).await? {
                 Some(n) => online += n,
                 None => {
-                    let _: () = c.srem(key("instances"), i).await?;
+                    let _: () = c.srem(keys::instances(), i).await?;
                 }
             }
         }
-        let waiting: u64 = c.zcard(key("queue")).await?;
+        let waiting: u64 = c.zcard(keys::queue()).await?;
         Ok(Stats { online, waiting })
     }
 
@@ -378,12 +437,12 @@ impl Store for RedisStore {
 
     async fn publish(&self, instance: &str, payload: String) -> Result<()> {
         let mut c = self.conn.clone();
-        let _: () = c.publish(key(&format!("ch:{instance}")), payload).await?;
+        let _: () = c.publish(keys::channel(instance), payload).await?;
         Ok(())
     }
 
     async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<String>> {
-        let channel = key(&format!("ch:{instance}"));
+        let channel = keys::channel(instance);
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.subscribe(&channel).await?;
         let (tx, rx) = mpsc::channel(1024);
