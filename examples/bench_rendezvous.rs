@@ -225,8 +225,9 @@ impl Server {
     }
 
     /// Redis' own time per match since [`Self::start_script_log`]: each script's (from the
-    /// slow log, which holds top-level commands only, so a script's inner calls count once),
-    /// every top-level command's, and the process's CPU (`INFO cpu`, from `cpu_before`).
+    /// slow log: a script's run, its inner calls included; Redis 7 logs those inner calls too,
+    /// so the log's other entries are not summed) and the process's CPU (`INFO cpu`, from
+    /// `cpu_before`: everything, the network included).
     fn cost_per_match(
         &self,
         scripts: &std::path::Path,
@@ -248,9 +249,6 @@ impl Server {
                 )
             })
             .collect();
-        let log = self.slow_log()?;
-        let all: u64 = log.iter().map(|e| e[2].as_u64().unwrap_or(0)).sum();
-        parts.push(format!("all commands {:.1} µs/match", per(all)));
         let cpu = self.cpu_seconds()? - cpu_before;
         parts.push(format!(
             "Redis process CPU {:.1} µs/match",
