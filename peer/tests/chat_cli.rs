@@ -180,7 +180,7 @@ async fn json_mode_answers_bad_input_with_errors_and_quits_at_end_of_input() {
             .expect("errors", |e| matches!(e, Event::Error { .. }))
             .await
         {
-            codes.push(code);
+            codes.push(code.as_str());
         }
     }
     // Each line gets its answer; answers that take a round trip may come in any order.

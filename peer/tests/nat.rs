@@ -7,14 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use anonchat_peer::session::Event;
+use anonchat_peer::session::{ClientCode, Event, EventCode};
 use common::lab::{Lab, Nat, Net, Offer, connect, path_of, queue_then_join};
 use common::{Cli, Recorded};
 use serde_json::json;
 
 /// `a` waits, `b` joins; the error `code` that `a` reports after the match (within 12 s), and
 /// how long after the match it came.
-async fn matched_then_error(a: &mut Cli, b: &mut Cli, code: &str) -> (Event, Duration) {
+async fn matched_then_error(a: &mut Cli, b: &mut Cli, code: ClientCode) -> (Event, Duration) {
     queue_then_join(a, b).await;
     a.events
         .expect("matched", |e| matches!(e, Event::Matched { .. }))
@@ -24,8 +24,8 @@ async fn matched_then_error(a: &mut Cli, b: &mut Cli, code: &str) -> (Event, Dur
         .events
         .expect_within(
             Duration::from_secs(12),
-            code,
-            |e| matches!(e, Event::Error { code: c, .. } if c == code),
+            code.into(),
+            |e| matches!(e, Event::Error { code: c, .. } if *c == EventCode::Client(code)),
         )
         .await;
     (error, started.elapsed())
@@ -87,7 +87,7 @@ async fn coturn_refuses_a_wrong_secret_and_a_lapsed_username() {
         let net = Net::start(&[Nat::Cone, Nat::Cone], offer).await;
         let mut a = net.terminal(0, "alice", &net.rendezvous, &["--relay-only"]);
         let mut b = net.terminal(1, "bobby", &net.rendezvous, &[]);
-        let (error, after) = matched_then_error(&mut a, &mut b, "relay_refused").await;
+        let (error, after) = matched_then_error(&mut a, &mut b, ClientCode::RelayRefused).await;
         assert!(
             after < Duration::from_secs(8),
             "said {after:?} after the match: {error:?}"
@@ -152,7 +152,7 @@ async fn a_terminal_on_a_udp_blocked_network_says_why() {
     let net = Net::start(&[Nat::NoUdp, Nat::Cone], Offer::Turn).await;
     let mut a = net.terminal(0, "alice", &net.rendezvous, &[]);
     let mut b = net.terminal(1, "bobby", &net.rendezvous, &[]);
-    let (error, after) = matched_then_error(&mut a, &mut b, "udp_blocked").await;
+    let (error, after) = matched_then_error(&mut a, &mut b, ClientCode::UdpBlocked).await;
     assert!(after <= Duration::from_secs(7), "{after:?}: {error:?}");
     let Event::Error { message, .. } = &error else {
         unreachable!()
@@ -174,7 +174,7 @@ async fn without_a_relay_symmetric_nats_fail_clearly_and_requeue() {
     queue_then_join(&mut a, &mut b).await;
     let ended = |e: &Event| {
         matches!(e, Event::PartnerLeft)
-            || matches!(e, Event::Error { code, .. } if code.starts_with("connect_"))
+            || matches!(e, Event::Error { code, .. } if matches!(code, EventCode::Client(ClientCode::ConnectTimeout | ClientCode::ConnectFailed)))
     };
     let limit = Duration::from_secs(13);
     let (ea, eb) = tokio::join!(

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use anonchat_protocol::rendezvous::{PartnerInfo, Want};
+use anonchat_protocol::rendezvous::{self, PartnerInfo, Want};
 use serde::{Deserialize, Serialize};
 
 /// What the user asks for. Unknown commands and fields are refused.
@@ -138,15 +138,108 @@ pub enum Event {
         in_ms: u64,
     },
     Error {
-        code: String,
+        code: EventCode,
         message: String,
     },
 }
 
+/// What went wrong, as an `error` event names it: the rendezvous' own code, passed on, or one
+/// of this client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EventCode {
+    Rendezvous(rendezvous::ErrorCode),
+    Client(ClientCode),
+}
+
+/// This client's own error codes.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, strum::EnumIter, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ClientCode {
+    /// A `--json` line that is not a command.
+    BadCommand,
+    /// `next` or a reconnect with no profile joined yet.
+    NotJoined,
+    /// Report or block before any partner.
+    NoMatch,
+    /// The rendezvous could not be reached (the client tries again).
+    RendezvousUnavailable,
+    /// The connection to the rendezvous dropped (the client connects again).
+    RendezvousLost,
+    /// The rendezvous refused the login for a reason that is not one of its codes.
+    RendezvousRefused,
+    /// Relay-only, and no TURN server on offer.
+    NoRelay,
+    ConnectTimeout,
+    /// Every path to the partner needs UDP, and UDP is blocked here.
+    UdpBlocked,
+    /// The TURN server refused the credentials.
+    RelayRefused,
+    ConnectFailed,
+    /// Sending with nobody to send to.
+    NotInChat,
+    Empty,
+    TooLong,
+    /// Looks like an e-mail address or a phone number (send it anyway with force).
+    ContactDetails,
+    SendFailed,
+    BadImage,
+    /// A frame from the partner that the chat protocol refuses.
+    BadFrame,
+    /// The chat's share of received images is used up.
+    ImageQuota,
+    ImageNotSaved,
+    NoSuchImage,
+}
+
+impl EventCode {
+    /// The code as an `error` event spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventCode::Rendezvous(c) => c.as_str(),
+            EventCode::Client(c) => c.into(),
+        }
+    }
+}
+
+impl From<ClientCode> for EventCode {
+    fn from(c: ClientCode) -> Self {
+        EventCode::Client(c)
+    }
+}
+
+impl From<rendezvous::ErrorCode> for EventCode {
+    fn from(c: rendezvous::ErrorCode) -> Self {
+        EventCode::Rendezvous(c)
+    }
+}
+
+/// So that a test or a UI can say `code == "no_relay"`.
+impl PartialEq<str> for EventCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for EventCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for EventCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl Event {
-    pub fn error(code: &str, message: impl Into<String>) -> Event {
+    pub fn error(code: impl Into<EventCode>, message: impl Into<String>) -> Event {
         Event::Error {
-            code: code.to_owned(),
+            code: code.into(),
             message: message.into(),
         }
     }
@@ -164,6 +257,25 @@ pub fn parse_command(line: &str) -> Result<Command, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn every_error_code_is_spelt_once_and_reads_back() {
+        let mut seen = std::collections::HashSet::new();
+        let all = rendezvous::ErrorCode::iter()
+            .map(EventCode::from)
+            .chain(ClientCode::iter().map(EventCode::from));
+        for code in all {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(
+                json,
+                format!("\"{}\"", code.as_str()),
+                "serde and strum agree"
+            );
+            assert!(seen.insert(code.as_str()), "{code} is spelt twice");
+            assert_eq!(serde_json::from_str::<EventCode>(&json).unwrap(), code);
+        }
+    }
 
     #[test]
     fn commands_in_the_documented_shape() {
@@ -220,7 +332,7 @@ mod tests {
             r#"{"event":"message","id":"m1","text":"hi","flagged":false}"#
         );
         assert_eq!(
-            Event::error("bad_image", "nope").to_json(),
+            Event::error(ClientCode::BadImage, "nope").to_json(),
             r#"{"event":"error","code":"bad_image","message":"nope"}"#
         );
         let queued = Event::Queued { waiting: 3 };

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use anonchat_protocol::chat::SETUP_TIMEOUT;
-pub use interface::{Command, Event, JoinRequest, parse_command};
+pub use interface::{ClientCode, Command, Event, EventCode, JoinRequest, parse_command};
 
 use crate::exposure::{self, Exposure};
 use crate::identity::Identity;
@@ -179,7 +179,7 @@ impl Session {
         let _ = self.events.send(event);
     }
 
-    fn error(&self, code: &str, message: impl Into<String>) {
+    fn error(&self, code: impl Into<EventCode>, message: impl Into<String>) {
         self.emit(Event::error(code, message));
     }
 
@@ -192,7 +192,7 @@ impl Session {
                 // Leaving a match the server already ended is not worth a word.
                 let in_match = matches!(self.phase, Phase::Connecting(_) | Phase::Chatting(_));
                 if code != ErrorCode::NotInMatch || in_match {
-                    self.error(code.as_str(), message);
+                    self.error(code, message);
                 }
                 if matches!(
                     code,
@@ -242,7 +242,10 @@ impl Session {
                 if self.join.is_some() {
                     self.start_waiting().await;
                 } else {
-                    self.error("not_joined", "join first: there is no profile to join with");
+                    self.error(
+                        ClientCode::NotJoined,
+                        "join first: there is no profile to join with",
+                    );
                 }
             }
             Command::Leave => {
@@ -277,14 +280,17 @@ impl Session {
     /// Sends a report or block for the current or last match; false when it could not.
     fn with_receipt(&self, message: impl FnOnce(String) -> ClientMessage) -> bool {
         let Some(receipt) = self.last_receipt.clone() else {
-            self.error("no_match", "there is no partner to report or block yet");
+            self.error(
+                ClientCode::NoMatch,
+                "there is no partner to report or block yet",
+            );
             return false;
         };
         match &self.link {
             Some(link) if link.send(message(receipt)) => true,
             _ => {
                 self.error(
-                    "rendezvous_unavailable",
+                    ClientCode::RendezvousUnavailable,
                     "the rendezvous is not reachable right now; try again in a moment",
                 );
                 false
@@ -348,7 +354,7 @@ impl Session {
         // Refused here, before a partner's match is used up on a connection that cannot be.
         if self.config.webrtc.relay_only && !exposure::has_turn(servers) {
             self.error(
-                "no_relay",
+                ClientCode::NoRelay,
                 "relay-only mode hides your address behind a TURN relay, and this rendezvous \
                  offers none; chat without --relay-only, or use a rendezvous that offers TURN",
             );
@@ -389,7 +395,7 @@ impl Session {
                 let wait = link::backoff(self.attempt);
                 self.attempt += 1;
                 self.retry = Some(Instant::now() + wait);
-                self.error("rendezvous_unavailable", e.to_string());
+                self.error(ClientCode::RendezvousUnavailable, e.to_string());
                 self.emit(Event::Reconnecting {
                     attempt: self.attempt,
                     in_ms: wait.as_millis() as u64,
@@ -397,8 +403,8 @@ impl Session {
             }
             Err(e) => {
                 let code = match &e {
-                    ClientError::Server { code, .. } => code.as_str(),
-                    _ => "rendezvous_refused",
+                    ClientError::Server { code, .. } => EventCode::from(*code),
+                    _ => ClientCode::RendezvousRefused.into(),
                 };
                 self.error(code, e.to_string());
                 if matches!(self.phase, Phase::Waiting) {
@@ -418,7 +424,7 @@ impl Session {
             Phase::Connecting(p) => {
                 p.setup.abort();
                 self.error(
-                    "rendezvous_lost",
+                    ClientCode::RendezvousLost,
                     "the rendezvous went away while connecting to the partner; waiting again",
                 );
                 self.phase = Phase::Waiting;
@@ -589,11 +595,11 @@ impl Session {
             }
             Err(e) => {
                 let code = match e {
-                    SetupError::WebRtc(SessionError::NoRelay) => "no_relay",
-                    SetupError::WebRtc(SessionError::Timeout(_)) => "connect_timeout",
-                    SetupError::WebRtc(SessionError::UdpBlocked(_)) => "udp_blocked",
-                    SetupError::WebRtc(SessionError::RelayRefused) => "relay_refused",
-                    _ => "connect_failed",
+                    SetupError::WebRtc(SessionError::NoRelay) => ClientCode::NoRelay,
+                    SetupError::WebRtc(SessionError::Timeout(_)) => ClientCode::ConnectTimeout,
+                    SetupError::WebRtc(SessionError::UdpBlocked(_)) => ClientCode::UdpBlocked,
+                    SetupError::WebRtc(SessionError::RelayRefused) => ClientCode::RelayRefused,
+                    _ => ClientCode::ConnectFailed,
                 };
                 self.error(code, e.to_string());
                 self.send_leave(p.match_id);
@@ -631,12 +637,14 @@ impl Session {
                         height: info.height,
                         path,
                     }),
-                    Err(e @ GalleryError::QuotaReached) => self.error("image_quota", e.to_string()),
-                    Err(e) => self.error("image_not_saved", e.to_string()),
+                    Err(e @ GalleryError::QuotaReached) => {
+                        self.error(ClientCode::ImageQuota, e.to_string())
+                    }
+                    Err(e) => self.error(ClientCode::ImageNotSaved, e.to_string()),
                 }
             }
             Received::Refused(e) => self.error(
-                "bad_frame",
+                ClientCode::BadFrame,
                 format!("refused a frame from the partner: {e}"),
             ),
             Received::Gone => self.partner_gone().await,
@@ -664,20 +672,23 @@ impl Session {
 
     async fn send_text(&mut self, text: String, force: bool, id: Option<String>) {
         let Phase::Chatting(chat) = &self.phase else {
-            self.error("not_in_chat", "there is nobody to send to yet");
+            self.error(ClientCode::NotInChat, "there is nobody to send to yet");
             return;
         };
         if text.trim().is_empty() {
-            self.error("empty", "nothing to send");
+            self.error(ClientCode::Empty, "nothing to send");
             return;
         }
         if text.chars().count() > chat::MAX_TEXT_CHARS {
-            self.error("too_long", chat::ChatError::TextTooLong.to_string());
+            self.error(
+                ClientCode::TooLong,
+                chat::ChatError::TextTooLong.to_string(),
+            );
             return;
         }
         if !force && chat::contains_contact_details(&text) {
             self.error(
-                "contact_details",
+                ClientCode::ContactDetails,
                 "this looks like an e-mail address or a phone number, which strangers can misuse; \
                  send it anyway with /send! (or \"force\":true)",
             );
@@ -691,13 +702,13 @@ impl Session {
         };
         match chat.conversation.send(&frame).await {
             Ok(()) => self.emit(Event::Sent { id }),
-            Err(e) => self.error("send_failed", e.to_string()),
+            Err(e) => self.error(ClientCode::SendFailed, e.to_string()),
         }
     }
 
     async fn send_image(&mut self, path: PathBuf) {
         if !matches!(self.phase, Phase::Chatting(_)) {
-            self.error("not_in_chat", "there is nobody to send to yet");
+            self.error(ClientCode::NotInChat, "there is nobody to send to yet");
             return;
         }
         let checked = tokio::task::spawn_blocking(move || read_image(&path))
@@ -705,7 +716,7 @@ impl Session {
             .unwrap_or_else(|e| Err(e.to_string()));
         let (mime, data) = match checked {
             Ok(image) => image,
-            Err(message) => return self.error("bad_image", message),
+            Err(message) => return self.error(ClientCode::BadImage, message),
         };
         self.sent += 1;
         let id = format!("i{}", self.sent);
@@ -714,7 +725,7 @@ impl Session {
         };
         match chat.conversation.send_image(&id, mime, &data).await {
             Ok(()) => self.emit(Event::Sent { id }),
-            Err(e) => self.error("send_failed", e.to_string()),
+            Err(e) => self.error(ClientCode::SendFailed, e.to_string()),
         }
     }
 
@@ -723,9 +734,9 @@ impl Session {
         match self.gallery.save(id.as_deref(), &dir) {
             Ok((id, path)) => self.emit(Event::Saved { id, path }),
             Err(e @ (GalleryError::NothingToSave | GalleryError::Unknown(_))) => {
-                self.error("no_such_image", e.to_string())
+                self.error(ClientCode::NoSuchImage, e.to_string())
             }
-            Err(e) => self.error("image_not_saved", e.to_string()),
+            Err(e) => self.error(ClientCode::ImageNotSaved, e.to_string()),
         }
     }
 }

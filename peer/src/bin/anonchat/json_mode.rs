@@ -23,7 +23,10 @@ pub async fn run(config: SessionConfig) -> anyhow::Result<()> {
                     }
                 }
                 Err(e) => {
-                    let _ = refusals.send(Event::error("bad_command", e));
+                    let _ = refusals.send(Event::error(
+                        anonchat_peer::session::ClientCode::BadCommand,
+                        e,
+                    ));
                 }
             }
         }
