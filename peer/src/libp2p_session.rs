@@ -157,100 +157,50 @@ pub async fn connect(
 
     let deadline = tokio::time::sleep(options.timeout);
     tokio::pin!(deadline);
-    // Listen addresses arrive as events; announce once every listener has one.
-    let mut addrs: Vec<Multiaddr> = Vec::new();
-    let mut listening = 0;
-    let mut partner: Option<(PeerId, Vec<Multiaddr>)> = None;
-    let mut announced = false;
-    let mut dialled = false;
-    let mut connected_via: Option<&'static str> = None;
-    let mut opening: Option<tokio::task::JoinHandle<Result<libp2p::Stream, String>>> = None;
-    let mut strangers: Vec<PeerId> = Vec::new();
-    let mut early: Vec<(PeerId, libp2p::Stream)> = Vec::new();
-    let stream = loop {
-        if !announced && listening >= options.listen.len() {
-            announced = true;
-            if addrs.is_empty() {
-                return Err(Libp2pError::Setup(
-                    "no address that the partner may learn and could reach".into(),
-                ));
-            }
-            let _ = outgoing.send(SignalData::Libp2p {
-                peer_id: local.to_string(),
-                addrs: addrs.iter().map(ToString::to_string).collect(),
-            });
-        }
-        if let (Role::Offerer, Some((peer, addrs)), false) = (role, &partner, dialled) {
-            dialled = true;
-            let opts = DialOpts::peer_id(*peer).addresses(addrs.clone()).build();
-            swarm
-                .dial(opts)
-                .map_err(|e| Libp2pError::Dial(e.to_string()))?;
-        }
-        if let Some((peer, _)) = &partner {
-            // What arrived before the partner's announcement did: keep the partner's, refuse
-            // the rest.
-            for stranger in strangers.drain(..).filter(|p| p != peer) {
-                let _ = swarm.disconnect_peer_id(stranger);
-            }
-            if let Some(i) = early.iter().position(|(p, _)| p == peer) {
-                break early.swap_remove(i).1;
-            }
-            early.clear();
+    let mut setup = Setup {
+        role,
+        own: Some(Own {
+            listening: 0,
+            addrs: Vec::new(),
+        }),
+        partner: Partner::Unknown {
+            strangers: Vec::new(),
+            early: Vec::new(),
+        },
+        via: None,
+        opening: None,
+        ready: None,
+    };
+    let (stream, remote) = loop {
+        setup.progress(&mut swarm, options, local, &outgoing)?;
+        if let Some(done) = setup.ready.take() {
+            break done;
         }
         tokio::select! {
             _ = &mut deadline => return Err(Libp2pError::Timeout(options.timeout)),
-            Some(signal) = incoming.recv(), if partner.is_none() => {
+            Some(signal) = incoming.recv(), if !setup.partner.is_known() => {
                 if let SignalData::Libp2p { peer_id, addrs } = signal {
-                    partner = Some(parse_announcement(&peer_id, &addrs)?);
+                    setup.on_announcement(parse_announcement(&peer_id, &addrs)?, &mut swarm);
                 }
             }
-            event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, .. } => {
-                    listening += 1;
-                    if may_announce(options.exposure, &address) {
-                        addrs.push(address);
-                    }
-                }
-                SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => match &partner {
-                    Some((p, _)) if *p == peer_id => {
-                        connected_via.get_or_insert(transport_of(endpoint.get_remote_address()));
-                        if role == Role::Offerer && opening.is_none() {
-                            opening = Some(tokio::spawn(open_stream(control.clone(), peer_id)));
-                        }
-                    }
-                    // Anyone but the announced partner is shown the door.
-                    Some(_) => {
-                        let _ = swarm.disconnect_peer_id(peer_id);
-                    }
-                    // The partner's dial can overtake its announcement.
-                    None => {
-                        connected_via.get_or_insert(transport_of(endpoint.get_remote_address()));
-                        strangers.push(peer_id);
-                    }
-                },
-                SwarmEvent::OutgoingConnectionError { error, .. } if connected_via.is_none() => {
-                    return Err(Libp2pError::Dial(error.to_string()));
-                }
-                _ => {}
-            },
+            event = swarm.select_next_some() => setup.on_swarm(event, &mut swarm, &control, options)?,
             Some((peer, stream)) = accepted.next(), if role == Role::Answerer => {
-                match &partner {
-                    Some((p, _)) if *p == peer => break stream,
-                    Some(_) => {}
-                    None => early.push((peer, stream)),
-                }
+                setup.on_accepted(peer, stream);
             }
-            opened = async { opening.as_mut().expect("guarded").await }, if opening.is_some() => {
-                match opened {
-                    Ok(Ok(stream)) => break stream,
+            opened = async { setup.opening.as_mut().expect("guarded").await }, if setup.opening.is_some() => {
+                setup.opening = None;
+                let stream = match opened {
+                    Ok(Ok(stream)) => stream,
                     Ok(Err(e)) => return Err(Libp2pError::Dial(e)),
                     Err(e) => return Err(Libp2pError::Dial(e.to_string())),
+                };
+                if let Partner::Known { peer, .. } = &setup.partner {
+                    break (stream, *peer);
                 }
             }
         }
     };
-    let remote = partner.expect("a stream comes from the partner").0;
+    let connected_via = setup.via;
     let (stop, mut stopped) = oneshot::channel::<()>();
     // The swarm keeps the connection alive for as long as the chat lasts.
     tokio::spawn(async move {
@@ -314,6 +264,164 @@ pub async fn connect(
         setup: started.elapsed(),
         _stop: stop,
     })
+}
+
+/// Our side of the set-up, until it is announced: listen addresses arrive as events, and the
+/// announcement goes once every listener has one.
+struct Own {
+    listening: usize,
+    addrs: Vec<Multiaddr>,
+}
+
+/// What the set-up knows of the partner.
+enum Partner {
+    /// Its announcement has not come yet. Its dial, and the stream the offerer opens, can
+    /// overtake the announcement: who connects or opens a stream meanwhile waits here.
+    Unknown {
+        strangers: Vec<PeerId>,
+        early: Vec<(PeerId, libp2p::Stream)>,
+    },
+    /// Announced: only this peer is let in; the offerer dials it once.
+    Known {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        dialled: bool,
+    },
+}
+
+impl Partner {
+    fn is_known(&self) -> bool {
+        matches!(self, Partner::Known { .. })
+    }
+}
+
+/// The set-up of one match's libp2p connection, driven by [`connect`]'s loop, which waits for
+/// events and hands them here.
+struct Setup {
+    role: Role,
+    /// `None` once our addresses are announced.
+    own: Option<Own>,
+    partner: Partner,
+    /// How the first connection came (`tcp` or `quic`).
+    via: Option<&'static str>,
+    /// The offerer opening the chat stream on the partner's connection.
+    opening: Option<tokio::task::JoinHandle<Result<libp2p::Stream, String>>>,
+    /// The chat stream and the partner, once there.
+    ready: Option<(libp2p::Stream, PeerId)>,
+}
+
+impl Setup {
+    /// What can be done without waiting: announce our addresses once every listener has one,
+    /// and (the offerer) dial the announced partner once.
+    fn progress(
+        &mut self,
+        swarm: &mut libp2p::Swarm<Behaviour>,
+        options: &Options,
+        local: PeerId,
+        outgoing: &mpsc::UnboundedSender<SignalData>,
+    ) -> Result<(), Libp2pError> {
+        if let Some(own) = self.own.take_if(|o| o.listening >= options.listen.len()) {
+            if own.addrs.is_empty() {
+                return Err(Libp2pError::Setup(
+                    "no address that the partner may learn and could reach".into(),
+                ));
+            }
+            let _ = outgoing.send(SignalData::Libp2p {
+                peer_id: local.to_string(),
+                addrs: own.addrs.iter().map(ToString::to_string).collect(),
+            });
+        }
+        if let (
+            Role::Offerer,
+            Partner::Known {
+                peer,
+                addrs,
+                dialled: dialled @ false,
+            },
+        ) = (self.role, &mut self.partner)
+        {
+            *dialled = true;
+            let opts = DialOpts::peer_id(*peer).addresses(addrs.clone()).build();
+            swarm
+                .dial(opts)
+                .map_err(|e| Libp2pError::Dial(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The partner announced itself: of those who came first, it is kept and the rest refused.
+    fn on_announcement(
+        &mut self,
+        (peer, addrs): (PeerId, Vec<Multiaddr>),
+        swarm: &mut libp2p::Swarm<Behaviour>,
+    ) {
+        let known = Partner::Known {
+            peer,
+            addrs,
+            dialled: false,
+        };
+        if let Partner::Unknown { strangers, early } = std::mem::replace(&mut self.partner, known) {
+            for stranger in strangers.into_iter().filter(|p| *p != peer) {
+                let _ = swarm.disconnect_peer_id(stranger);
+            }
+            if let Some((_, stream)) = early.into_iter().find(|(p, _)| *p == peer) {
+                self.ready = Some((stream, peer));
+            }
+        }
+    }
+
+    fn on_swarm(
+        &mut self,
+        event: SwarmEvent<BehaviourEvent>,
+        swarm: &mut libp2p::Swarm<Behaviour>,
+        control: &libp2p_stream::Control,
+        options: &Options,
+    ) -> Result<(), Libp2pError> {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                if let Some(own) = &mut self.own {
+                    own.listening += 1;
+                    if may_announce(options.exposure, &address) {
+                        own.addrs.push(address);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => match &mut self.partner {
+                Partner::Known { peer, .. } if *peer == peer_id => {
+                    self.via
+                        .get_or_insert(transport_of(endpoint.get_remote_address()));
+                    if self.role == Role::Offerer && self.opening.is_none() {
+                        self.opening = Some(tokio::spawn(open_stream(control.clone(), peer_id)));
+                    }
+                }
+                // Anyone but the announced partner is shown the door.
+                Partner::Known { .. } => {
+                    let _ = swarm.disconnect_peer_id(peer_id);
+                }
+                Partner::Unknown { strangers, .. } => {
+                    self.via
+                        .get_or_insert(transport_of(endpoint.get_remote_address()));
+                    strangers.push(peer_id);
+                }
+            },
+            SwarmEvent::OutgoingConnectionError { error, .. } if self.via.is_none() => {
+                return Err(Libp2pError::Dial(error.to_string()));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A stream the partner opened (the answerer's side).
+    fn on_accepted(&mut self, peer: PeerId, stream: libp2p::Stream) {
+        match &mut self.partner {
+            Partner::Known { peer: p, .. } if *p == peer => self.ready = Some((stream, peer)),
+            Partner::Known { .. } => {}
+            Partner::Unknown { early, .. } => early.push((peer, stream)),
+        }
+    }
 }
 
 /// Opens the chat stream. Dialling every address at once can establish two connections, and the
