@@ -44,8 +44,8 @@ pub struct Config {
     #[arg(long, env = "SERVER_SECRET", hide_env_values = true)]
     pub server_secret: Option<String>,
     /// How long after a match its receipt can be used to report or block, in seconds.
-    #[arg(long, env = "REPORT_WINDOW_SECONDS", default_value_t = 86_400)]
-    pub report_window_seconds: i64,
+    #[arg(long = "report-window-seconds", env = "REPORT_WINDOW_SECONDS", default_value = "86400", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub report_window: Duration,
     /// Matches per device per day.
     #[arg(long, env = "DAILY_MATCH_LIMIT", default_value_t = 100)]
     pub daily_match_limit: u32,
@@ -53,17 +53,17 @@ pub struct Config {
     #[arg(long, env = "REPORT_THRESHOLD", default_value_t = 5)]
     pub report_threshold: u32,
     /// How long reports are remembered, in seconds.
-    #[arg(long, env = "REPORT_TTL_SECONDS", default_value_t = 604_800)]
-    pub report_ttl_seconds: u64,
+    #[arg(long = "report-ttl-seconds", env = "REPORT_TTL_SECONDS", default_value = "604800", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub report_ttl: Duration,
     /// How long a ban lasts, in seconds.
-    #[arg(long, env = "BAN_SECONDS", default_value_t = 86_400)]
-    pub ban_seconds: u64,
+    #[arg(long = "ban-seconds", env = "BAN_SECONDS", default_value = "86400", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub ban: Duration,
     /// How long daily match counts are kept, in seconds.
-    #[arg(long, env = "MATCH_COUNT_TTL_SECONDS", default_value_t = 172_800)]
-    pub match_count_ttl_seconds: u64,
+    #[arg(long = "match-count-ttl-seconds", env = "MATCH_COUNT_TTL_SECONDS", default_value = "172800", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub match_count_ttl: Duration,
     /// How long a block lasts, in seconds.
-    #[arg(long, env = "BLOCK_TTL_SECONDS", default_value_t = 2_592_000)]
-    pub block_ttl_seconds: u64,
+    #[arg(long = "block-ttl-seconds", env = "BLOCK_TTL_SECONDS", default_value = "2592000", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub block_ttl: Duration,
     /// Bearer token for the admin endpoints; unset: they are disabled.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
@@ -89,8 +89,8 @@ pub struct Config {
     )]
     pub turn_secret: Vec<String>,
     /// How long a minted TURN credential is valid, in seconds (60..86400).
-    #[arg(long, env = "TURN_TTL_SECONDS", default_value_t = 600)]
-    pub turn_ttl_seconds: u64,
+    #[arg(long = "turn-ttl-seconds", env = "TURN_TTL_SECONDS", default_value = "600", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub turn_ttl: Duration,
     /// STUN servers, comma-separated `stun:` URLs; unset: the hosts of the UDP TURN_URLS.
     #[arg(long, env = "STUN_URLS", value_delimiter = ',')]
     pub stun_urls: Vec<String>,
@@ -101,14 +101,14 @@ pub struct Config {
     #[arg(long, env = "FRAMES_PER_SECOND", default_value_t = 20)]
     pub frames_per_second: u32,
     /// Seconds after a match during which signaling is relayed.
-    #[arg(long, env = "SIGNAL_WINDOW_SECONDS", default_value_t = 60)]
-    pub signal_window_seconds: u64,
+    #[arg(long = "signal-window-seconds", env = "SIGNAL_WINDOW_SECONDS", default_value = "60", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub signal_window: Duration,
     /// Seconds a client has to answer the challenge.
-    #[arg(long, env = "HELLO_TIMEOUT_SECONDS", default_value_t = 10)]
-    pub hello_timeout_seconds: u64,
+    #[arg(long = "hello-timeout-seconds", env = "HELLO_TIMEOUT_SECONDS", default_value = "10", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub hello_timeout: Duration,
     /// Seconds without any frame (pongs included) before a socket is closed.
-    #[arg(long, env = "IDLE_TIMEOUT_SECONDS", default_value_t = 90)]
-    pub idle_timeout_seconds: u64,
+    #[arg(long = "idle-timeout-seconds", env = "IDLE_TIMEOUT_SECONDS", default_value = "90", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub idle_timeout: Duration,
     /// Waiting users a join looks at, at most.
     #[arg(long, env = "MATCH_SCAN", default_value_t = 512)]
     pub match_scan: usize,
@@ -118,11 +118,11 @@ pub struct Config {
     pub match_rescan: usize,
     /// Seconds after joining before a waiting user first looks again; then twice as long each
     /// time, a minute at most.
-    #[arg(long, env = "MATCH_RESCAN_AFTER_SECONDS", default_value_t = 5)]
-    pub match_rescan_after_seconds: u64,
+    #[arg(long = "match-rescan-after-seconds", env = "MATCH_RESCAN_AFTER_SECONDS", default_value = "5", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub match_rescan_after: Duration,
     /// Seconds after which an instance that stopped beating counts as dead.
-    #[arg(long, env = "HEARTBEAT_TTL_SECONDS", default_value_t = 10)]
-    pub heartbeat_ttl_seconds: u64,
+    #[arg(long = "heartbeat-ttl-seconds", env = "HEARTBEAT_TTL_SECONDS", default_value = "10", value_name = "SECONDS", value_parser = anonchat_serve::seconds)]
+    pub heartbeat_ttl: Duration,
     #[command(flatten)]
     pub http: anonchat_serve::HttpLimits,
 }
@@ -140,20 +140,20 @@ impl Config {
         StoreConfig {
             daily_match_limit: self.daily_match_limit,
             report_threshold: self.report_threshold,
-            report_ttl: Duration::from_secs(self.report_ttl_seconds),
-            ban: Duration::from_secs(self.ban_seconds),
-            match_count_ttl: Duration::from_secs(self.match_count_ttl_seconds),
-            block_ttl: Duration::from_secs(self.block_ttl_seconds),
+            report_ttl: self.report_ttl,
+            ban: self.ban,
+            match_count_ttl: self.match_count_ttl,
+            block_ttl: self.block_ttl,
             scan: self.match_scan,
             rescan: self.match_rescan.max(1),
-            heartbeat_ttl: Duration::from_secs(self.heartbeat_ttl_seconds.max(1)),
+            heartbeat_ttl: self.heartbeat_ttl,
             last_partner_ttl: LAST_PARTNER_TTL,
         }
     }
 
     pub fn signal_limits(&self) -> SignalLimits {
         SignalLimits {
-            window: Duration::from_secs(self.signal_window_seconds),
+            window: self.signal_window,
             ..SignalLimits::default()
         }
     }
@@ -176,7 +176,7 @@ impl Config {
             &self.stun_urls,
             &self.turn_urls,
             &self.turn_secret,
-            self.turn_ttl_seconds,
+            self.turn_ttl.as_secs(),
         )
     }
 }

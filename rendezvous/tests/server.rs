@@ -74,7 +74,7 @@ async fn turn_credentials_are_fresh_per_match<S: Store, F: Future<Output = S>>(
     let (server, _) = boot(&mk, &v, |c| {
         c.turn_urls = vec!["turn:203.0.113.1:3478".into()];
         c.turn_secret = vec!["rotating-new".into(), "rotating-old".into()];
-        c.turn_ttl_seconds = 300;
+        c.turn_ttl = Duration::from_secs(300);
     })
     .await;
     let device = v.device(Gender::Female);
@@ -119,7 +119,7 @@ async fn turn_credentials_are_fresh_per_match<S: Store, F: Future<Output = S>>(
 
 async fn handshake_refusals<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
     let v = TestVerifier::new();
-    let (server, _) = boot(&mk, &v, |c| c.hello_timeout_seconds = 1).await;
+    let (server, _) = boot(&mk, &v, |c| c.hello_timeout = Duration::from_secs(1)).await;
     let addr = server.addr;
     let refuse = |hello: Value| async move {
         let (mut ws, _) = Client::connect(addr).await;
@@ -422,7 +422,7 @@ async fn only_signaling_is_relayed<S: Store, F: Future<Output = S>>(mk: impl Fn(
 
 async fn signaling_window_closes<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
     let v = TestVerifier::new();
-    let (server, _) = boot(&mk, &v, |c| c.signal_window_seconds = 1).await;
+    let (server, _) = boot(&mk, &v, |c| c.signal_window = Duration::from_secs(1)).await;
     let (mut a, mut b, ma, _) = pair(server.addr, &v).await;
     let id = ma["match_id"].as_str().unwrap();
     a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "offer", "sdp": OFFER}}))
@@ -488,7 +488,7 @@ async fn malformed_frames_never_break_the_server<S: Store, F: Future<Output = S>
 
 async fn silent_sockets_are_closed<S: Store, F: Future<Output = S>>(mk: impl Fn(StoreConfig) -> F) {
     let v = TestVerifier::new();
-    let (server, store) = boot(&mk, &v, |c| c.idle_timeout_seconds = 1).await;
+    let (server, store) = boot(&mk, &v, |c| c.idle_timeout = Duration::from_secs(1)).await;
     let (mut a, _) = Client::login(server.addr, &v.device(Gender::Female)).await;
     a.join("alice", "any").await;
     a.expect("queued").await;
@@ -658,8 +658,11 @@ async fn two_instances_share_one_store<S: Store, F: Future<Output = S>>(
     mk: impl Fn(StoreConfig) -> F,
 ) {
     let v = TestVerifier::new();
-    let (one, store) = boot(&mk, &v, |c| c.heartbeat_ttl_seconds = 1).await;
-    let two = common::start(store.clone(), &v, |c| c.heartbeat_ttl_seconds = 1).await;
+    let (one, store) = boot(&mk, &v, |c| c.heartbeat_ttl = Duration::from_secs(1)).await;
+    let two = common::start(store.clone(), &v, |c| {
+        c.heartbeat_ttl = Duration::from_secs(1)
+    })
+    .await;
     let (mut a, _) = Client::login(one.addr, &v.device(Gender::Female)).await;
     let (mut b, _) = Client::login(two.addr, &v.device(Gender::Male)).await;
     a.join("alice", "any").await;
@@ -800,7 +803,7 @@ async fn a_bounded_scan_does_not_mean_never<S: Store, F: Future<Output = S>>(
     let v = TestVerifier::new();
     let (server, _) = boot(&mk, &v, |c| {
         c.match_scan = 8;
-        c.match_rescan_after_seconds = 1;
+        c.match_rescan_after = Duration::from_secs(1);
     })
     .await;
     let mut wall = Vec::new();
@@ -864,13 +867,16 @@ async fn killed_instance_leaves_no_ghosts() {
     let store = common::redis(
         &redis,
         Config {
-            heartbeat_ttl_seconds: 1,
+            heartbeat_ttl: Duration::from_secs(1),
             ..common::config()
         }
         .store_config(),
     )
     .await;
-    let alive = common::start(store.clone(), &v, |c| c.heartbeat_ttl_seconds = 1).await;
+    let alive = common::start(store.clone(), &v, |c| {
+        c.heartbeat_ttl = Duration::from_secs(1)
+    })
+    .await;
     assert_eq!(
         store.stats().await.unwrap().waiting,
         1,

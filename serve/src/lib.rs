@@ -38,8 +38,8 @@ pub struct HttpLimits {
     pub max_connections: Option<usize>,
     /// Seconds a client has to send a request's headers; also how long a kept-alive
     /// connection may wait for its next request.
-    #[arg(long, env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
-    pub header_timeout_seconds: u64,
+    #[arg(long = "header-timeout-seconds", env = "HTTP_HEADER_TIMEOUT_SECONDS", default_value = "10", value_name = "SECONDS", value_parser = seconds)]
+    pub header_timeout: Duration,
     /// Largest request head (request line and headers), in bytes; larger ones get 431.
     #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,
@@ -48,6 +48,17 @@ pub struct HttpLimits {
 impl Default for HttpLimits {
     fn default() -> Self {
         defaults()
+    }
+}
+
+/// A setting in whole seconds, at least one, as a `Duration`: parsed once, where it is read,
+/// so that a zero or a typo is refused at start with the setting's name instead of being
+/// floored somewhere later.
+pub fn seconds(value: &str) -> Result<Duration, String> {
+    match value.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 (seconds)".into()),
+        Ok(n) => Ok(Duration::from_secs(n)),
+        Err(_) => Err(format!("{value:?} is not a whole number of seconds")),
     }
 }
 
@@ -103,7 +114,7 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.connections()));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_timeout_seconds.max(1)))
+        .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(64 * 1024));
     let http = Arc::new(http);
@@ -235,5 +246,35 @@ impl Refusals {
                 "connection limit reached (MAX_CONNECTIONS): closing new connections"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, FromArgMatches};
+
+    #[test]
+    fn seconds_are_whole_and_at_least_one() {
+        assert_eq!(seconds("90"), Ok(Duration::from_secs(90)));
+        assert!(seconds("0").unwrap_err().contains("at least 1"));
+        assert!(seconds("1.5").is_err() && seconds("-3").is_err() && seconds("").is_err());
+        // As a setting: refused at start, naming it.
+        let command =
+            HttpLimits::augment_args(clap::Command::new("serve")).mut_args(|arg| arg.env(None));
+        let err = command
+            .try_get_matches_from(["serve", "--header-timeout-seconds", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("header-timeout-seconds") && err.contains("at least 1"),
+            "{err}"
+        );
+        let ok = HttpLimits::augment_args(clap::Command::new("serve"))
+            .mut_args(|arg| arg.env(None))
+            .try_get_matches_from(["serve", "--header-timeout-seconds", "3"])
+            .unwrap();
+        let limits = HttpLimits::from_arg_matches(&ok).unwrap();
+        assert_eq!(limits.header_timeout, Duration::from_secs(3));
     }
 }

@@ -19,7 +19,7 @@ fn defaults_ignore_the_environment_that_a_real_parse_reads() {
     );
     let limits: HttpLimits = defaults();
     assert_eq!(limits.max_header_bytes, 16 * 1024);
-    assert_eq!(limits.header_timeout_seconds, 10);
+    assert_eq!(limits.header_timeout, std::time::Duration::from_secs(10));
     assert_eq!(limits.max_connections, None);
     assert_eq!(HttpLimits::default().max_header_bytes, 16 * 1024);
 }

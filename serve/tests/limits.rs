@@ -35,7 +35,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let limits = HttpLimits {
             max_connections: Some(max_connections),
-            header_timeout_seconds,
+            header_timeout: Duration::from_secs(header_timeout_seconds),
             ..HttpLimits::default()
         };
         let (stop, stopped) = oneshot::channel();

@@ -230,8 +230,7 @@ impl<S: Store> Shared<S> {
 
     /// Four beats per heartbeat TTL, so one lost beat does not kill the instance.
     fn store_heartbeat_interval(&self) -> Duration {
-        (Duration::from_secs(self.config.heartbeat_ttl_seconds.max(1)) / 4)
-            .max(Duration::from_millis(250))
+        (self.config.heartbeat_ttl / 4).max(Duration::from_millis(250))
     }
 }
 

@@ -50,7 +50,8 @@ pub trait Env {
 pub struct Settings {
     pub signal_limits: SignalLimits,
     pub look_again_after: Duration,
-    pub ban_seconds: u64,
+    /// How long a ban lasts (what a banned session is told to wait).
+    pub ban: Duration,
 }
 
 /// Who is on the other end (from the handshake).
@@ -284,7 +285,7 @@ impl Machine {
                     code: ErrorCode::Banned,
                     message: "this device was reported by several people and is banned for now"
                         .into(),
-                    retry_after: Some(self.settings.ban_seconds),
+                    retry_after: Some(self.settings.ban.as_secs()),
                 },
             ),
             Input::LiveSession(None) => {}
@@ -738,7 +739,7 @@ mod tests {
             let settings = Settings {
                 signal_limits: SignalLimits::default(),
                 look_again_after: AFTER,
-                ban_seconds: 600,
+                ban: Duration::from_secs(600),
             };
             Rig {
                 machine: Machine::new("s-me".into(), "here".into(), me, settings),

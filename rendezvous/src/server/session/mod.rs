@@ -48,7 +48,7 @@ impl<S: Store> machine::Env for Live<'_, S> {
         self.0.secrets.seal(receipt)
     }
     fn open(&self, receipt: &str, holder: &str) -> Result<Receipt, String> {
-        let window = self.0.config.report_window_seconds;
+        let window = i64::try_from(self.0.config.report_window.as_secs()).unwrap_or(i64::MAX);
         self.0
             .secrets
             .open(receipt, holder, unix_now(), window)
@@ -109,8 +109,8 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut socket: WebSocket) {
     );
     let settings = Settings {
         signal_limits: shared.config.signal_limits(),
-        look_again_after: Duration::from_secs(shared.config.match_rescan_after_seconds.max(1)),
-        ban_seconds: shared.config.ban_seconds,
+        look_again_after: shared.config.match_rescan_after,
+        ban: shared.config.ban,
     };
     let pseudonym = me.pseudonym.clone();
     let mut conn = Conn {
@@ -148,7 +148,7 @@ async fn handshake<S: Store>(
         .send(Message::Text(challenge.to_json().into()))
         .await
         .map_err(|_| ServerMessage::error(ErrorCode::Internal, "send failed"))?;
-    let timeout = Duration::from_secs(shared.config.hello_timeout_seconds);
+    let timeout = shared.config.hello_timeout;
     let frame = match tokio::time::timeout(timeout, next_text(socket)).await {
         Err(_) => {
             return Err(ServerMessage::error(
@@ -338,7 +338,7 @@ impl<S: Store> Conn<S> {
     }
 
     async fn serve(&mut self, mut rx: mpsc::Receiver<Box<Envelope>>, expires_at: i64) {
-        let idle = Duration::from_secs(self.shared.config.idle_timeout_seconds.max(1));
+        let idle = self.shared.config.idle_timeout;
         let mut ping = tokio::time::interval(PING_EVERY.min(idle / 2));
         let mut shutdown = self.shared.shutdown.clone();
         let mut last_seen = Instant::now();
