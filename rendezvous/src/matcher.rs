@@ -197,8 +197,28 @@ pub fn report_bans(reporters: u32, threshold: u32, already_banned: bool) -> bool
     !already_banned && reporters >= threshold
 }
 
+/// Random genders and preferences, for the property tests here and in `store/lua_mirror.rs`.
+#[cfg(test)]
+pub(crate) mod strategy {
+    use super::*;
+    use proptest::prelude::*;
+
+    pub fn gender() -> impl Strategy<Value = Gender> {
+        prop_oneof![
+            Just(Gender::Male),
+            Just(Gender::Female),
+            Just(Gender::Undisclosed)
+        ]
+    }
+
+    pub fn want() -> impl Strategy<Value = Want> {
+        prop_oneof![Just(Want::Any), Just(Want::M), Just(Want::F)]
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::strategy::{gender, want};
     use super::*;
     use proptest::prelude::*;
 
@@ -383,17 +403,6 @@ mod tests {
         assert!(!report_bans(2, 3, false));
         assert!(report_bans(3, 3, false));
         assert!(!report_bans(4, 3, true), "a ban already runs");
-    }
-
-    fn gender() -> impl Strategy<Value = Gender> {
-        prop_oneof![
-            Just(Gender::Male),
-            Just(Gender::Female),
-            Just(Gender::Undisclosed)
-        ]
-    }
-    fn want() -> impl Strategy<Value = Want> {
-        prop_oneof![Just(Want::Any), Just(Want::M), Just(Want::F)]
     }
 
     proptest! {

@@ -13,6 +13,7 @@ use proptest::test_runner::TestRunner;
 
 use super::redis::RedisStore;
 use super::{JoinOutcome, Store, StoreConfig, Ticket, day, keys};
+use crate::matcher::strategy::{gender, want};
 use crate::matcher::{self, Admission, Seat, Waiting};
 
 const LIVE: &str = "live-instance";
@@ -51,18 +52,6 @@ struct Case {
     last: Option<usize>,
     queue: Vec<Queued>,
     scan: usize,
-}
-
-fn gender() -> impl Strategy<Value = Gender> {
-    prop_oneof![
-        Just(Gender::Male),
-        Just(Gender::Female),
-        Just(Gender::Undisclosed)
-    ]
-}
-
-fn want() -> impl Strategy<Value = Want> {
-    prop_oneof![Just(Want::Any), Just(Want::M), Just(Want::F)]
 }
 
 fn interests() -> impl Strategy<Value = Vec<String>> {
