@@ -47,30 +47,26 @@ fn main() -> anyhow::Result<()> {
                 let store = RedisStore::connect_with_ca(&url, ca, config.store_config())
                     .await
                     .context("connecting to REDIS_URL")?;
-                server::start(config, store, keys, shutdown_signal()).await?
+                server::start(
+                    config,
+                    store,
+                    keys,
+                    anonchat_serve::shutdown_signal("telling clients"),
+                )
+                .await?
             }
             None => {
                 tracing::info!("no REDIS_URL: using the in-memory store (one process)");
                 let store = MemoryStore::new(config.store_config());
-                server::start(config, store, keys, shutdown_signal()).await?
+                server::start(
+                    config,
+                    store,
+                    keys,
+                    anonchat_serve::shutdown_signal("telling clients"),
+                )
+                .await?
             }
         };
         running.wait().await
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down: telling clients");
 }

@@ -51,6 +51,24 @@ impl Default for HttpLimits {
     }
 }
 
+/// Resolves when the process is asked to stop (Ctrl-C, or SIGTERM from a service manager),
+/// saying in the log what stopping means for the service's clients.
+pub async fn shutdown_signal(what_happens: &'static str) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down: {what_happens}");
+}
+
 /// A setting in whole seconds, at least one, as a `Duration`: parsed once, where it is read,
 /// so that a zero or a typo is refused at start with the setting's name instead of being
 /// floored somewhere later.

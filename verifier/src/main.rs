@@ -117,27 +117,15 @@ fn serve(config: ServiceConfig) -> anyhow::Result<()> {
         .init();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let running = service::start_until(config, shutdown_signal()).await?;
+        let running = service::start_until(
+            config,
+            anonchat_serve::shutdown_signal("finishing requests in flight"),
+        )
+        .await?;
         running.wait().await?;
         tracing::info!("verifier stopped");
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("shutting down: finishing requests in flight");
 }
 
 fn keygen(out: &Path, force: bool) -> anyhow::Result<()> {
