@@ -158,6 +158,32 @@ mod tests {
         }]
     }
 
+    /// The shared vectors (`protocol/vectors/signaling.json`), which the page's
+    /// `shareableCandidate` is held to as well: on one network, hiding the address or not.
+    #[test]
+    fn candidates_leave_as_the_shared_vectors_say() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../protocol/vectors/signaling.json"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cases = v["candidates"].as_array().unwrap();
+        assert!(cases.len() >= 8);
+        for case in cases {
+            let mode = match case["relay_only"].as_bool().unwrap() {
+                true => Exposure::RelayOnly,
+                false => Exposure::Everything,
+            };
+            let candidate = case["candidate"].as_str().unwrap();
+            assert_eq!(
+                mode.candidate(candidate).as_deref(),
+                case["shared"].as_str(),
+                "{candidate} ({mode:?})"
+            );
+        }
+    }
+
     #[test]
     fn the_mode_follows_the_settings_and_the_servers() {
         assert_eq!(Exposure::new(false, &[]), Exposure::Everything);

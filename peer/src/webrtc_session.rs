@@ -26,7 +26,7 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::policy::ice_transport_policy::RTCIceTransportPolicy;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 
-use anonchat_protocol::chat::{DATA_CHANNEL, SETUP_TIMEOUT};
+use anonchat_protocol::chat::{self, DATA_CHANNEL, SETUP_TIMEOUT};
 
 use crate::exposure::{self, Exposure};
 use crate::transport::Inbound;
@@ -363,16 +363,9 @@ fn unreachable_why(
     }
 }
 
-/// The first `a=fingerprint:` of a session description, e.g. `sha-256 AB:CD:…`.
+/// The DTLS fingerprint of a session description, for the safety code.
 fn fingerprint(description: Option<RTCSessionDescription>) -> String {
-    description
-        .and_then(|d| {
-            d.sdp
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("a=fingerprint:").map(str::to_owned))
-        })
-        .map(|f| f.to_ascii_uppercase())
-        .unwrap_or_default()
+    description.map_or_else(String::new, |d| chat::sdp_fingerprint(&d.sdp))
 }
 
 fn api(options: &Options) -> webrtc::api::API {

@@ -222,6 +222,15 @@ pub fn contains_contact_details(text: &str) -> bool {
             .any(|m| m.as_str().chars().filter(char::is_ascii_digit).count() >= PHONE_MIN_DIGITS)
 }
 
+/// The first `a=fingerprint:` of a session description, upper-cased (`SHA-256 AB:CD:…`), or
+/// empty: what each side feeds [`safety_code`].
+pub fn sdp_fingerprint(sdp: &str) -> String {
+    sdp.lines()
+        .find_map(|l| l.trim().strip_prefix("a=fingerprint:"))
+        .map(str::to_ascii_uppercase)
+        .unwrap_or_default()
+}
+
 /// The short code both partners see, from both sides' DTLS fingerprints (or Noise keys): if
 /// someone in the middle swapped them, the two codes differ.
 pub fn safety_code(mine: &str, theirs: &str) -> String {

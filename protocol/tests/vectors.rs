@@ -1,7 +1,7 @@
 //! The shared test vectors (`protocol/vectors/*.json`) hold for the Rust rules. The page's pure
 //! module is held to the same files by `rendezvous/tests/page_rules.rs`, so the two cannot drift.
 
-use anonchat_protocol::{chat, rendezvous};
+use anonchat_protocol::{chat, rendezvous, signaling};
 use serde_json::Value;
 
 fn vectors(name: &str) -> Value {
@@ -93,6 +93,35 @@ fn reconnect_delays() {
         assert_eq!(
             rendezvous::reconnect_delay_ms(attempt, case["jitter"].as_u64().unwrap()),
             case["delay_ms"].as_u64().unwrap(),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn signaling_payloads_and_fingerprints() {
+    let v = vectors("signaling.json");
+    let limits = signaling::SignalLimits::default();
+    for payload in v["payloads"]["valid"].as_array().unwrap() {
+        signaling::validate(payload, &limits).unwrap_or_else(|e| panic!("{payload}: {e}"));
+    }
+    let invalid = v["payloads"]["invalid"].as_array().unwrap();
+    assert!(invalid.len() >= 8);
+    for case in invalid {
+        match signaling::validate(&case["payload"], &limits) {
+            Ok(_) => panic!("{} was relayed", str_of(case, "why")),
+            Err(e) => assert_eq!(
+                e.label(),
+                str_of(case, "label"),
+                "{}: {e}",
+                str_of(case, "why")
+            ),
+        }
+    }
+    for case in v["fingerprints"].as_array().unwrap() {
+        assert_eq!(
+            chat::sdp_fingerprint(str_of(case, "sdp")),
+            str_of(case, "fingerprint"),
             "{case}"
         );
     }

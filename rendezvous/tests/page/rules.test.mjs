@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { countEmoji, hasContactDetails, parseFrame, reconnectDelay, safetyCode } from '../../web/js/rules.js';
+import {
+  countEmoji, hasContactDetails, parseFrame, reconnectDelay, safetyCode, sdpFingerprint, shareableCandidate,
+} from '../../web/js/rules.js';
 
 const vectors = name => JSON.parse(readFileSync(new URL(`../../../protocol/vectors/${name}`, import.meta.url)));
 
@@ -41,5 +43,15 @@ test('emoji', () => {
 test('reconnect delays', () => {
   for (const { attempt, jitter, delay_ms } of vectors('reconnect.json').cases) {
     assert.equal(reconnectDelay(attempt, jitter), delay_ms, JSON.stringify({ attempt, jitter }));
+  }
+});
+
+test('signaling: fingerprints and the candidates that may leave', () => {
+  const v = vectors('signaling.json');
+  for (const { sdp, fingerprint } of v.fingerprints) {
+    assert.equal(sdpFingerprint(sdp), fingerprint, JSON.stringify(sdp));
+  }
+  for (const { candidate, relay_only, shared } of v.candidates) {
+    assert.equal(shareableCandidate(candidate, relay_only), shared, `${candidate} (relay only: ${relay_only})`);
   }
 });

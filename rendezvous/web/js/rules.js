@@ -116,7 +116,8 @@ export function reconnectDelay(attempt, jitter = Math.floor(Math.random() * 2 **
  * reflexive one's the address behind the NAT). The terminal client's rule is peer/src/exposure.rs.
  */
 export function shareableCandidate(candidate, relayOnly) {
-  const fields = candidate.replace(/^candidate:/, '').split(' ');
+  if (!candidate.startsWith('candidate:')) return null;
+  const fields = candidate.slice('candidate:'.length).split(' ');
   if (fields.length < 8 || fields[6] !== 'typ') return null;
   if (relayOnly && fields[7] !== 'relay') return null;
   for (let i = 8; i + 1 < fields.length; i += 2) {
