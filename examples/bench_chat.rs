@@ -22,7 +22,6 @@ use anonchat_protocol::rendezvous::Want;
 use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
-use anonchat_rendezvous::store::memory::MemoryStore;
 use anyhow::{Context, bail};
 use stats::percentile_ms;
 use tokio::sync::mpsc;
@@ -118,9 +117,8 @@ async fn main() -> anyhow::Result<()> {
         server_secret: Some("bench".into()),
         ..Config::local()
     };
-    let store = MemoryStore::new(config.store_config());
     let rendezvous =
-        server::start(config, store, Keys::Fixed(keys), std::future::pending()).await?;
+        server::start_from_config(config, Keys::Fixed(keys), std::future::pending()).await?;
     let url = format!("ws://{}/v1/ws", rendezvous.addr);
     let homes = std::env::temp_dir().join(format!("anonchat-bench-chat-{}", std::process::id()));
 

@@ -12,7 +12,6 @@ use anonchat_protocol::rendezvous::{
 use anonchat_protocol::token::{Gender, SigningKey, unix_now};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
-use anonchat_rendezvous::store::memory::MemoryStore;
 use anonchat_testkit::fixtures::{face, models_dir};
 use anonchat_verifier::service::{self as verifier, ServiceConfig};
 
@@ -45,14 +44,9 @@ async fn selfie_verified_devices_meet_at_the_rendezvous() {
     let mut rc = Config::local();
     rc.verifier_jwks_url = Some(format!("{base}/.well-known/jwks.json"));
     let keys = Keys::from_config(&rc).unwrap();
-    let rendezvous = server::start(
-        rc.clone(),
-        MemoryStore::new(rc.store_config()),
-        keys,
-        std::future::pending(),
-    )
-    .await
-    .unwrap();
+    let rendezvous = server::start_from_config(rc.clone(), keys, std::future::pending())
+        .await
+        .unwrap();
     let url = format!("ws://{}/v1/ws", rendezvous.addr);
 
     let (she, he) = (identity("she"), identity("he"));

@@ -14,7 +14,6 @@ use std::time::Duration;
 use anonchat_protocol::token::KeySet;
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
-use anonchat_rendezvous::store::memory::MemoryStore;
 use anonchat_verifier::service::{self, ServiceConfig};
 use common::browser::{Script, camera_file, face, models_dir};
 
@@ -65,9 +64,8 @@ impl System {
             verifier_url: Some(verifier_url.clone()),
             ..Config::local()
         };
-        let store = MemoryStore::new(config.store_config());
         let keys = Keys::Fixed(KeySet::from_jwks(&verifier.jwks).unwrap());
-        let rendezvous = server::start(config, store, keys, std::future::pending())
+        let rendezvous = server::start_from_config(config, keys, std::future::pending())
             .await
             .unwrap();
         System {

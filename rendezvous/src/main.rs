@@ -2,9 +2,6 @@
 
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
-use anonchat_rendezvous::store::memory::MemoryStore;
-use anonchat_rendezvous::store::redis::RedisStore;
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -34,39 +31,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     tokio::runtime::Runtime::new()?.block_on(async {
         let keys = Keys::from_config(&config)?;
-        let running = match config.redis_url.clone() {
-            Some(url) => {
-                let ca = match &config.redis_ca_file {
-                    Some(path) => Some(
-                        std::fs::read(path)
-                            .with_context(|| format!("reading REDIS_CA_FILE {}", path.display()))?,
-                    ),
-                    None => None,
-                };
-                // The URL may hold a password: never in a message.
-                let store = RedisStore::connect_with_ca(&url, ca, config.store_config())
-                    .await
-                    .context("connecting to REDIS_URL")?;
-                server::start(
-                    config,
-                    store,
-                    keys,
-                    anonchat_serve::shutdown_signal("telling clients"),
-                )
-                .await?
-            }
-            None => {
-                tracing::info!("no REDIS_URL: using the in-memory store (one process)");
-                let store = MemoryStore::new(config.store_config());
-                server::start(
-                    config,
-                    store,
-                    keys,
-                    anonchat_serve::shutdown_signal("telling clients"),
-                )
-                .await?
-            }
-        };
+        let until = anonchat_serve::shutdown_signal("telling clients");
+        let running = server::start_from_config(config, keys, until).await?;
         running.wait().await
     })
 }

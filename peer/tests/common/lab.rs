@@ -23,7 +23,6 @@ use anonchat_peer::session::Event;
 use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
-use anonchat_rendezvous::store::memory::MemoryStore;
 use serde_json::json;
 
 use super::browser::Script;
@@ -393,8 +392,7 @@ impl Net {
         }
         let running = servers
             .spawn(async move {
-                let store = MemoryStore::new(config.store_config());
-                server::start(config, store, Keys::Fixed(keys), std::future::pending()).await
+                server::start_from_config(config, Keys::Fixed(keys), std::future::pending()).await
             })
             .await
             .unwrap()

@@ -21,8 +21,6 @@ use anonchat_protocol::signaling::SignalData;
 use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
-use anonchat_rendezvous::store::memory::MemoryStore;
-use anonchat_rendezvous::store::redis::RedisStore;
 pub use anonchat_testkit::RedisServer;
 use tokio::sync::mpsc;
 
@@ -90,20 +88,9 @@ impl Rendezvous {
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             let running = runtime.block_on(async {
-                let until = std::future::pending();
-                match &config.redis_url {
-                    Some(url) => {
-                        let store = RedisStore::connect(url, config.store_config())
-                            .await
-                            .unwrap();
-                        server::start(config, store, Keys::Fixed(keys), until).await
-                    }
-                    None => {
-                        let store = MemoryStore::new(config.store_config());
-                        server::start(config, store, Keys::Fixed(keys), until).await
-                    }
-                }
-                .unwrap()
+                server::start_from_config(config, Keys::Fixed(keys), std::future::pending())
+                    .await
+                    .unwrap()
             });
             let _ = ready_tx.send(running.addr);
             let _ = killed.recv();

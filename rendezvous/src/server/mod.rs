@@ -104,6 +104,33 @@ fn random_id(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
+/// Starts the server on the store its configuration names: Redis at `redis_url` (trusting
+/// `redis_ca_file` for `rediss://`), else the in-memory store. What the binary runs, and the
+/// tests that start a server the way an operator does.
+pub async fn start_from_config(
+    config: Config,
+    keys: Keys,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let Some(url) = config.redis_url.clone() else {
+        tracing::info!("no REDIS_URL: using the in-memory store (one process)");
+        let store = crate::store::memory::MemoryStore::new(config.store_config());
+        return start(config, store, keys, until).await;
+    };
+    let ca = match &config.redis_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("reading REDIS_CA_FILE {}", path.display()))?,
+        ),
+        None => None,
+    };
+    // The URL may hold a password: never in a message.
+    let store = crate::store::redis::RedisStore::connect_with_ca(&url, ca, config.store_config())
+        .await
+        .context("connecting to REDIS_URL")?;
+    start(config, store, keys, until).await
+}
+
 /// Starts an instance on `store`; stops gracefully when `until` resolves or on `shutdown`.
 pub async fn start<S: Store>(
     config: Config,
