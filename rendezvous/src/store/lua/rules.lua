@@ -62,7 +62,6 @@ end
 local function choose(me, waiting, scan, tie_window_ms)
   local partner, best_bucket, best_shared
   local dropped = {}
-  local wanted = #me:interests()
   for i = 1, scan do
     local w = waiting(i)
     if w == nil then
@@ -77,7 +76,9 @@ local function choose(me, waiting, scan, tie_window_ms)
     if t == DROP then
       dropped[#dropped + 1] = i
     elseif t == CONSIDER and compatible(me, w.seat) then
-      -- With no interests of one's own, nobody shares any: theirs need not be read.
+      -- Read only once someone fits (a join that finds nobody decodes nothing); with no
+      -- interests of one's own, nobody shares any, and theirs need not be read.
+      local wanted = #me:interests()
       local s = 0
       if wanted > 0 then
         s = shared(me:interests(), w.seat:interests())
