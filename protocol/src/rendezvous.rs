@@ -14,12 +14,31 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const HELLO_CONTEXT: &str = "anonchat-rendezvous-v1:";
 
 /// Who a user wants to talk to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Want {
     Any,
     M,
     F,
+}
+
+impl Want {
+    /// As the wire spells it (a test holds serde's and strum's names equal).
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
 }
 
 /// How two peers can connect once matched.
@@ -457,6 +476,13 @@ mod tests {
         for code in ErrorCode::iter() {
             assert_eq!(serde_json::to_value(code).unwrap(), code.as_str());
             assert!(crate::verify::is_a_sentence(code.explain()), "{code:?}");
+        }
+        for want in Want::iter() {
+            assert_eq!(serde_json::to_value(want).unwrap(), want.as_str());
+        }
+        use crate::token::Gender;
+        for gender in [Gender::Male, Gender::Female, Gender::Undisclosed] {
+            assert_eq!(serde_json::to_value(gender).unwrap(), gender.as_str());
         }
     }
 

@@ -116,8 +116,8 @@ impl RedisStore {
             ("session", ticket.session.clone()),
             ("pseudonym", ticket.pseudonym.clone()),
             ("instance_id", ticket.instance.clone()),
-            ("gender", word(&ticket.gender)?),
-            ("want", word(&ticket.want)?),
+            ("gender", ticket.gender.as_str().into()),
+            ("want", ticket.want.as_str().into()),
             (
                 "interests",
                 serde_json::to_string(&ticket.interests).map_err(corrupt)?,
@@ -191,15 +191,6 @@ impl Reply {
             [w] if w == "gone" => Reply::Gone,
             _ => return Err(StoreError::Corrupt(format!("join.lua answered {reply:?}"))),
         })
-    }
-}
-
-/// The word serde spells a unit variant with (`"M"`, `"any"`): what the scripts compare.
-fn word<T: serde::Serialize>(value: &T) -> Result<String> {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => Ok(s),
-        Ok(other) => Err(StoreError::Corrupt(format!("{other} is not a word"))),
-        Err(e) => Err(StoreError::Corrupt(e.to_string())),
     }
 }
 
