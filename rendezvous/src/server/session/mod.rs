@@ -263,15 +263,17 @@ impl<S: Store> Conn<S> {
     /// Sends a frame; false if the socket is gone. Every error frame is counted here, so the
     /// `errors` metric misses none.
     async fn send(&mut self, msg: ServerMessage) -> bool {
+        if !self.open {
+            return false;
+        }
         if let ServerMessage::Error { code, .. } = &msg {
             Metrics::label(&self.shared.metrics.errors, code.as_str());
         }
-        self.open = self.open
-            && self
-                .socket
-                .send(Message::Text(msg.to_json().into()))
-                .await
-                .is_ok();
+        self.open = self
+            .socket
+            .send(Message::Text(msg.to_json().into()))
+            .await
+            .is_ok();
         self.open
     }
 
@@ -284,20 +286,14 @@ impl<S: Store> Conn<S> {
         while let Some(output) = todo.pop_front() {
             match output {
                 Output::Send(msg) => {
-                    if self.open {
-                        self.send(msg).await;
-                    }
+                    self.send(msg).await;
                 }
                 Output::Route { instance, envelope } => {
                     self.shared.route(&instance, envelope).await;
                 }
                 Output::Store(op) => {
-                    let shared = self.shared.clone();
-                    let me = (
-                        self.machine.session().to_owned(),
-                        self.machine.pseudonym().to_owned(),
-                    );
-                    if let Some(answer) = perform(&shared, &me.0, &me.1, op).await {
+                    let (session, pseudonym) = (self.machine.session(), self.machine.pseudonym());
+                    if let Some(answer) = perform(&self.shared, session, pseudonym, op).await {
                         for o in self.handle(answer).into_iter().rev() {
                             todo.push_front(o);
                         }
@@ -320,9 +316,8 @@ impl<S: Store> Conn<S> {
     }
 
     fn handle(&mut self, input: Input) -> Vec<Output> {
-        let shared = self.shared.clone();
         self.machine
-            .handle(input, Instant::now(), &mut Live(shared.as_ref()))
+            .handle(input, Instant::now(), &mut Live(&self.shared))
     }
 
     fn count(&self, c: Count) {
