@@ -21,16 +21,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anonchat_protocol::rendezvous::HELLO_CONTEXT;
-use anonchat_protocol::token::{Gender, Jwks, SigningKey, unix_now};
+use anonchat_protocol::token::Gender;
+use anonchat_testkit::ws::{self, Ws};
+use anonchat_testkit::{Device, TestVerifier};
 use anyhow::{Context, bail};
-use base64::Engine;
-use ed25519_dalek::Signer;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 struct Opts {
     store: String,
@@ -290,18 +285,13 @@ impl Server {
     }
 }
 
-async fn start_server(o: &Opts, verifier: &SigningKey) -> anyhow::Result<Server> {
+async fn start_server(o: &Opts, verifier: &TestVerifier) -> anyhow::Result<Server> {
     static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let run = RUN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let dir = std::env::temp_dir().join(format!("anonchat-bench-{}-{run}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let jwks = dir.join("jwks.json");
-    std::fs::write(
-        &jwks,
-        serde_json::to_vec(&Jwks {
-            keys: vec![verifier.public_jwk()],
-        })?,
-    )?;
+    std::fs::write(&jwks, serde_json::to_vec(&verifier.jwks())?)?;
     let mut redis = None;
     let mut redis_sock = None;
     let mut cmd = Command::new(&o.bin);
@@ -363,69 +353,19 @@ async fn start_server(o: &Opts, verifier: &SigningKey) -> anyhow::Result<Server>
 async fn login(
     addr: SocketAddr,
     source: IpAddr,
-    verifier: &SigningKey,
+    verifier: &TestVerifier,
     gender: Gender,
 ) -> anyhow::Result<Ws> {
-    let device = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let token = device_token(verifier, &device, gender)?;
-    login_as(addr, source, &device, &token).await
+    Ok(ws::login(addr, Some(source), &verifier.device(gender))
+        .await?
+        .0)
 }
 
-fn device_token(
-    verifier: &SigningKey,
-    device: &ed25519_dalek::SigningKey,
-    gender: Gender,
-) -> anyhow::Result<String> {
-    let (token, _) = verifier.issue(
-        anonchat_protocol::token::DEFAULT_ISSUER,
-        &device.verifying_key(),
-        gender,
-        unix_now(),
-        3600,
-    )?;
-    Ok(token)
-}
-
-/// A logged-in client of `device`, which holds `token`.
-async fn login_as(
-    addr: SocketAddr,
-    source: IpAddr,
-    device: &ed25519_dalek::SigningKey,
-    token: &str,
-) -> anyhow::Result<Ws> {
-    let socket = tokio::net::TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source, 0))?;
-    let stream = socket.connect(addr).await?;
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}/v1/ws"), stream).await?;
-    let challenge = next(&mut ws).await?;
-    let nonce = challenge["nonce"].as_str().context("challenge")?;
-    let sig = device.sign(format!("{HELLO_CONTEXT}{nonce}").as_bytes());
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.to_bytes());
-    ws.send(Message::Text(
-        json!({"type": "hello", "token": token, "signature": sig})
-            .to_string()
-            .into(),
-    ))
-    .await?;
-    let welcome = next(&mut ws).await?;
-    if welcome["type"] != "welcome" {
-        bail!("not welcomed: {welcome}");
-    }
-    Ok(ws)
-}
-
-/// The next frame, `error` frames included.
+/// The next frame, `error` frames included; a closed socket is an error.
 async fn next_any(ws: &mut Ws) -> anyhow::Result<Value> {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(60), ws.next())
-            .await
-            .context("no frame for 60 s")?;
-        match frame.context("closed")?? {
-            Message::Text(t) => return Ok(serde_json::from_str(&t)?),
-            Message::Close(_) => bail!("closed"),
-            _ => continue,
-        }
-    }
+    ws::next(ws, Duration::from_secs(60))
+        .await?
+        .context("closed")
 }
 
 /// The next frame; an `error` frame is an error.
@@ -437,8 +377,8 @@ async fn next(ws: &mut Ws) -> anyhow::Result<Value> {
     Ok(v)
 }
 
-fn join_frame(want: &str) -> Message {
-    Message::Text(json!({"type": "join", "profile": {"nickname": "bencher", "bio": "benchmarking the queue"}, "want": want}).to_string().into())
+fn join_frame(want: &str) -> Value {
+    ws::join_frame("bencher", want)
 }
 
 #[path = "support/stats.rs"]
@@ -455,7 +395,7 @@ fn loopback_sources(subnet: u8, n: u8) -> Vec<IpAddr> {
 /// Logs in `n` clients, 256 handshakes at a time.
 async fn login_many(
     addr: SocketAddr,
-    verifier: &SigningKey,
+    verifier: &TestVerifier,
     n: usize,
     gender: Gender,
     sources: &[IpAddr],
@@ -473,7 +413,7 @@ async fn login_many(
 }
 
 /// All pairs join at once: waiting side first, then the joiners; matches per second.
-async fn throughput(server: &Server, verifier: &SigningKey, pairs: usize) -> anyhow::Result<()> {
+async fn throughput(server: &Server, verifier: &TestVerifier, pairs: usize) -> anyhow::Result<()> {
     let sources = loopback_sources(0, 4);
     let waiting = login_many(server.addr, verifier, pairs, Gender::Female, &sources).await?;
     let joiners = login_many(server.addr, verifier, pairs, Gender::Male, &sources).await?;
@@ -481,8 +421,8 @@ async fn throughput(server: &Server, verifier: &SigningKey, pairs: usize) -> any
     let mut tasks = Vec::new();
     for (mut w, mut j) in waiting.into_iter().zip(joiners) {
         tasks.push(tokio::spawn(async move {
-            w.send(join_frame("m")).await?;
-            j.send(join_frame("f")).await?;
+            ws::send(&mut w, &join_frame("m")).await?;
+            ws::send(&mut j, &join_frame("f")).await?;
             // Both sides must hear `matched`; with all pairs in flight any partner will do.
             for ws in [&mut w, &mut j] {
                 loop {
@@ -512,7 +452,7 @@ async fn throughput(server: &Server, verifier: &SigningKey, pairs: usize) -> any
 async fn paced(
     server: &Server,
     o: &Opts,
-    verifier: &SigningKey,
+    verifier: &TestVerifier,
     rate: u64,
     seconds: u64,
 ) -> anyhow::Result<()> {
@@ -522,7 +462,7 @@ async fn paced(
     let joiners = login_many(server.addr, verifier, n, Gender::Male, &sources).await?;
     // The waiting side queues first (not measured).
     for w in waiting.iter_mut() {
-        w.send(join_frame("m")).await?;
+        ws::send(w, &join_frame("m")).await?;
         let q = next(w).await?;
         if q["type"] != "queued" && q["type"] != "matched" {
             bail!("{q}");
@@ -537,7 +477,7 @@ async fn paced(
         tokio::time::sleep_until(start + interval * i as u32).await;
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
-            j.send(join_frame("f")).await?;
+            ws::send(&mut j, &join_frame("f")).await?;
             loop {
                 if next(&mut j).await?["type"] == "matched" {
                     return Ok::<_, anyhow::Error>((t.elapsed(), j));
@@ -564,7 +504,7 @@ async fn paced(
 }
 
 /// RSS of the server per idle authenticated connection.
-async fn idle(server: &Server, verifier: &SigningKey, n: usize) -> anyhow::Result<()> {
+async fn idle(server: &Server, verifier: &TestVerifier, n: usize) -> anyhow::Result<()> {
     let sources = loopback_sources(1, 8);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = server.rss_kib();
@@ -579,8 +519,8 @@ async fn idle(server: &Server, verifier: &SigningKey, n: usize) -> anyhow::Resul
     Ok(())
 }
 
-fn cancel_frame() -> Message {
-    Message::Text(json!({"type": "cancel"}).to_string().into())
+fn cancel_frame() -> Value {
+    json!({"type": "cancel"})
 }
 
 /// What the hostile device achieved.
@@ -598,15 +538,14 @@ struct Attack {
 async fn attacker(
     addr: SocketAddr,
     source: IpAddr,
-    device: std::sync::Arc<ed25519_dalek::SigningKey>,
-    token: std::sync::Arc<String>,
+    device: std::sync::Arc<Device>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Attack {
     use std::sync::atomic::Ordering;
     let mut a = Attack::default();
     let cycle = Duration::from_millis(1000 / 9);
     while !stop.load(Ordering::Relaxed) {
-        let Ok(mut ws) = login_as(addr, source, &device, &token).await else {
+        let Ok((mut ws, _)) = ws::login(addr, Some(source), &device).await else {
             a.refused += 1;
             tokio::time::sleep(cycle).await;
             continue;
@@ -616,7 +555,7 @@ async fn attacker(
         'socket: while !stop.load(Ordering::Relaxed) {
             tick.tick().await;
             for frame in [join_frame("m"), cancel_frame()] {
-                if ws.send(frame).await.is_err() {
+                if ws::send(&mut ws, &frame).await.is_err() {
                     break 'socket;
                 }
                 match next_any(&mut ws).await {
@@ -639,7 +578,7 @@ async fn attacker(
 /// a woman who wants a man, so nobody matches: every join scans the queue and queues.
 async fn hostile(
     o: &Opts,
-    verifier: &SigningKey,
+    verifier: &TestVerifier,
     sockets: usize,
     rate: u64,
     seconds: u64,
@@ -652,8 +591,7 @@ async fn hostile(
     let n_honest = (rate as usize / 2).max(1);
     let honest = login_many(server.addr, verifier, n_honest, Gender::Female, &sources).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let device = Arc::new(ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng));
-    let token = Arc::new(device_token(verifier, &device, Gender::Female)?);
+    let device = Arc::new(verifier.device(Gender::Female));
     let attack_sources = loopback_sources(2, 16);
     let attackers: Vec<_> = (0..sockets)
         .map(|i| {
@@ -661,7 +599,6 @@ async fn hostile(
                 server.addr,
                 attack_sources[i % attack_sources.len()],
                 device.clone(),
-                token.clone(),
                 stop.clone(),
             ))
         })
@@ -681,13 +618,13 @@ async fn hostile(
                 for i in (k..total).step_by(n_honest) {
                     tokio::time::sleep_until(start + interval * i as u32).await;
                     let t = Instant::now();
-                    ws.send(join_frame("m")).await?;
+                    ws::send(&mut ws, &join_frame("m")).await?;
                     let q = next(&mut ws).await?;
                     if q["type"] != "queued" {
                         bail!("an honest join got {q}");
                     }
                     lat.push(t.elapsed());
-                    ws.send(cancel_frame()).await?;
+                    ws::send(&mut ws, &cancel_frame()).await?;
                     next(&mut ws).await?;
                 }
                 Ok::<_, anyhow::Error>(lat)
@@ -740,7 +677,7 @@ async fn hostile(
 async fn main() -> anyhow::Result<()> {
     let o = opts()?;
     raise_fd_limit(300_000); // refused in sandboxes without CAP_SYS_RESOURCE: then the hard limit holds
-    let verifier = SigningKey::generate();
+    let verifier = TestVerifier::new();
     println!(
         "store: {}\n\n| run | load | result | detail |\n|---|---|---|---|",
         o.store

@@ -9,9 +9,10 @@ use anonchat_peer::verify;
 use anonchat_protocol::rendezvous::{
     ClientMessage, ErrorCode, Profile, ServerMessage, Transport, Want,
 };
-use anonchat_protocol::token::{Gender, SigningKey, unix_now};
+use anonchat_protocol::token::Gender;
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
+use anonchat_testkit::TestVerifier;
 use anonchat_testkit::fixtures::{face, models_dir};
 use anonchat_verifier::service::{self as verifier, ServiceConfig};
 
@@ -86,15 +87,8 @@ async fn selfie_verified_devices_meet_at_the_rendezvous() {
 
     // A token from another verifier is refused by this rendezvous.
     let stranger = identity("stranger");
-    let (token, _) = SigningKey::generate()
-        .issue(
-            "elsewhere",
-            &stranger.verifying_key(),
-            Gender::Male,
-            unix_now(),
-            60,
-        )
-        .unwrap();
+    let (token, _) =
+        TestVerifier::new().mint_as("elsewhere", &stranger.verifying_key(), Gender::Male, 60);
     let refused = RendezvousClient::connect(&url, &stranger, &token).await;
     assert!(
         matches!(

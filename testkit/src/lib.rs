@@ -1,8 +1,12 @@
 //! What the tests of every crate share, so that each fixture has one home: where the installed
-//! models and the shared test photos are ([`fixtures`]), and a private `redis-server`
-//! ([`RedisServer`]). Only ever a dev-dependency.
+//! models and the shared test photos are ([`fixtures`]), a private `redis-server`
+//! ([`RedisServer`]), a test verifier and devices with tokens ([`tokens`]), and the rendezvous'
+//! JSON WebSocket protocol spoken by hand ([`ws`]). Only ever a dev-dependency.
 
 pub mod fixtures;
 mod redis_server;
+pub mod tokens;
+pub mod ws;
 
 pub use redis_server::RedisServer;
+pub use tokens::{Device, TestVerifier};

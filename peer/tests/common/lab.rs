@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use anonchat_peer::identity::Identity;
 use anonchat_peer::session::Event;
-use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey};
+use anonchat_protocol::token::{Gender, KeySet};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
 use serde_json::json;
@@ -313,7 +313,7 @@ pub enum Offer {
 pub struct Net {
     pub lab: Lab,
     servers: tokio::runtime::Handle,
-    verifier: Arc<SigningKey>,
+    verifier: Arc<super::TestVerifier>,
     /// The rendezvous, `ws://…/v1/ws`.
     pub rendezvous: String,
     dir: PathBuf,
@@ -339,10 +339,8 @@ impl Net {
         let servers = lab.runtime(&lab.servers());
         let dir = super::home(&lab.id);
         let coturn = start_coturn(&lab, &servers, &dir).await;
-        let verifier = Arc::new(SigningKey::generate());
-        let mut jwks = Jwks {
-            keys: vec![verifier.public_jwk()],
-        };
+        let verifier = Arc::new(super::TestVerifier::new());
+        let mut jwks = verifier.jwks();
         let page = format!("http://{SERVERS}:3002");
         let service = if browsers {
             let mut config =

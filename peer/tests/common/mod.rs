@@ -18,10 +18,10 @@ use anonchat_peer::webrtc_session::{Connected, Options, SessionError};
 use anonchat_protocol::rendezvous::{ClientMessage, Profile, Transport, Want};
 use anonchat_protocol::rendezvous::{Role, ServerMessage};
 use anonchat_protocol::signaling::SignalData;
-use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
+use anonchat_protocol::token::Gender;
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
-pub use anonchat_testkit::RedisServer;
+pub use anonchat_testkit::{RedisServer, TestVerifier};
 use tokio::sync::mpsc;
 
 /// A fresh device identity in its own temporary home.
@@ -44,7 +44,7 @@ pub struct Rendezvous {
     pub url: String,
     pub addr: SocketAddr,
     redis_url: Option<String>,
-    verifier: Arc<SigningKey>,
+    verifier: Arc<TestVerifier>,
     kill: Option<std::sync::mpsc::Sender<()>>,
 }
 
@@ -53,7 +53,7 @@ impl Rendezvous {
         Self::launch(
             None,
             "127.0.0.1:0".parse().unwrap(),
-            Arc::new(SigningKey::generate()),
+            Arc::new(TestVerifier::new()),
         )
         .await
     }
@@ -62,7 +62,7 @@ impl Rendezvous {
         Self::launch(
             Some(redis.url.clone()),
             "127.0.0.1:0".parse().unwrap(),
-            Arc::new(SigningKey::generate()),
+            Arc::new(TestVerifier::new()),
         )
         .await
     }
@@ -70,12 +70,9 @@ impl Rendezvous {
     async fn launch(
         redis_url: Option<String>,
         addr: SocketAddr,
-        verifier: Arc<SigningKey>,
+        verifier: Arc<TestVerifier>,
     ) -> Rendezvous {
-        let keys = KeySet::from_jwks(&Jwks {
-            keys: vec![verifier.public_jwk()],
-        })
-        .unwrap();
+        let keys = verifier.keys();
         let config = Config {
             addr,
             rate_limit_per_minute: 0,
@@ -123,18 +120,9 @@ impl Rendezvous {
         *self = fresh;
     }
 
-    /// A token for `id`, issued a minute ago and valid for `ttl` seconds from then.
-    pub fn token(&self, id: &Identity, gender: Gender, ttl: i64) -> String {
-        self.verifier
-            .issue(
-                anonchat_protocol::token::DEFAULT_ISSUER,
-                &id.verifying_key(),
-                gender,
-                unix_now() - 60,
-                ttl,
-            )
-            .unwrap()
-            .0
+    /// A token for `id`, valid for `valid_for` seconds from now (negative: already expired).
+    pub fn token(&self, id: &Identity, gender: Gender, valid_for: i64) -> String {
+        self.verifier.mint(&id.verifying_key(), gender, valid_for).0
     }
 
     /// Stores a fresh token in `id`'s home, as `anonchat verify` does.
@@ -157,22 +145,13 @@ impl Drop for Rendezvous {
     }
 }
 
-/// Stores a token from `verifier` for `id` in its home, as `anonchat verify` does.
-pub fn save_token(verifier: &SigningKey, id: &Identity, gender: Gender) {
-    let token = verifier
-        .issue(
-            anonchat_protocol::token::DEFAULT_ISSUER,
-            &id.verifying_key(),
-            gender,
-            unix_now() - 60,
-            3600,
-        )
-        .unwrap()
-        .0;
+/// Stores a token from `verifier`, valid for an hour, in `id`'s home, as `anonchat verify` does.
+pub fn save_token(verifier: &TestVerifier, id: &Identity, gender: Gender) {
+    let (token, claims) = verifier.mint(&id.verifying_key(), gender, 3600);
     id.save_token(&SavedToken {
         token,
         gender,
-        expires_at: unix_now() + 3540,
+        expires_at: claims.exp,
         peer_id: id.peer_id.clone(),
     })
     .unwrap();

@@ -18,177 +18,24 @@ pub async fn redis(server: &RedisServer, config: StoreConfig) -> RedisStore {
         .expect("connect to the test redis-server")
 }
 
-use anonchat_protocol::rendezvous::HELLO_CONTEXT;
-use anonchat_protocol::token::{Gender, Jwks, KeySet, SigningKey, unix_now};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys, Running};
 use anonchat_rendezvous::store::Store;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use futures_util::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use anonchat_testkit::ws;
+use serde_json::Value;
 
-/// A stand-in for the verifier: it signs real tokens with a real Ed25519 key.
-pub struct TestVerifier {
-    pub key: SigningKey,
-}
-
-impl TestVerifier {
-    pub fn new() -> Self {
-        TestVerifier {
-            key: SigningKey::generate(),
-        }
-    }
-
-    pub fn keys(&self) -> KeySet {
-        KeySet::from_jwks(&Jwks {
-            keys: vec![self.key.public_jwk()],
-        })
-        .unwrap()
-    }
-
-    /// A fresh device with a token valid for an hour.
-    pub fn device(&self, gender: Gender) -> Device {
-        self.device_with_ttl(gender, 3600)
-    }
-
-    pub fn device_with_ttl(&self, gender: Gender, ttl: i64) -> Device {
-        self.device_from(anonchat_protocol::token::DEFAULT_ISSUER, gender, ttl)
-    }
-
-    /// A fresh device with a token signed by this verifier's key under `issuer`.
-    pub fn device_from(&self, issuer: &str, gender: Gender, ttl: i64) -> Device {
-        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let (token, claims) = self
-            .key
-            .issue(
-                issuer,
-                &key.verifying_key(),
-                gender,
-                unix_now() - 120,
-                ttl + 120,
-            )
-            .unwrap();
-        Device {
-            key,
-            token,
-            peer_id: claims.sub,
-        }
-    }
-}
-
-pub struct Device {
-    pub key: ed25519_dalek::SigningKey,
-    pub token: String,
-    pub peer_id: String,
-}
-
-impl Device {
-    pub fn sign(&self, nonce: &str) -> String {
-        use ed25519_dalek::Signer;
-        URL_SAFE_NO_PAD.encode(
-            self.key
-                .sign(format!("{HELLO_CONTEXT}{nonce}").as_bytes())
-                .to_bytes(),
-        )
-    }
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A protocol-level test client over a real WebSocket.
-pub struct Client {
-    pub ws: Ws,
-    pub session: String,
-}
-
-impl Client {
-    /// Connects and reads the challenge; returns the socket and the nonce.
-    pub async fn connect(addr: std::net::SocketAddr) -> (Ws, String) {
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws"))
-            .await
-            .expect("connect");
-        let challenge = recv(&mut ws).await.expect("a challenge");
-        assert_eq!(challenge["type"], "challenge", "{challenge}");
-        let nonce = challenge["nonce"].as_str().unwrap().to_owned();
-        (ws, nonce)
-    }
-
-    /// Connects and authenticates; panics unless welcomed.
-    pub async fn login(addr: std::net::SocketAddr, device: &Device) -> (Client, Value) {
-        let (mut ws, nonce) = Self::connect(addr).await;
-        send(
-            &mut ws,
-            json!({"type": "hello", "token": device.token, "signature": device.sign(&nonce)}),
-        )
-        .await;
-        let welcome = recv(&mut ws).await.expect("a welcome");
-        assert_eq!(welcome["type"], "welcome", "{welcome}");
-        let session = welcome["session"].as_str().unwrap().to_owned();
-        (Client { ws, session }, welcome)
-    }
-
-    pub async fn send(&mut self, v: Value) {
-        send(&mut self.ws, v).await
-    }
-
-    /// The next frame (5 s at most).
-    pub async fn recv(&mut self) -> Value {
-        recv(&mut self.ws)
-            .await
-            .expect("a frame before the socket closed")
-    }
-
-    /// The next frame, which must be of `kind`.
-    pub async fn expect(&mut self, kind: &str) -> Value {
-        let v = self.recv().await;
-        assert_eq!(v["type"], kind, "expected {kind}, got {v}");
-        v
-    }
-
-    /// The next frame, which must be an error with `code`.
-    pub async fn expect_error(&mut self, code: &str) -> Value {
-        let v = self.expect("error").await;
-        assert_eq!(v["code"], code, "{v}");
-        v
-    }
-
-    pub async fn join(&mut self, nickname: &str, want: &str) {
-        self.send(json!({"type": "join", "profile": {"nickname": nickname, "bio": "here to chat a bit"}, "want": want})).await
-    }
-
-    /// Nothing arrives within `ms` milliseconds.
-    pub async fn quiet(&mut self, ms: u64) {
-        if let Ok(Some(v)) =
-            tokio::time::timeout(std::time::Duration::from_millis(ms), recv(&mut self.ws)).await
-        {
-            panic!("unexpected frame {v}");
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use anonchat_testkit::ws::{Client, Ws};
+#[allow(unused_imports)]
+pub use anonchat_testkit::{Device, TestVerifier};
 
 pub async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into()))
-        .await
-        .expect("send");
+    ws::send(ws, &v).await.expect("send")
 }
 
-/// The next text frame as JSON, skipping pings; None when the socket closes.
+/// The next text frame as JSON (5 s at most), skipping pings; None when the socket closes.
 pub async fn recv(ws: &mut Ws) -> Option<Value> {
-    let deadline = std::time::Duration::from_secs(5);
-    loop {
-        match tokio::time::timeout(deadline, ws.next())
-            .await
-            .expect("a frame within 5 s")
-        {
-            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).expect("JSON")),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-            Some(Ok(other)) => panic!("unexpected frame {other:?}"),
-        }
-    }
+    ws::next(ws, ws::WAIT).await.expect("a frame within 5 s")
 }
 
 /// Test settings: the limits off unless a test sets them.
