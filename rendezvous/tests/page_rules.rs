@@ -1,11 +1,16 @@
-//! The page's pure rules (`web/js/rules.js`) hold to the protocol's shared test vectors: runs
-//! `page/rules.test.mjs` with Node's test runner (Node is installed by `.ci/run`).
+//! The page's pure modules hold to the protocol: `page/rules.test.mjs` checks `web/js/rules.js`
+//! against the shared test vectors, `page/phase.test.mjs` drives the page's reducer
+//! (`web/js/phase.js`) through its races. Both run with Node's test runner (Node is installed by
+//! `.ci/run`).
 
 use std::process::Command;
 
-#[test]
-fn the_page_rules_agree_with_the_shared_vectors() {
-    let test = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/page/rules.test.mjs");
+/// Runs one Node test file and demands that `tests` tests ran and passed: a runner that found
+/// nothing to run must not pass.
+fn node_test(file: &str, tests: usize) {
+    let test = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/page")
+        .join(file);
     let out = Command::new("node")
         .arg("--test")
         .arg(&test)
@@ -17,6 +22,15 @@ fn the_page_rules_agree_with_the_shared_vectors() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "{report}");
-    // Six tests ran and passed: a runner that found nothing to run must not pass.
-    assert!(report.contains("# pass 6"), "{report}");
+    assert!(report.contains(&format!("# pass {tests}\n")), "{report}");
+}
+
+#[test]
+fn the_page_rules_agree_with_the_shared_vectors() {
+    node_test("rules.test.mjs", 6);
+}
+
+#[test]
+fn the_page_reducer_handles_its_races() {
+    node_test("phase.test.mjs", 15);
 }

@@ -72,6 +72,16 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web/js/protocol.gen.js"),
     ),
     (
+        "/js/phase.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/phase.js"),
+    ),
+    (
+        "/js/screens.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/screens.js"),
+    ),
+    (
         "/js/messages.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web/js/messages.js"),
@@ -123,4 +133,23 @@ async fn config<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
         "protocol": anonchat_protocol::rendezvous::PROTOCOL_VERSION,
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    /// A module added to `web/js` but not to `FILES` would be a 404 in the browser.
+    #[test]
+    fn every_page_module_is_served() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/js");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.ends_with(".js") {
+                let path = format!("/js/{name}");
+                assert!(
+                    super::FILES.iter().any(|(p, _, _)| *p == path),
+                    "{path} is not served"
+                );
+            }
+        }
+    }
 }

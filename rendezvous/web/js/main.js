@@ -1,21 +1,25 @@
-// The page: consent → camera → profile → waiting → chat → ended. The current screen is also in
-// `document.body.dataset.screen`, which the browser tests wait on.
+// The page's wiring: DOM events and server frames become the reducer's events (phase.js), and
+// its effects are carried out here; screens.js draws. Consent → camera → profile → waiting →
+// chat → ended.
 
 import { deviceKey, publicKeyBytes, peerId, base64url, savedToken, saveToken, forgetToken } from './identity.js';
 import { startCamera, stopCamera, captureJpeg, verify } from './verify.js';
 import { Rendezvous } from './rendezvous.js';
 import { PeerChat, hasTurn } from './chat.js';
-import { MAX_INTERESTS, MAX_TEXT_CHARS, SETUP_TIMEOUT_MS, VERIFY_AGAIN_ERRORS } from './protocol.gen.js';
-import { hasContactDetails, profileErrors, reconnectDelay } from './rules.js';
+import { MAX_INTERESTS, MAX_TEXT_CHARS } from './protocol.gen.js';
+import { hasContactDetails, profileErrors } from './rules.js';
 import { explain } from './messages.js';
+import { initial, step } from './phase.js';
+import { $, addImage, addLine, addSystem, chatBegins, chatConnected, delivered, render, status } from './screens.js';
 
-const $ = id => document.getElementById(id);
 const MATCH_KEY = 'anonchat.match';
-/** How long a dropped channel waits for the server's `partner_left` before it is called lost. */
-const LOST_GRACE_MS = 2000;
 const PROFILE_KEY = 'anonchat.profile';
 const TYPING_PAUSE_MS = 4000;
 
+/** Where the page is: only `dispatch` changes it. */
+let phase = initial;
+
+/** What the reducer does not decide: the device, its token, and the live connections. */
 const state = {
   config: null,
   keyPair: null,
@@ -24,28 +28,42 @@ const state = {
   token: null,
   rdv: null,
   welcome: null,
-  profile: null,
-  phase: 'idle', // idle | waiting | chatting
-  match: null, // {id, receipt, partner}
-  lastReceipt: null,
-  reported: false,
   chat: null,
   typingOn: false,
   typingTimer: null,
   confirmText: null,
-  retry: 0,
-  lostTimer: null,
 };
 
-function show(screen) {
-  for (const s of document.querySelectorAll('.screen')) s.hidden = s.id !== `screen-${screen}`;
-  document.body.dataset.screen = screen;
-  const first = $(`screen-${screen}`).querySelector('button, input, select, textarea');
-  if (first && screen !== 'chat') first.focus();
+function dispatch(event) {
+  const prev = phase;
+  const { state: next, effects } = step(phase, event);
+  phase = next;
+  render(prev, next);
+  for (const effect of effects) carryOut(effect);
+  // After the effects, which may still say goodbye on the chat's channel.
+  if (prev.phase === 'chat' && next.phase !== 'chat') chatOver();
 }
 
-function status(text) {
-  $('status').textContent = text || '';
+/** One effect of the reducer (see `step` in phase.js). */
+function carryOut(e) {
+  if (e.send) state.rdv?.send(e.send);
+  else if (e.connect) connect();
+  else if (e.after !== undefined) setTimeout(() => dispatch(e.event), e.after);
+  else if (e.status !== undefined) status(e.status);
+  else if (e.waitingText) $('waiting-count').textContent = e.waitingText;
+  else if (e.profileError !== undefined) $('profile-error').textContent = e.profileError;
+  else if (e.fieldError) {
+    $(`${e.fieldError.field}-error`).textContent = e.fieldError.message;
+    $(e.fieldError.field).focus();
+  } else if (e.forgetToken) {
+    forgetToken();
+    state.token = null;
+  } else if (e.startCamera) startCameraScreen();
+  else if (e.startChat) startChat(e.startChat);
+  else if (e.signal) state.chat?.signal(e.signal);
+  else if (e.chat === 'bye') state.chat?.end();
+  else if (e.chat === 'close') state.chat?.close();
+  else if (e.system) addSystem(e.system);
 }
 
 async function main() {
@@ -72,20 +90,21 @@ async function main() {
     $('hide-ip').checked = !!saved.hideIp;
   }
   state.token = savedToken(state.peer);
-  show(state.token ? 'profile' : 'consent');
+  dispatch({ type: 'loaded', verified: !!state.token });
 }
 
 // --- verification -------------------------------------------------------------------------
 
-$('consent-ok').onclick = async () => {
-  show('camera');
+$('consent-ok').onclick = () => dispatch({ type: 'consented' });
+
+async function startCameraScreen() {
   $('verify-error').textContent = '';
   try {
     await startCamera($('camera'));
   } catch {
     $('verify-error').textContent = explain('camera');
   }
-};
+}
 
 async function submitPhoto(photo) {
   $('capture').disabled = true;
@@ -108,7 +127,7 @@ async function submitPhoto(photo) {
   saveToken(state.token);
   stopCamera($('camera'));
   status('Verified. Your selfie has been forgotten.');
-  show('profile');
+  dispatch({ type: 'verified' });
 }
 
 $('capture').onclick = async () => {
@@ -155,15 +174,15 @@ $('profile-form').onsubmit = async e => {
   $('nickname').dataset.touched = $('bio').dataset.touched = '1';
   showFieldErrors(errors, false);
   if (errors.nickname || errors.bio) return;
-  state.profile = {
+  const profile = {
     nickname,
     bio,
     want: $('want').value,
     interests: $('interests').value.split(',').map(s => s.trim()).filter(Boolean).slice(0, MAX_INTERESTS),
     hideIp: $('hide-ip').checked,
   };
-  localStorage.setItem(PROFILE_KEY, JSON.stringify(state.profile));
-  await join();
+  localStorage.setItem(PROFILE_KEY, JSON.stringify(profile));
+  dispatch({ type: 'join', profile });
 };
 
 // --- rendezvous ---------------------------------------------------------------------------
@@ -172,146 +191,45 @@ function rendezvousUrl() {
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/v1/ws`;
 }
 
-async function ensureConnected() {
-  if (state.rdv && state.rdv.open) return true;
-  const rdv = new Rendezvous();
-  try {
-    state.welcome = await rdv.connect(rendezvousUrl(), state.token.token, state.keyPair);
-  } catch (e) {
-    return refused(e);
-  }
-  state.rdv = rdv;
-  rdv.addEventListener('message', e => onServer(e.detail));
-  rdv.addEventListener('close', () => {
-    if (state.rdv !== rdv) return;
-    state.rdv = null;
-    // Waiting users are put back in the queue; a chat in progress does not need the server.
-    if (state.phase === 'waiting') {
-      $('waiting-count').textContent = 'Reconnecting…';
-      setTimeout(join, reconnectDelay(state.retry++));
+/** Logs in unless a connection is open, then tells the reducer whether a relay is on offer. */
+async function connect() {
+  if (!(state.rdv && state.rdv.open)) {
+    const rdv = new Rendezvous();
+    try {
+      state.welcome = await rdv.connect(rendezvousUrl(), state.token.token, state.keyPair);
+    } catch (e) {
+      return dispatch({ type: 'refused', code: e.code, message: e.message });
     }
-  });
-  state.retry = 0;
-  return true;
-}
-
-/** A refusal at login or join: say why, and go where it can be fixed. */
-function refused(e) {
-  const code = e.code || 'unreachable';
-  if (VERIFY_AGAIN_ERRORS.includes(code)) {
-    forgetToken();
-    state.token = null;
-    show('consent');
-  } else if (state.phase === 'waiting') {
-    show('profile');
+    state.rdv = rdv;
+    rdv.addEventListener('message', e => dispatch({ type: 'server', frame: e.detail }));
+    rdv.addEventListener('close', () => {
+      if (state.rdv !== rdv) return;
+      state.rdv = null;
+      dispatch({ type: 'offline' });
+    });
+    dispatch({ type: 'online' });
   }
-  state.phase = 'idle';
-  status(explain(code, e.message));
-  return false;
+  dispatch({ type: 'ready', relay: hasTurn(state.welcome.ice_servers) });
 }
 
-async function join() {
-  if (!state.profile) return show('profile');
-  state.phase = 'waiting';
-  show('waiting');
-  $('waiting-count').textContent = 'Connecting…';
-  if (!(await ensureConnected())) return;
-  // Refused here, before a partner's match is used up on a connection that cannot be made.
-  if (state.profile.hideIp && !hasTurn(state.welcome.ice_servers)) {
-    show('profile');
-    state.phase = 'idle';
-    $('profile-error').textContent = explain('no_relay');
-    return;
-  }
-  $('profile-error').textContent = '';
-  status('');
-  state.rdv.send({ type: 'join', profile: { nickname: state.profile.nickname, bio: state.profile.bio }, want: state.profile.want, interests: state.profile.interests, transports: ['webrtc'] });
-}
-
-$('cancel').onclick = () => {
-  if (state.rdv) state.rdv.send({ type: 'cancel' });
-  state.phase = 'idle';
-  show('profile');
-};
-
-function onServer(frame) {
-  switch (frame.type) {
-    case 'queued':
-      $('waiting-count').textContent = `${frame.waiting} waiting, including you`;
-      return;
-    case 'matched':
-      if (state.phase !== 'waiting') {
-        state.rdv.send({ type: 'leave', match_id: frame.match_id });
-        return;
-      }
-      return startChat(frame);
-    case 'signal':
-      if (state.chat && state.match && frame.match_id === state.match.id) state.chat.signal(frame.data);
-      return;
-    case 'partner_left':
-      if (state.match && frame.match_id === state.match.id) endChat('Your partner left.', false);
-      return;
-    case 'reported':
-      note('Thank you: your report was received.');
-      return;
-    case 'blocked':
-      note('Blocked: you will not be matched with this person again.');
-      return;
-    case 'error':
-      if (frame.code === 'invalid_profile' && frame.field) {
-        show('profile');
-        state.phase = 'idle';
-        $(`${frame.field}-error`).textContent = frame.message;
-        $(frame.field).focus();
-      } else if (frame.code === 'not_in_match') {
-        // the chat was over already
-      } else if (state.phase === 'waiting') {
-        refused(frame);
-      } else {
-        note(explain(frame.code, frame.message));
-      }
-      return;
-  }
-}
-
-function note(text) {
-  if (state.phase === 'chatting') addSystem(text);
-  else $('ended-note').textContent = text;
-}
+$('cancel').onclick = () => dispatch({ type: 'cancel' });
 
 // --- chat ---------------------------------------------------------------------------------
 
-function genderWord(g) {
-  return g === 'F' ? 'woman' : g === 'M' ? 'man' : 'gender undisclosed';
-}
-
 function startChat(frame) {
-  state.phase = 'chatting';
-  state.match = { id: frame.match_id, receipt: frame.receipt, partner: frame.partner };
-  state.lastReceipt = frame.receipt;
-  state.reported = false;
-  sessionStorage.setItem(MATCH_KEY, frame.match_id);
   const p = frame.partner;
-  $('partner-name').textContent = p.nickname;
-  $('partner-about').textContent = `${genderWord(p.gender)} · ${p.bio}` + (p.common_interests.length ? ` · you both like ${p.common_interests.join(', ')}` : '');
-  $('safety-code').textContent = '…';
-  $('messages').replaceChildren();
-  $('typing').textContent = '';
-  $('send-error').textContent = '';
-  addSystem('Connecting to your partner…');
-  show('chat');
+  sessionStorage.setItem(MATCH_KEY, frame.match_id);
+  chatBegins(p);
   // The match brings TURN credentials minted for it; the welcome's may have lapsed meanwhile.
   const iceServers = frame.ice_servers && frame.ice_servers.length ? frame.ice_servers : state.welcome.ice_servers;
   const chat = new PeerChat(frame.role, iceServers, data =>
-    state.rdv && state.rdv.send({ type: 'signal', match_id: frame.match_id, data }), { relayOnly: state.profile.hideIp });
+    state.rdv?.send({ type: 'signal', match_id: frame.match_id, data }), { relayOnly: phase.profile.hideIp });
   state.chat = chat;
+  const current = () => state.chat === chat;
   chat.addEventListener('open', e => {
-    $('safety-code').textContent = e.detail.safetyCode;
-    document.body.dataset.connected = 'yes';
-    document.body.dataset.path = `${e.detail.path} ${e.detail.local} ${e.detail.remote}`;
-    $('path').textContent = e.detail.path === 'relayed'
-      ? 'Through a relay: your address is hidden from your partner.'
-      : 'Direct: you and your partner can see each other\'s IP address.';
+    if (!current()) return;
+    chatConnected(e.detail);
+    dispatch({ type: 'channel_open', matchId: frame.match_id });
     addSystem(`Connected. Say hello to ${p.nickname}!`);
     $('message').focus();
   });
@@ -320,14 +238,7 @@ function startChat(frame) {
     const li = addLine('theirs', e.detail.text);
     if (e.detail.flagged) li.classList.add('flagged');
   });
-  chat.addEventListener('ack', e => {
-    const tick = document.querySelector(`#messages li[data-id="${CSS.escape(e.detail.id)}"] .tick`);
-    if (tick) {
-      tick.textContent = '✓';
-      tick.title = 'delivered';
-      tick.parentElement.dataset.delivered = 'yes';
-    }
-  });
+  chat.addEventListener('ack', e => delivered(e.detail.id));
   chat.addEventListener('typing', e => {
     $('typing').textContent = e.detail.on ? `${p.nickname} is typing…` : '';
   });
@@ -336,51 +247,15 @@ function startChat(frame) {
     addImage('theirs', e.detail.url, `image from ${p.nickname}`);
   });
   chat.addEventListener('refused', e => addSystem(`Something your partner sent was refused: ${e.detail.reason}.`));
-  chat.addEventListener('gone', e => {
-    if (state.chat !== chat) return;
-    if (e.detail.how === 'left') return endChat('Your partner left.', true);
-    // A closed page closes its channel and its server socket at the same moment, and the channel
-    // often tells first: give the server a moment to say the partner left before calling it lost.
-    clearTimeout(state.lostTimer);
-    state.lostTimer = setTimeout(() => {
-      if (state.chat === chat) endChat('The connection to your partner was lost.', true);
-    }, state.rdv ? LOST_GRACE_MS : 0);
-  });
-  setTimeout(() => {
-    if (state.chat === chat && document.body.dataset.connected !== 'yes') {
-      addSystem(explain('connect_failed'));
-    }
-  }, SETUP_TIMEOUT_MS);
+  chat.addEventListener('gone', e => dispatch({ type: 'channel_gone', how: e.detail.how, matchId: frame.match_id }));
 }
 
-function addLine(who, text, id) {
-  const li = document.createElement('li');
-  li.className = who;
-  li.textContent = text;
-  if (id) {
-    li.dataset.id = id;
-    const tick = document.createElement('span');
-    tick.className = 'tick';
-    tick.textContent = '·';
-    tick.title = 'sent';
-    li.append(tick);
-  }
-  $('messages').append(li);
-  li.scrollIntoView({ block: 'end' });
-  return li;
-}
-
-function addSystem(text) {
-  return addLine('system', text);
-}
-
-function addImage(who, url, alt, id) {
-  const li = addLine(who, '', id);
-  const img = document.createElement('img');
-  img.src = url;
-  img.alt = alt;
-  li.prepend(img);
-  return li;
+/** The chat is over, whoever ended it: forget its connection. */
+function chatOver() {
+  state.chat = null;
+  sessionStorage.removeItem(MATCH_KEY);
+  setTyping(false);
+  state.typingOn = false;
 }
 
 function setTyping(on) {
@@ -397,7 +272,7 @@ $('message').addEventListener('input', () => setTyping($('message').value.length
 $('send-form').onsubmit = e => {
   e.preventDefault();
   const text = $('message').value;
-  if (!text.trim() || !state.chat || document.body.dataset.connected !== 'yes') return;
+  if (!text.trim() || !state.chat || !phase.match?.connected) return;
   if ([...text].length > MAX_TEXT_CHARS) {
     $('send-error').textContent = `Messages are at most ${MAX_TEXT_CHARS} characters.`;
     return;
@@ -429,72 +304,14 @@ $('image-file').onchange = async () => {
   }
 };
 
-/** Tells the partner (bye) and the server (leave) that this side is leaving the chat. */
-function sayGoodbye() {
-  if (state.chat) state.chat.end();
-  if (state.match && state.rdv) state.rdv.send({ type: 'leave', match_id: state.match.id });
-}
-
-/** Ends the current chat from this side. */
-function leaveChat() {
-  sayGoodbye();
-  cleanUp();
-}
-
-function cleanUp() {
-  clearTimeout(state.lostTimer);
-  state.chat = null;
-  state.match = null;
-  state.phase = 'idle';
-  sessionStorage.removeItem(MATCH_KEY);
-  delete document.body.dataset.connected;
-  delete document.body.dataset.path;
-  $('path').textContent = '';
-  setTyping(false);
-  state.typingOn = false;
-}
-
-function endChat(why, tellServer) {
-  if (tellServer && state.match && state.rdv) state.rdv.send({ type: 'leave', match_id: state.match.id });
-  if (state.chat) state.chat.close();
-  cleanUp();
-  $('ended-why').textContent = why;
-  $('ended-note').textContent = '';
-  $('ended-report').hidden = !state.lastReceipt || state.reported;
-  show('ended');
-}
-
-function report() {
-  if (!state.lastReceipt || !state.rdv) return note(explain('unreachable'));
-  state.rdv.send({ type: 'report', receipt: state.lastReceipt, reason: 'reported from the web page' });
-  state.reported = true;
-  $('ended-report').hidden = true;
-}
-
-$('next').onclick = () => {
-  leaveChat();
-  join();
-};
-$('leave').onclick = () => {
-  leaveChat();
-  $('ended-why').textContent = 'You left the chat.';
-  $('ended-note').textContent = '';
-  $('ended-report').hidden = !state.lastReceipt || state.reported;
-  show('ended');
-};
-$('report').onclick = report;
-$('ended-report').onclick = report;
-$('block').onclick = () => {
-  if (state.lastReceipt && state.rdv) state.rdv.send({ type: 'block', receipt: state.lastReceipt });
-  leaveChat();
-  $('ended-why').textContent = 'You blocked this person.';
-  $('ended-note').textContent = '';
-  $('ended-report').hidden = !state.lastReceipt || state.reported;
-  show('ended');
-};
-$('again').onclick = () => join();
+$('next').onclick = () => dispatch({ type: 'next' });
+$('leave').onclick = () => dispatch({ type: 'leave' });
+$('report').onclick = () => dispatch({ type: 'report' });
+$('ended-report').onclick = () => dispatch({ type: 'report' });
+$('block').onclick = () => dispatch({ type: 'block' });
+$('again').onclick = () => dispatch({ type: 'join' });
 // Closing or reloading the page leaves the chat. No clean-up: the match stays in sessionStorage
 // so that a reload can say the chat ended.
-window.addEventListener('pagehide', sayGoodbye);
+window.addEventListener('pagehide', () => dispatch({ type: 'pagehide' }));
 
 main();
