@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the verifier needs at run time, beside this script (all git-ignored):
-#   models/onnx/*.onnx            the four models of models.toml, every sha256 checked
+#   models/onnx/*.onnx            the five models of models.toml, every sha256 checked
 #   models/lib/libonnxruntime.so  ONNX Runtime's shared library, from the onnxruntime wheel
 # Model sources, first found wins: $ANONCHAT_MODELS_SRC, ../shared/models (beside the checkout),
 # then each model's upstream source. Safe to run again: it only checks what is already there.

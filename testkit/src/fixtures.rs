@@ -34,6 +34,18 @@ pub fn faces_dir() -> PathBuf {
     )
 }
 
+/// The shared head-turn bursts: `ANONCHAT_HEADTURN`, else `../shared/testdata/headturn` beside
+/// the checkout.
+pub fn headturn_dir() -> PathBuf {
+    located(
+        "ANONCHAT_HEADTURN",
+        root().join("../shared/testdata/headturn"),
+        "MANIFEST.md",
+        "the head-turn bursts",
+        "set ANONCHAT_HEADTURN",
+    )
+}
+
 /// `$variable`, else `default`; a directory without `marker` in it is a set-up error that
 /// says where `what` was looked for and how to `fix` it.
 fn located(variable: &str, default: PathBuf, marker: &str, what: &str, fix: &str) -> PathBuf {

@@ -2,6 +2,7 @@
 //! signs a short-lived Ed25519 token bound to the device's own key (the token's format is
 //! `anonchat_protocol::token`).
 
+pub mod challenge;
 pub mod decode;
 pub mod error;
 pub mod models;

@@ -1,4 +1,4 @@
-//! The four ONNX models on ONNX Runtime: finding the runtime library, checking each model file
+//! The five ONNX models on ONNX Runtime: finding the runtime library, checking each model file
 //! against the manifest compiled into the binary, and running one inference per stage.
 //!
 //! `Session::run` takes `&mut self`, so a [`Models`] belongs to one worker thread; the service
@@ -12,10 +12,10 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 use serde::Deserialize;
 use sha2::Digest;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::vision::resize::View;
-use crate::vision::{Face, chip, detect, liveness};
+use crate::vision::{Face, chip, detect, embed, liveness};
 
 /// `models/models.toml`, compiled in: the binary knows which files, hashes and thresholds it needs.
 pub const MANIFEST_TOML: &str = include_str!("../../models/models.toml");
@@ -27,6 +27,7 @@ pub struct Manifest {
     pub liveness: ModelEntry,
     pub liveness_second: ModelEntry,
     pub gender: ModelEntry,
+    pub embedder: ModelEntry,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,12 +56,13 @@ impl Manifest {
         MANIFEST.get_or_init(|| toml::from_str(MANIFEST_TOML).expect("models/models.toml is valid"))
     }
 
-    pub fn entries(&self) -> [&ModelEntry; 4] {
+    pub fn entries(&self) -> [&ModelEntry; 5] {
         [
             &self.detector,
             &self.liveness,
             &self.liveness_second,
             &self.gender,
+            &self.embedder,
         ]
     }
 }
@@ -85,6 +87,8 @@ pub enum ModelError {
     },
     #[error("ONNX Runtime failed: {0}")]
     Runtime(String),
+    #[error("{0} was not loaded")]
+    NotLoaded(&'static str),
     #[error("model output {0} has an unexpected shape")]
     Output(&'static str),
 }
@@ -176,12 +180,23 @@ fn session(
     entry: &ModelEntry,
 ) -> Result<Session, ModelError> {
     let bytes = read_checked(dir, entry)?;
+    // SFace alone logs a few hundred harmless initializer warnings as it loads.
     let session = Session::builder(env)?
+        .with_log_level(ort::logging::LogLevel::Error)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(1)?
         .with_inter_threads(1)?
         .commit_from_memory(&bytes)?;
     Ok(session)
+}
+
+/// Which of the optional models a worker loads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Optional {
+    /// MiniFASNetV1SE, the second liveness opinion.
+    pub second_liveness: bool,
+    /// SFace, for head-turn challenges (38 MB a worker: not loaded for single photos).
+    pub embedder: bool,
 }
 
 /// One worker's sessions and input buffers.
@@ -190,24 +205,28 @@ pub struct Models {
     liveness: Session,
     liveness_second: Option<Session>,
     gender: Session,
+    embedder: Option<Session>,
     detector_input: Vec<f32>,
     small_input: Vec<f32>,
 }
 
 impl Models {
-    /// Loads the models from `dir`; the second liveness model only when `with_second_liveness`.
-    pub fn load(dir: &Path, with_second_liveness: bool) -> Result<Self, ModelError> {
+    /// Loads the models from `dir`, the optional ones only when asked.
+    pub fn load(dir: &Path, optional: Optional) -> Result<Self, ModelError> {
         let env = environment(dir)?;
         let m = Manifest::get();
         let mut models = Models {
             detector: session(env, dir, &m.detector)?,
             liveness: session(env, dir, &m.liveness)?,
-            liveness_second: if with_second_liveness {
-                Some(session(env, dir, &m.liveness_second)?)
-            } else {
-                None
-            },
+            liveness_second: optional
+                .second_liveness
+                .then(|| session(env, dir, &m.liveness_second))
+                .transpose()?,
             gender: session(env, dir, &m.gender)?,
+            embedder: optional
+                .embedder
+                .then(|| session(env, dir, &m.embedder))
+                .transpose()?,
             detector_input: vec![0.0; 3 * detect::INPUT * detect::INPUT],
             small_input: vec![0.0; 3 * liveness::INPUT * liveness::INPUT],
         };
@@ -240,6 +259,9 @@ impl Models {
         self.liveness(image, &face)?;
         self.liveness_second(image, &face)?;
         self.p_male(image, &face)?;
+        if self.embedder.is_some() {
+            self.embedding(image, &face)?;
+        }
         Ok(())
     }
 
@@ -301,6 +323,37 @@ impl Models {
                 .ok_or(ModelError::Output("probabilities"))
         })();
         self.small_input[..].zeroize();
+        result
+    }
+}
+
+impl Models {
+    /// SFace's embedding of the face, to compare with [`embed::cosine`]; wiped when dropped.
+    pub fn embedding(
+        &mut self,
+        image: View<'_>,
+        face: &Face,
+    ) -> Result<Zeroizing<Vec<f32>>, ModelError> {
+        let embedder = self
+            .embedder
+            .as_mut()
+            .ok_or(ModelError::NotLoaded("the embedder (SFace)"))?;
+        let mut crop = embed::crop(image, &face.landmarks);
+        // The detector's buffer is the only one large enough (3×112×112), and is free here.
+        let tensor = &mut self.detector_input[..3 * embed::SIZE * embed::SIZE];
+        embed::input(&crop, tensor);
+        crop.zeroize();
+        let result = (|| {
+            let input =
+                TensorRef::from_array_view(([1usize, 3, embed::SIZE, embed::SIZE], &*tensor))?;
+            let out = embedder.run(ort::inputs!["data" => input])?;
+            let (_, v) = out["fc1"].try_extract_tensor::<f32>()?;
+            if v.len() != embed::DIM {
+                return Err(ModelError::Output("fc1"));
+            }
+            Ok(Zeroizing::new(v.to_vec()))
+        })();
+        self.detector_input[..].zeroize();
         result
     }
 }

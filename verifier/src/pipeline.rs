@@ -8,7 +8,7 @@ use anonchat_protocol::token::Gender;
 
 use crate::decode::{ImageLimits, decode};
 use crate::error::VerifyError;
-use crate::models::{Manifest, ModelError, Models};
+use crate::models::{Manifest, ModelError, Models, Optional};
 use crate::vision::Face;
 
 /// The decision rules, with the defaults of DESIGN.md §4 and MODELS.md.
@@ -85,7 +85,13 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn load(models_dir: &Path, policy: Policy) -> Result<Self, ModelError> {
         Ok(Pipeline {
-            models: Models::load(models_dir, policy.second_liveness || policy.liveness_fusion)?,
+            models: Models::load(
+                models_dir,
+                Optional {
+                    second_liveness: policy.second_liveness || policy.liveness_fusion,
+                    embedder: false,
+                },
+            )?,
             policy,
         })
     }

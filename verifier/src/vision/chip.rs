@@ -29,17 +29,22 @@ pub struct Similarity {
 impl Similarity {
     /// Least-squares fit of `points` onto [`TARGET`].
     pub fn fit(points: &[[f32; 2]; 5]) -> Self {
+        Self::fit_onto(points, &TARGET)
+    }
+
+    /// Least-squares fit of `points` onto `target` (another crop's landmark positions).
+    pub fn fit_onto(points: &[[f32; 2]; 5], target: &[[f64; 2]; 5]) -> Self {
         let n = points.len() as f64;
         let (mx, my) = (
             points.iter().map(|p| p[0] as f64).sum::<f64>() / n,
             points.iter().map(|p| p[1] as f64).sum::<f64>() / n,
         );
         let (mu, mv) = (
-            TARGET.iter().map(|p| p[0]).sum::<f64>() / n,
-            TARGET.iter().map(|p| p[1]).sum::<f64>() / n,
+            target.iter().map(|p| p[0]).sum::<f64>() / n,
+            target.iter().map(|p| p[1]).sum::<f64>() / n,
         );
         let (mut num_a, mut num_b, mut den) = (0.0, 0.0, 0.0);
-        for (p, q) in points.iter().zip(TARGET.iter()) {
+        for (p, q) in points.iter().zip(target.iter()) {
             let (x, y) = (p[0] as f64 - mx, p[1] as f64 - my);
             let (u, v) = (q[0] - mu, q[1] - mv);
             num_a += x * u + y * v;
@@ -77,7 +82,7 @@ pub fn chip(image: View<'_>, landmarks: &[[f32; 2]; 5]) -> Vec<u8> {
     let sim = Similarity::fit(landmarks);
     let s = sim.scale();
     if s.is_nan() || s >= 0.5 {
-        return warp(&sim, |x, y| pixel(&image, x, y));
+        return warp(&sim, SIZE, f32::trunc, |x, y| pixel(&image, x, y));
     }
     // Shrink by k = 2s with a box filter first. Only the window of the shrunk image that the chip
     // reads is computed: each shrunk pixel depends only on its own source area, so this equals
@@ -122,7 +127,7 @@ pub fn chip(image: View<'_>, landmarks: &[[f32; 2]; 5]) -> Vec<u8> {
     let (ww, wh) = (x1 - x0 + 1, y1 - y0 + 1);
     let mut window = area_shrink_window(image, new_w, new_h, (x0, y0, ww, wh));
     let view = View::new(&window, ww, wh);
-    let out = warp(&sim, |x, y| {
+    let out = warp(&sim, SIZE, f32::trunc, |x, y| {
         if x < 0 || y < 0 || x as usize >= new_w || y as usize >= new_h {
             return [0.0; 3];
         }
@@ -134,7 +139,7 @@ pub fn chip(image: View<'_>, landmarks: &[[f32; 2]; 5]) -> Vec<u8> {
 }
 
 /// A pixel as floats, black outside the view.
-fn pixel(view: &View<'_>, x: i64, y: i64) -> [f32; 3] {
+pub(super) fn pixel(view: &View<'_>, x: i64, y: i64) -> [f32; 3] {
     if x < 0 || y < 0 || x as usize >= view.width || y as usize >= view.height {
         return [0.0; 3];
     }
@@ -146,11 +151,17 @@ fn pixel(view: &View<'_>, x: i64, y: i64) -> [f32; 3] {
     ]
 }
 
-/// Samples each chip pixel's image point bilinearly from its four neighbours and truncates.
-fn warp(sim: &Similarity, get: impl Fn(i64, i64) -> [f32; 3]) -> Vec<u8> {
-    let mut out = vec![0u8; SIZE * SIZE * 3];
-    for v in 0..SIZE {
-        for u in 0..SIZE {
+/// A `size`×`size` crop: samples each crop pixel's image point bilinearly from its four
+/// neighbours, and makes it a byte with `to_int` (dlib truncates, OpenCV rounds).
+pub(super) fn warp(
+    sim: &Similarity,
+    size: usize,
+    to_int: fn(f32) -> f32,
+    get: impl Fn(i64, i64) -> [f32; 3],
+) -> Vec<u8> {
+    let mut out = vec![0u8; size * size * 3];
+    for v in 0..size {
+        for u in 0..size {
             let (x, y) = sim.inverse(u as f64, v as f64);
             let (xf, yf) = (x.floor(), y.floor());
             let (ax, ay) = ((x - xf) as f32, (y - yf) as f32);
@@ -164,8 +175,8 @@ fn warp(sim: &Similarity, get: impl Fn(i64, i64) -> [f32; 3]) -> Vec<u8> {
             for c in 0..3 {
                 let top = (1.0 - ax) * p00[c] + ax * p10[c];
                 let bottom = (1.0 - ax) * p01[c] + ax * p11[c];
-                out[(v * SIZE + u) * 3 + c] =
-                    ((1.0 - ay) * top + ay * bottom).clamp(0.0, 255.0) as u8;
+                out[(v * size + u) * 3 + c] =
+                    to_int(((1.0 - ay) * top + ay * bottom).clamp(0.0, 255.0)) as u8;
             }
         }
     }

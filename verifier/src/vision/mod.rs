@@ -7,6 +7,7 @@
 
 pub mod chip;
 pub mod detect;
+pub mod embed;
 pub mod liveness;
 pub mod resize;
 

