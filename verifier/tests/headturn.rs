@@ -217,3 +217,111 @@ fn the_real_turn_passes_in_either_order_and_the_others_are_refused() {
         Err(Refusal::NotSamePerson { .. })
     ));
 }
+
+/// `rgb` (w × h) as a flat print would look turned by `degrees` about its vertical axis, seen
+/// by a pinhole camera whose focal length is `focal` image widths (0.5: held close), mirrored
+/// first when asked. Black where the print does not reach.
+fn print_tilted(rgb: &[u8], w: usize, h: usize, degrees: f64, focal: f64, mirror: bool) -> Vec<u8> {
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let (sin, cos) = degrees.to_radians().sin_cos();
+    let f = focal * w as f64;
+    let at = |x: usize, y: usize, c: usize| {
+        let x = if mirror { w - 1 - x } else { x };
+        rgb[(y * w + x) * 3 + c] as f64
+    };
+    let mut out = vec![0u8; w * h * 3];
+    for v in 0..h {
+        for u in 0..w {
+            // The print's point seen at (u, v): the plane's x solves u' (f + x sin) = f x cos.
+            let (du, dv) = (u as f64 - cx, v as f64 - cy);
+            let den = f * cos - du * sin;
+            if den <= 0.0 {
+                continue;
+            }
+            let x = du * f / den;
+            let (sx, sy) = (x + cx, dv * (f + x * sin) / f + cy);
+            if sx < 0.0 || sy < 0.0 || sx >= (w - 1) as f64 || sy >= (h - 1) as f64 {
+                continue;
+            }
+            let (x0, y0) = (sx as usize, sy as usize);
+            let (ax, ay) = (sx - x0 as f64, sy - y0 as f64);
+            for c in 0..3 {
+                let top = at(x0, y0, c) * (1.0 - ax) + at(x0 + 1, y0, c) * ax;
+                let bottom = at(x0, y0 + 1, c) * (1.0 - ax) + at(x0 + 1, y0 + 1, c) * ax;
+                out[(v * w + u) * 3 + c] = (top * (1.0 - ay) + bottom * ay).round() as u8;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn tilted_prints_of_a_frontal_photo_are_refused() {
+    use Step::{Left, Right};
+    let mut models = Models::load(&models_dir(), EMBEDDER).unwrap();
+    let mut without_depth = 0;
+    let mut refusals = Vec::new();
+    // The sample photos that start frontal (|yaw| ≤ 0.1), as a challenge demands.
+    for name in [
+        "m_obama_official.jpg",
+        "f_pexels_neutral.jpg",
+        "f_interfaces_001.jpg",
+    ] {
+        let pixels = decode(&face(name), ImageLimits::default()).unwrap();
+        let (w, h) = (pixels.width, pixels.height);
+        let rgb = pixels.view().data.to_vec();
+        for focal in [1.0, 0.5] {
+            // The print tilted one way and the other, then mirrored and tilted both ways again:
+            // every pose a print can take, for the steps to find what they want among them.
+            let mut b = Burst {
+                frames: Vec::new(),
+                embeddings: Vec::new(),
+            };
+            let mut plan = vec![(0.0, false)];
+            for mirror in [false, true] {
+                for sign in [1.0, -1.0] {
+                    plan.extend([20.0, 35.0, 50.0].map(|d| (sign * d, mirror)));
+                    plan.push((0.0, mirror));
+                }
+            }
+            for (degrees, mirror) in plan {
+                let image = print_tilted(&rgb, w, h, degrees, focal, mirror);
+                let view = anonchat_verifier::vision::resize::View::new(&image, w, h);
+                // At 50° close up the detector may lose the face: such a frame is no turn.
+                let Some(face) = models.detect(view, 0.9).unwrap().into_iter().next() else {
+                    continue;
+                };
+                let live = models.liveness(view, &face).unwrap();
+                b.frames.push(Frame {
+                    pose: Pose::of(&face.landmarks),
+                    live,
+                    at_ms: Some(b.frames.len() as u64 * 250),
+                });
+                b.embeddings
+                    .push(models.embedding(view, &face).unwrap().to_vec());
+            }
+            for steps in [[Left, Right], [Right, Left]] {
+                let similarity = |i: usize, j: usize| cosine(&b.embeddings[i], &b.embeddings[j]);
+                let got = judge(&steps, &b.frames, similarity, &Rules::default());
+                assert!(got.is_err(), "{name} at focal {focal}, {steps:?}: passed");
+                refusals.push(format!(
+                    "{name} f={focal} {steps:?}: {:?}",
+                    got.unwrap_err()
+                ));
+                let flat_ok = Rules {
+                    depth: 0.0,
+                    ..Rules::default()
+                };
+                if judge(&steps, &b.frames, similarity, &flat_ok).is_ok() {
+                    without_depth += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{}", refusals.join("\n"));
+    // The attack is real: without the depth rule some of these prints pass.
+    assert!(
+        without_depth > 0,
+        "no print passes even without the depth rule"
+    );
+}
