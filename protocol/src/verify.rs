@@ -32,6 +32,11 @@ pub enum ErrorCode {
     RateLimited,
     Overloaded,
     Internal,
+    ChallengeRequired,
+    ChallengeUnknown,
+    ChallengeExpired,
+    ChallengeNotFollowed,
+    NotSamePerson,
 }
 
 impl ErrorCode {
@@ -67,8 +72,66 @@ impl ErrorCode {
             ErrorCode::RateLimited => "Too many tries. Wait a minute and try again.",
             ErrorCode::Overloaded => "The verifier is busy. Try again in a moment.",
             ErrorCode::Internal => "Something went wrong on the server. Try again in a moment.",
+            ErrorCode::ChallengeRequired => {
+                "A single photo is not enough here: follow the head-turn steps with your camera."
+            }
+            ErrorCode::ChallengeUnknown => {
+                "This head-turn challenge is unknown or was used already. Start again."
+            }
+            ErrorCode::ChallengeExpired => {
+                "The head-turn challenge ran out of time. Start again and follow the steps."
+            }
+            ErrorCode::ChallengeNotFollowed => {
+                "The head turns did not follow the steps. Start again and turn as asked."
+            }
+            ErrorCode::NotSamePerson => {
+                "The frames do not all show the same person. Start again, alone in front of the camera."
+            }
         }
     }
+}
+
+/// One commanded head turn, in the person's own terms: "left" is their left, which moves the
+/// nose toward the right of an unmirrored frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Left,
+    Right,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Left => "left",
+            Step::Right => "right",
+        }
+    }
+}
+
+/// Frames a head-turn burst may have: at about 5 a second, enough to see two turns held.
+pub const MIN_FRAMES: usize = 8;
+pub const MAX_FRAMES: usize = 20;
+/// How long a challenge may be answered, in seconds.
+pub const CHALLENGE_TTL_SECONDS: i64 = 60;
+
+/// `POST /v1/challenge`'s body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// The device's Ed25519 public key, base64url (32 bytes).
+    pub public_key: String,
+}
+
+/// `POST /v1/challenge`'s answer: turn as `steps` say, in that order, and send the burst with
+/// `challenge_id` before `expires_at` (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    pub challenge_id: String,
+    pub steps: Vec<Step>,
+    pub expires_at: i64,
+    pub min_frames: usize,
+    pub max_frames: usize,
 }
 
 /// What a person can be shown: a whole sentence, not a code.

@@ -8,29 +8,14 @@
 use crate::models::Manifest;
 use crate::vision::embed::Pose;
 
-/// One commanded head turn, in the person's own terms: "left" is their left, which moves the
-/// nose toward the right of an unmirrored frame (a positive yaw proxy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Step {
-    Left,
-    Right,
-}
+pub use anonchat_protocol::verify::Step;
 
-impl Step {
-    /// The sign of the yaw proxy when the head turns this way.
-    fn sign(self) -> f32 {
-        match self {
-            Step::Left => 1.0,
-            Step::Right => -1.0,
-        }
-    }
-
-    pub fn word(self) -> &'static str {
-        match self {
-            Step::Left => "left",
-            Step::Right => "right",
-        }
+/// The sign of the yaw proxy when the head turns this way: the person's left moves the nose
+/// toward the right of an unmirrored frame.
+fn sign(step: Step) -> f32 {
+    match step {
+        Step::Left => 1.0,
+        Step::Right => -1.0,
     }
 }
 
@@ -121,9 +106,9 @@ pub enum Refusal {
 
 fn missed_message(step: Step, reached: f32) -> String {
     if reached > 0.0 {
-        format!("turn your head further to your {}", step.word())
+        format!("turn your head further to your {}", step.as_str())
     } else {
-        format!("turn your head to your {}", step.word())
+        format!("turn your head to your {}", step.as_str())
     }
 }
 
@@ -220,7 +205,7 @@ fn reached(
         flat: None,
     };
     for (i, f) in frames.iter().enumerate().skip(from) {
-        let toward = f.pose.yaw * step.sign();
+        let toward = f.pose.yaw * sign(step);
         miss.furthest = miss.furthest.max(toward);
         let deep = has_depth(f.pose, frontal, step, rules.depth);
         if toward >= rules.turned && !deep {
@@ -241,7 +226,7 @@ fn reached(
 /// Whether the nose moved, since the frontal frame, as far as a head with at least `depth`
 /// would move it for the narrowing seen: shift ≥ depth·tan φ where cos φ = width / frontal width.
 fn has_depth(pose: Pose, frontal: Pose, step: Step, depth: f32) -> bool {
-    let shift = (pose.yaw - frontal.yaw) * step.sign();
+    let shift = (pose.yaw - frontal.yaw) * sign(step);
     if frontal.width <= 0.0 {
         return false;
     }

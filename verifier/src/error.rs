@@ -30,6 +30,33 @@ pub enum VerifyError {
     Overloaded,
     #[error("internal error")]
     Internal,
+    #[error(
+        "a single photo is not accepted: ask for a challenge (POST /v1/challenge) and send its burst of frames"
+    )]
+    ChallengeRequired,
+    #[error("unknown or used challenge, or one given to another device; ask for a new one")]
+    ChallengeUnknown,
+    #[error("the challenge expired; ask for a new one and answer within a minute")]
+    ChallengeExpired,
+    #[error("the steps were not followed: {0}")]
+    ChallengeNotFollowed(String),
+    #[error("the frames do not all show the same person")]
+    NotSamePerson,
+}
+
+impl From<crate::challenge::Refusal> for VerifyError {
+    fn from(r: crate::challenge::Refusal) -> Self {
+        use crate::challenge::Refusal;
+        match r {
+            Refusal::Empty => VerifyError::BadRequest("no frames".into()),
+            Refusal::NotSamePerson { .. } => VerifyError::NotSamePerson,
+            // A picture that tilts, or a frontal face the liveness model calls a spoof.
+            Refusal::Flat { .. } | Refusal::NotLive { .. } => VerifyError::SpoofDetected,
+            Refusal::NotFrontalFirst | Refusal::StepMissed { .. } | Refusal::Timing => {
+                VerifyError::ChallengeNotFollowed(r.to_string())
+            }
+        }
+    }
 }
 
 impl VerifyError {
@@ -48,6 +75,11 @@ impl VerifyError {
             VerifyError::RateLimited { .. } => ErrorCode::RateLimited,
             VerifyError::Overloaded => ErrorCode::Overloaded,
             VerifyError::Internal => ErrorCode::Internal,
+            VerifyError::ChallengeRequired => ErrorCode::ChallengeRequired,
+            VerifyError::ChallengeUnknown => ErrorCode::ChallengeUnknown,
+            VerifyError::ChallengeExpired => ErrorCode::ChallengeExpired,
+            VerifyError::ChallengeNotFollowed(_) => ErrorCode::ChallengeNotFollowed,
+            VerifyError::NotSamePerson => ErrorCode::NotSamePerson,
         }
     }
 
@@ -61,7 +93,10 @@ impl VerifyError {
         match self {
             VerifyError::ImageTooLarge(_) => 413,
             VerifyError::UnsupportedImage(_) => 415,
-            VerifyError::BadRequest(_) => 400,
+            VerifyError::BadRequest(_)
+            | VerifyError::ChallengeRequired
+            | VerifyError::ChallengeUnknown
+            | VerifyError::ChallengeExpired => 400,
             VerifyError::RateLimited { .. } => 429,
             VerifyError::Overloaded => 503,
             VerifyError::Internal => 500,

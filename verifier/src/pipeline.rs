@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 
 use anonchat_protocol::token::Gender;
 
-use crate::decode::{ImageLimits, decode};
+use crate::challenge::{Frame, Rules, Step, judge};
+use crate::decode::{ImageLimits, Pixels, decode};
 use crate::error::VerifyError;
 use crate::models::{Manifest, ModelError, Models, Optional};
 use crate::vision::Face;
+use crate::vision::embed::{Pose, cosine};
 
 /// The decision rules, with the defaults of DESIGN.md §4 and MODELS.md.
 #[derive(Debug, Clone)]
@@ -27,6 +29,9 @@ pub struct Policy {
     /// The larger of P(male), P(female) needed to answer; below it the verifier abstains.
     pub gender_margin: f32,
     pub limits: ImageLimits,
+    /// Load SFace and take head-turn bursts ([`Pipeline::run_burst`]).
+    pub challenges: bool,
+    pub challenge: Rules,
 }
 
 impl Default for Policy {
@@ -40,6 +45,8 @@ impl Default for Policy {
             liveness_fusion: false,
             gender_margin: m.gender.margin.unwrap_or(0.9),
             limits: ImageLimits::default(),
+            challenges: false,
+            challenge: Rules::default(),
         }
     }
 }
@@ -59,6 +66,8 @@ pub struct Timings {
     pub detect: Duration,
     pub liveness: Duration,
     pub gender: Duration,
+    /// SFace, for bursts.
+    pub embed: Duration,
 }
 
 /// What the pipeline saw and decided.
@@ -89,7 +98,7 @@ impl Pipeline {
                 models_dir,
                 Optional {
                     second_liveness: policy.second_liveness || policy.liveness_fusion,
-                    embedder: false,
+                    embedder: policy.challenges,
                 },
             )?,
             policy,
@@ -114,6 +123,133 @@ impl Pipeline {
         };
         report.outcome = self.stages(bytes, mode, thorough, &mut report);
         report
+    }
+
+    /// Runs a head-turn challenge's burst (frames in capture order, `at_ms` their capture
+    /// times if known) against its `steps`: each frame must show exactly one face large enough,
+    /// then [`judge`] decides, and gender comes from the most frontal frame. Decoded frames and
+    /// embeddings are wiped when this returns.
+    pub fn run_burst(
+        &mut self,
+        frames: &[zeroize::Zeroizing<Vec<u8>>],
+        at_ms: Option<&[u64]>,
+        steps: &[Step],
+        mode: GenderMode,
+    ) -> Report {
+        let mut report = Report {
+            faces: Vec::new(),
+            liveness: None,
+            liveness_primary: None,
+            liveness_second: None,
+            p_male: None,
+            outcome: Err(VerifyError::Internal),
+            timings: Timings::default(),
+        };
+        report.outcome = self.burst_stages(frames, at_ms, steps, mode, &mut report);
+        report
+    }
+
+    fn burst_stages(
+        &mut self,
+        frames: &[zeroize::Zeroizing<Vec<u8>>],
+        at_ms: Option<&[u64]>,
+        steps: &[Step],
+        mode: GenderMode,
+        r: &mut Report,
+    ) -> Result<Gender, VerifyError> {
+        let p = &self.policy;
+        let mut seen: Vec<(Pixels, Face)> = Vec::with_capacity(frames.len());
+        let mut judged = Vec::with_capacity(frames.len());
+        for (i, bytes) in frames.iter().enumerate() {
+            let t = Instant::now();
+            let pixels = decode(bytes, p.limits);
+            r.timings.decode += t.elapsed();
+            let pixels = pixels?;
+            let t = Instant::now();
+            let faces = self
+                .models
+                .detect(pixels.view(), p.face_score)
+                .map_err(internal)?;
+            r.timings.detect += t.elapsed();
+            let face = match faces.as_slice() {
+                [] => return Err(VerifyError::NoFace),
+                [face] => *face,
+                _ => return Err(VerifyError::MultipleFaces),
+            };
+            let side = face.bbox.w.min(face.bbox.h).max(0.0).round() as u32;
+            if side < p.min_face_px {
+                return Err(VerifyError::FaceTooSmall {
+                    got: side,
+                    min: p.min_face_px,
+                });
+            }
+            let t = Instant::now();
+            let live = self
+                .models
+                .liveness(pixels.view(), &face)
+                .map_err(internal)?;
+            r.timings.liveness += t.elapsed();
+            judged.push(Frame {
+                pose: Pose::of(&face.landmarks),
+                live,
+                at_ms: at_ms.map(|t| t[i]),
+            });
+            seen.push((pixels, face));
+        }
+        // Embeddings only as the decision asks for them, each once.
+        let mut embeddings: Vec<Option<zeroize::Zeroizing<Vec<f32>>>> = vec![None; seen.len()];
+        let mut failed = None;
+        let models = &mut self.models;
+        let t = Instant::now();
+        let decision = judge(
+            steps,
+            &judged,
+            |i, j| {
+                for k in [i, j] {
+                    if embeddings[k].is_none() {
+                        match models.embedding(seen[k].0.view(), &seen[k].1) {
+                            Ok(e) => embeddings[k] = Some(e),
+                            Err(e) => {
+                                failed.get_or_insert(e);
+                                return 1.0;
+                            }
+                        }
+                    }
+                }
+                match (&embeddings[i], &embeddings[j]) {
+                    (Some(a), Some(b)) => cosine(a, b),
+                    _ => 1.0,
+                }
+            },
+            &p.challenge,
+        );
+        r.timings.embed = t.elapsed();
+        drop(embeddings);
+        if let Some(e) = failed {
+            return Err(internal(e));
+        }
+        let passed = decision?;
+        let (pixels, face) = &seen[passed.frontal];
+        r.faces = vec![*face];
+        r.liveness = Some(judged[passed.frontal].live);
+        r.liveness_primary = r.liveness;
+        match mode {
+            GenderMode::Undisclosed => Ok(Gender::Undisclosed),
+            GenderMode::Infer => {
+                let t = Instant::now();
+                let p_male = self.models.p_male(pixels.view(), face).map_err(internal)?;
+                r.timings.gender = t.elapsed();
+                r.p_male = Some(p_male);
+                if p_male.max(1.0 - p_male) < p.gender_margin {
+                    return Err(VerifyError::LowConfidence);
+                }
+                Ok(if p_male >= 0.5 {
+                    Gender::Male
+                } else {
+                    Gender::Female
+                })
+            }
+        }
     }
 
     fn stages(

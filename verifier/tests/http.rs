@@ -344,6 +344,7 @@ async fn operational_endpoints() {
     assert_eq!(get("/readyz").await.status().as_u16(), 200);
     let spec: serde_json::Value = get("/openapi.json").await.json().await.unwrap();
     assert!(spec["paths"]["/v1/verify"]["post"].is_object());
+    assert!(spec["paths"]["/v1/challenge"]["post"].is_object());
     let keys = jwks(addr).await;
     assert_eq!(keys.keys.len(), 1);
     assert_eq!(keys.keys[0].alg.as_deref(), Some("EdDSA"));

