@@ -236,3 +236,48 @@ async fn challenges_count_against_the_rate_limit_and_need_a_key() {
     let (status, body) = challenge(server.addr, "not a key").await;
     assert_eq!((status, code(&body)), (400, "bad_request"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_form_takes_frames_as_base64_or_data_urls() {
+    use base64::Engine;
+    let server = start(|_| {}).await;
+    let (_, public) = device();
+    let (_, c) = challenge(server.addr, &public).await;
+    let frames: Vec<String> = following(&steps(&c))
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(f);
+            if i % 2 == 0 {
+                format!("data:image/jpeg;base64,{b64}")
+            } else {
+                b64
+            }
+        })
+        .collect();
+    let body = json!({
+        "challenge_id": c["challenge_id"],
+        "public_key": public,
+        "frames": frames,
+        "gender": "undisclosed",
+    });
+    let (status, body) = common::verify_raw(
+        server.addr,
+        "application/json",
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["gender"], "U");
+    // 21 frames are refused before any is decoded.
+    let body =
+        json!({"challenge_id": "x", "public_key": public, "frames": vec!["AAAA"; MAX_FRAMES + 1]});
+    let (status, body) = common::verify_raw(
+        server.addr,
+        "application/json",
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (400, "bad_request"), "{body}");
+    server.shutdown().await.unwrap();
+}

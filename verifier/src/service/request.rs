@@ -201,7 +201,7 @@ pub async fn parse(
         .to_ascii_lowercase();
     match mime.as_str() {
         "multipart/form-data" => parse_multipart(content_type, body, max_image, max_frame).await,
-        "application/json" => parse_json(&body, max_image),
+        "application/json" => parse_json(&body, max_image, max_frame),
         _ => Err(VerifyError::BadRequest(
             "send multipart/form-data (image, public_key, gender) or application/json".into(),
         )),
@@ -346,9 +346,19 @@ struct JsonBody {
     image: Option<Zeroizing<String>>,
     public_key: Option<String>,
     gender: Option<String>,
+    challenge_id: Option<String>,
+    /// A burst's frames, each as [`JsonBody::image`] is.
+    #[serde(default)]
+    frames: Vec<Zeroizing<String>>,
+    #[serde(default)]
+    frame_ms: Vec<u64>,
 }
 
-fn parse_json(body: &[u8], max_image: usize) -> Result<VerifyRequest, VerifyError> {
+fn parse_json(
+    body: &[u8],
+    max_image: usize,
+    max_frame: usize,
+) -> Result<VerifyRequest, VerifyError> {
     let parsed: JsonBody = serde_json::from_slice(body).map_err(|e| {
         // serde's message names the field or the position, never the value.
         VerifyError::BadRequest(format!(
@@ -356,15 +366,27 @@ fn parse_json(body: &[u8], max_image: usize) -> Result<VerifyRequest, VerifyErro
             e.to_string().chars().take(200).collect::<String>()
         ))
     })?;
-    let image = match parsed.image.as_deref() {
-        Some(text) => decode_image_text(text, max_image)?,
-        None => return Err(VerifyError::BadRequest("missing field image".into())),
+    if parsed.frames.len() > MAX_FRAMES || parsed.frame_ms.len() > MAX_FRAMES {
+        return Err(VerifyError::BadRequest(format!(
+            "more than {MAX_FRAMES} frames"
+        )));
+    }
+    let fields = Fields {
+        image: match parsed.image.as_deref() {
+            Some(text) => Some(decode_image_text(text, max_image)?),
+            None => None,
+        },
+        public_key: parsed.public_key,
+        gender: parsed.gender,
+        challenge_id: parsed.challenge_id,
+        frames: parsed
+            .frames
+            .iter()
+            .map(|f| decode_image_text(f, max_frame))
+            .collect::<Result<_, _>>()?,
+        frame_ms: parsed.frame_ms,
     };
-    finish(
-        Evidence::Photo(image),
-        parsed.public_key.as_deref(),
-        parsed.gender.as_deref(),
-    )
+    fields.finish()
 }
 
 /// Decodes a base64 image, plain or as a `data:` URL, in any base64 alphabet, padded or not.
