@@ -1,4 +1,5 @@
-//! Any body, as multipart or JSON, into `POST /v1/verify`'s parser: parsed or refused.
+//! Any body, as multipart or JSON, into `POST /v1/verify`'s parser (one image or a head-turn
+//! burst): parsed or refused.
 #![no_main]
 
 use anonchat_verifier::service::request::parse;
@@ -13,5 +14,6 @@ fuzz_target!(|data: &[u8]| {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let body = zeroize::Zeroizing::new(body.to_vec());
-    let _ = runtime.block_on(parse(Some(content_type), body, 1 << 16));
+    // A small image limit and a smaller frame limit: both paths (one image, a burst) run.
+    let _ = runtime.block_on(parse(Some(content_type), body, 1 << 16, 1 << 14));
 });
