@@ -85,6 +85,21 @@ pub struct Report {
     pub timings: Timings,
 }
 
+impl Report {
+    /// Nothing seen yet; an outcome that says so if nothing replaces it.
+    fn empty() -> Report {
+        Report {
+            faces: Vec::new(),
+            liveness: None,
+            liveness_primary: None,
+            liveness_second: None,
+            p_male: None,
+            outcome: Err(VerifyError::Internal),
+            timings: Timings::default(),
+        }
+    }
+}
+
 /// One worker's pipeline: its own models and the policy.
 pub struct Pipeline {
     models: Models,
@@ -112,15 +127,7 @@ impl Pipeline {
     /// Runs the pipeline on untrusted image bytes. With `thorough`, every model still runs on
     /// the best face after a rule has failed (for `check`); otherwise the first failure stops it.
     pub fn run(&mut self, bytes: &[u8], mode: GenderMode, thorough: bool) -> Report {
-        let mut report = Report {
-            faces: Vec::new(),
-            liveness: None,
-            liveness_primary: None,
-            liveness_second: None,
-            p_male: None,
-            outcome: Err(VerifyError::Internal),
-            timings: Timings::default(),
-        };
+        let mut report = Report::empty();
         report.outcome = self.stages(bytes, mode, thorough, &mut report);
         report
     }
@@ -136,15 +143,7 @@ impl Pipeline {
         steps: &[Step],
         mode: GenderMode,
     ) -> Report {
-        let mut report = Report {
-            faces: Vec::new(),
-            liveness: None,
-            liveness_primary: None,
-            liveness_second: None,
-            p_male: None,
-            outcome: Err(VerifyError::Internal),
-            timings: Timings::default(),
-        };
+        let mut report = Report::empty();
         report.outcome = self.burst_stages(frames, at_ms, steps, mode, &mut report);
         report
     }

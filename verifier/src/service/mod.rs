@@ -347,6 +347,14 @@ async fn verify(
     }
 }
 
+/// The body's declared length, if any.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 /// Counts a request against its IP address' rate limit (an IPv6 /64 is one address).
 fn rate_limit(state: &AppState, ip: IpAddr) -> Result<(), VerifyError> {
     if let Some(limiter) = &state.limiter
@@ -387,10 +395,7 @@ async fn challenge_inner(
     body: Body,
 ) -> Result<Challenge, VerifyError> {
     rate_limit(state, ip)?;
-    let content_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let content_length = content_length(headers);
     let body = request::read_body(body, content_length, 1024, &state.bodies).await?;
     let asked: ChallengeRequest = serde_json::from_slice(&body.bytes).map_err(|e| {
         VerifyError::BadRequest(format!(
@@ -430,10 +435,7 @@ async fn verify_inner(
         .map_err(|retry_after| VerifyError::RateLimited { retry_after })?;
     let max_image = state.config.max_image_bytes;
     let max_frame = state.config.max_frame_bytes;
-    let content_length = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let content_length = content_length(headers);
     // Room for base64's 4/3 (or a burst's frames) and the other fields.
     let limit = (max_image / 3 * 4).max(MAX_FRAMES * max_frame) + 64 * 1024;
     let body = request::read_body(body, content_length, limit, &state.bodies).await?;
