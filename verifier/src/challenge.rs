@@ -23,8 +23,10 @@ fn sign(step: Step) -> f32 {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Frame {
     pub pose: Pose,
-    /// Passive liveness, P(real), of the frame's face.
-    pub live: f32,
+    /// Passive liveness, P(real), of the frame's face: needed on frontal frames only (real
+    /// turned frames score low, so the rules ask nothing of them), so it may be left unmeasured
+    /// on the others. A frontal frame without it fails.
+    pub live: Option<f32>,
     /// Capture time in ms since the first frame, when the client said.
     pub at_ms: Option<u64>,
 }
@@ -99,7 +101,7 @@ pub enum Refusal {
     #[error("the frames do not all show the same person")]
     NotSamePerson { frame: usize, cosine: f32 },
     #[error("hold still facing the camera in good light")]
-    NotLive { frame: usize, live: f32 },
+    NotLive { frame: usize, live: Option<f32> },
     #[error("the frames' capture times are not plausible")]
     Timing,
 }
@@ -117,6 +119,11 @@ fn missed_message(step: Step, reached: f32) -> String {
 pub struct Passed {
     /// The most frontal frame: gender is read from it.
     pub frontal: usize,
+}
+
+/// Whether the rules ask for this frame's liveness.
+pub fn is_frontal(frame: &Frame, rules: &Rules) -> bool {
+    frame.pose.yaw.abs() <= rules.frontal
 }
 
 /// The most frontal frame (smallest |yaw|, the first of equals).
@@ -168,7 +175,7 @@ pub fn judge(
         }
     }
     for (frame, f) in frames.iter().enumerate() {
-        if f.pose.yaw.abs() <= rules.frontal && f.live < rules.live {
+        if is_frontal(f, rules) && f.live.is_none_or(|l| l < rules.live) {
             return Err(Refusal::NotLive {
                 frame,
                 live: f.live,
@@ -248,7 +255,7 @@ mod tests {
             .enumerate()
             .map(|(i, &yaw)| Frame {
                 pose: Pose { yaw, width: 1.0 },
-                live: 0.99,
+                live: Some(0.99),
                 at_ms: Some(i as u64 * 200),
             })
             .collect()
@@ -303,14 +310,24 @@ mod tests {
             Err(Refusal::NotSamePerson { frame: 7, .. })
         ));
         let mut print = burst(&TURNS);
-        print[9].live = 0.1;
+        print[9].live = Some(0.1);
         assert!(matches!(
             judge(&[Step::Left, Step::Right], &print, SAME, &r),
             Err(Refusal::NotLive { frame: 9, .. })
         ));
         // A turned frame's low liveness is no veto: real turned frames score low.
         let mut turned_low = burst(&TURNS);
-        turned_low[3].live = 0.1;
+        turned_low[3].live = Some(0.1);
+        assert!(judge(&[Step::Left, Step::Right], &turned_low, SAME, &r).is_ok());
+        // Nor is a turned frame's liveness left unmeasured; a frontal frame's is.
+        turned_low[3].live = None;
+        assert!(judge(&[Step::Left, Step::Right], &turned_low, SAME, &r).is_ok());
+        turned_low[0].live = None;
+        assert!(matches!(
+            judge(&[Step::Left, Step::Right], &turned_low, SAME, &r),
+            Err(Refusal::NotLive { frame: 0, .. })
+        ));
+        turned_low[0].live = Some(0.99);
         assert!(judge(&[Step::Left, Step::Right], &turned_low, SAME, &r).is_ok());
         let mut fast = burst(&TURNS);
         for (i, f) in fast.iter_mut().enumerate() {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anonchat_protocol::token::Gender;
 
-use crate::challenge::{Frame, Rules, Step, judge};
+use crate::challenge::{Frame, Rules, Step, is_frontal, judge};
 use crate::decode::{ImageLimits, Pixels, decode};
 use crate::error::VerifyError;
 use crate::models::{Manifest, ModelError, Models, Optional};
@@ -182,17 +182,18 @@ impl Pipeline {
                     min: p.min_face_px,
                 });
             }
-            let t = Instant::now();
-            let live = self
-                .models
-                .liveness(pixels.view(), &face)
-                .map_err(internal)?;
-            r.timings.liveness += t.elapsed();
-            judged.push(Frame {
+            let mut frame = Frame {
                 pose: Pose::of(&face.landmarks),
-                live,
+                live: None,
                 at_ms: at_ms.map(|t| t[i]),
-            });
+            };
+            if is_frontal(&frame, &p.challenge) {
+                let t = Instant::now();
+                let live = self.models.liveness(pixels.view(), &face);
+                r.timings.liveness += t.elapsed();
+                frame.live = Some(live.map_err(internal)?);
+            }
+            judged.push(frame);
             seen.push((pixels, face));
         }
         // Embeddings only as the decision asks for them, each once.
@@ -230,7 +231,7 @@ impl Pipeline {
         let passed = decision?;
         let (pixels, face) = &seen[passed.frontal];
         r.faces = vec![*face];
-        r.liveness = Some(judged[passed.frontal].live);
+        r.liveness = judged[passed.frontal].live;
         r.liveness_primary = r.liveness;
         match mode {
             GenderMode::Undisclosed => Ok(Gender::Undisclosed),

@@ -139,7 +139,7 @@ fn burst(models: &mut Models, parts: &[(&str, &[usize])]) -> Burst {
             let live = models.liveness(pixels.view(), &face).unwrap();
             b.frames.push(Frame {
                 pose: Pose::of(&face.landmarks),
-                live,
+                live: Some(live),
                 at_ms: Some(b.frames.len() as u64 * 250),
             });
             b.embeddings.push(embedding);
@@ -294,7 +294,7 @@ fn tilted_prints_of_a_frontal_photo_are_refused() {
                 let live = models.liveness(view, &face).unwrap();
                 b.frames.push(Frame {
                     pose: Pose::of(&face.landmarks),
-                    live,
+                    live: Some(live),
                     at_ms: Some(b.frames.len() as u64 * 250),
                 });
                 b.embeddings
