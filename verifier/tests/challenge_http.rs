@@ -261,23 +261,13 @@ async fn the_json_form_takes_frames_as_base64_or_data_urls() {
         "frames": frames,
         "gender": "undisclosed",
     });
-    let (status, body) = common::verify_raw(
-        server.addr,
-        "application/json",
-        body.to_string().into_bytes(),
-    )
-    .await;
+    let (status, body) = common::verify_json(server.addr, &body).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["gender"], "U");
     // 21 frames are refused before any is decoded.
     let body =
         json!({"challenge_id": "x", "public_key": public, "frames": vec!["AAAA"; MAX_FRAMES + 1]});
-    let (status, body) = common::verify_raw(
-        server.addr,
-        "application/json",
-        body.to_string().into_bytes(),
-    )
-    .await;
+    let (status, body) = common::verify_json(server.addr, &body).await;
     assert_eq!((status, code(&body)), (400, "bad_request"), "{body}");
     server.shutdown().await.unwrap();
 }

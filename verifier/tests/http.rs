@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anonchat_protocol::token::{Jwks, KeySet, peer_id};
 use base64::Engine;
-use common::{code, device, face, start, verify_multipart, verify_raw};
+use common::{code, device, face, start, verify_json, verify_multipart, verify_raw};
 use serde_json::json;
 
 async fn jwks(addr: std::net::SocketAddr) -> Jwks {
@@ -44,22 +44,12 @@ async fn json_data_url_and_undisclosed_gender() {
     let (_, public) = device();
     let image = base64::engine::general_purpose::STANDARD.encode(face("real_f_silentface_T1.jpg"));
     let body = json!({"image": format!("data:image/jpeg;base64,{image}"), "public_key": public, "gender": "undisclosed"});
-    let (status, body) = verify_raw(
-        server.addr,
-        "application/json",
-        body.to_string().into_bytes(),
-    )
-    .await;
+    let (status, body) = verify_json(server.addr, &body).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["gender"], "U");
     // Plain base64 without the data: prefix works too, and infers gender.
     let body = json!({"image": image, "public_key": public});
-    let (status, body) = verify_raw(
-        server.addr,
-        "application/json",
-        body.to_string().into_bytes(),
-    )
-    .await;
+    let (status, body) = verify_json(server.addr, &body).await;
     assert_eq!(
         (status, body["gender"].as_str()),
         (200, Some("F")),

@@ -335,12 +335,23 @@ async fn verify(
     body: Body,
 ) -> Response {
     let result = verify_inner(&state, peer.ip(), &headers, body).await;
+    respond(&state, "verify", "verified", result)
+}
+
+/// The answer to request `name`, counted in the metrics and logged by its outcome (`ok` when
+/// it succeeded, else the error's code).
+fn respond(
+    state: &AppState,
+    name: &'static str,
+    ok: &'static str,
+    result: Result<impl serde::Serialize, VerifyError>,
+) -> Response {
     let outcome = match &result {
-        Ok(_) => "verified",
+        Ok(_) => ok,
         Err(e) => e.code(),
     };
     state.metrics.outcome(outcome);
-    tracing::info!(outcome, "verify");
+    tracing::info!(outcome, "{name}");
     match result {
         Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
         Err(e) => error_response(&e),
@@ -378,14 +389,7 @@ async fn challenge(
     body: Body,
 ) -> Response {
     let result = challenge_inner(&state, peer.ip(), &headers, body).await;
-    state.metrics.outcome(match &result {
-        Ok(_) => "challenge",
-        Err(e) => e.code(),
-    });
-    match result {
-        Ok(c) => (StatusCode::OK, axum::Json(c)).into_response(),
-        Err(e) => error_response(&e),
-    }
+    respond(&state, "challenge", "challenge", result)
 }
 
 async fn challenge_inner(

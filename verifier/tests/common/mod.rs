@@ -119,6 +119,14 @@ pub async fn verify_multipart(
 }
 
 /// `POST /v1/verify` with a raw body and content type.
+/// `POST /v1/verify` with a JSON body.
+pub async fn verify_json(
+    addr: std::net::SocketAddr,
+    body: &serde_json::Value,
+) -> (u16, serde_json::Value) {
+    verify_raw(addr, "application/json", body.to_string().into_bytes()).await
+}
+
 pub async fn verify_raw(
     addr: std::net::SocketAddr,
     content_type: &str,
