@@ -72,7 +72,9 @@ impl Default for Rules {
             depth: 0.35,
             // models.toml says why: one burst's frames score ≥ 0.65, different people ≤ 0.27.
             same_person: manifest.embedder.threshold.unwrap_or(0.45),
-            // The liveness model's own threshold; real frontal frames score 0.96-1.00.
+            // The liveness model's own threshold (the pipeline uses the configured
+            // LIVENESS_THRESHOLD instead, as it does for photos); real frontal frames score
+            // 0.96-1.00.
             live: manifest.liveness.threshold.unwrap_or(0.5),
             // Two deliberate turns take more than a second; a challenge lives for 60 s.
             min_ms: 1_000,

@@ -157,6 +157,16 @@ impl Pipeline {
         r: &mut Report,
     ) -> Result<Gender, VerifyError> {
         let p = &self.policy;
+        if at_ms.is_some_and(|t| t.len() != frames.len()) {
+            return Err(VerifyError::BadRequest(
+                "one capture time per frame, or none".into(),
+            ));
+        }
+        // One liveness threshold for photos and bursts: the configured one.
+        let rules = Rules {
+            live: p.liveness_threshold,
+            ..p.challenge
+        };
         let mut seen: Vec<(Pixels, Face)> = Vec::with_capacity(frames.len());
         let mut judged = Vec::with_capacity(frames.len());
         for (i, bytes) in frames.iter().enumerate() {
@@ -175,19 +185,13 @@ impl Pipeline {
                 [face] => *face,
                 _ => return Err(VerifyError::MultipleFaces),
             };
-            let side = face.bbox.w.min(face.bbox.h).max(0.0).round() as u32;
-            if side < p.min_face_px {
-                return Err(VerifyError::FaceTooSmall {
-                    got: side,
-                    min: p.min_face_px,
-                });
-            }
+            large_enough(p, &face)?;
             let mut frame = Frame {
                 pose: Pose::of(&face.landmarks),
                 live: None,
                 at_ms: at_ms.map(|t| t[i]),
             };
-            if is_frontal(&frame, &p.challenge) {
+            if is_frontal(&frame, &rules) {
                 let t = Instant::now();
                 let live = self.models.liveness(pixels.view(), &face);
                 r.timings.liveness += t.elapsed();
@@ -221,7 +225,7 @@ impl Pipeline {
                     _ => 1.0,
                 }
             },
-            &p.challenge,
+            &rules,
         );
         r.timings.embed = t.elapsed();
         drop(embeddings);
@@ -240,14 +244,10 @@ impl Pipeline {
                 let p_male = self.models.p_male(pixels.view(), face).map_err(internal)?;
                 r.timings.gender = t.elapsed();
                 r.p_male = Some(p_male);
-                if p_male.max(1.0 - p_male) < p.gender_margin {
-                    return Err(VerifyError::LowConfidence);
+                match gender_of(p, p_male) {
+                    (gender, true) => Ok(gender),
+                    (_, false) => Err(VerifyError::LowConfidence),
                 }
-                Ok(if p_male >= 0.5 {
-                    Gender::Male
-                } else {
-                    Gender::Female
-                })
             }
         }
     }
@@ -285,12 +285,8 @@ impl Pipeline {
         if r.faces.len() > 1 {
             fail(VerifyError::MultipleFaces)?;
         }
-        let side = face.bbox.w.min(face.bbox.h).max(0.0).round() as u32;
-        if side < p.min_face_px {
-            fail(VerifyError::FaceTooSmall {
-                got: side,
-                min: p.min_face_px,
-            })?;
+        if let Err(e) = large_enough(p, &face) {
+            fail(e)?;
         }
 
         let t = Instant::now();
@@ -318,14 +314,11 @@ impl Pipeline {
                 let p_male = self.models.p_male(image, &face).map_err(internal)?;
                 r.timings.gender = t.elapsed();
                 r.p_male = Some(p_male);
-                if p_male.max(1.0 - p_male) < p.gender_margin {
+                let (gender, confident) = gender_of(p, p_male);
+                if !confident {
                     fail(VerifyError::LowConfidence)?;
                 }
-                if p_male >= 0.5 {
-                    Gender::Male
-                } else {
-                    Gender::Female
-                }
+                gender
             }
         };
         match first_failure {
@@ -333,6 +326,28 @@ impl Pipeline {
             None => Ok(gender),
         }
     }
+}
+
+/// The policy's size rule: the shorter side of the face's box, in pixels.
+fn large_enough(p: &Policy, face: &Face) -> Result<(), VerifyError> {
+    let side = face.bbox.w.min(face.bbox.h).max(0.0).round() as u32;
+    if side < p.min_face_px {
+        return Err(VerifyError::FaceTooSmall {
+            got: side,
+            min: p.min_face_px,
+        });
+    }
+    Ok(())
+}
+
+/// The gender P(male) says, and whether it is sure enough ([`Policy::gender_margin`]) to answer.
+fn gender_of(p: &Policy, p_male: f32) -> (Gender, bool) {
+    let gender = if p_male >= 0.5 {
+        Gender::Male
+    } else {
+        Gender::Female
+    };
+    (gender, p_male.max(1.0 - p_male) >= p.gender_margin)
 }
 
 fn internal(e: ModelError) -> VerifyError {

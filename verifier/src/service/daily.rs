@@ -50,30 +50,42 @@ impl Daily {
         }
     }
 
-    /// Whether `ip` may get another token today; if not, the seconds until tomorrow (UTC).
-    pub fn check(&mut self, ip: IpAddr, now: i64) -> Result<(), u64> {
+    /// Takes one of today's tokens for `ip` before the work starts, so that requests in flight
+    /// together cannot pass the limit; [`Daily::give_back`] returns it when no token came of
+    /// it. If none is left, the seconds until tomorrow (UTC).
+    pub fn take(&mut self, ip: IpAddr, now: i64) -> Result<(), u64> {
         if self.limit == 0 {
             return Ok(());
         }
         self.roll(now);
-        match self.counts.get(&client_key(ip)) {
-            Some(&n) if n >= self.limit => Err((DAY - now.rem_euclid(DAY)).max(1) as u64),
-            _ => Ok(()),
+        let key = client_key(ip);
+        let full = self.counts.len() >= MAX_CLIENTS;
+        match self.counts.get_mut(&key) {
+            Some(n) if *n >= self.limit => Err((DAY - now.rem_euclid(DAY)).max(1) as u64),
+            Some(n) => {
+                *n += 1;
+                Ok(())
+            }
+            None if full => {
+                tracing::warn!("the daily verification counts are full until midnight UTC");
+                Ok(())
+            }
+            None => {
+                self.counts.insert(key, 1);
+                Ok(())
+            }
         }
     }
 
-    /// Counts a token issued to `ip`.
-    pub fn issued(&mut self, ip: IpAddr, now: i64) {
-        if self.limit == 0 {
+    /// Returns a token taken by [`Daily::take`] (the verification was refused). A token taken
+    /// yesterday is not returned: the day's counts are gone already.
+    pub fn give_back(&mut self, ip: IpAddr, taken_at: i64) {
+        if self.limit == 0 || taken_at.div_euclid(DAY) != self.day {
             return;
         }
-        self.roll(now);
-        let key = client_key(ip);
-        if self.counts.len() >= MAX_CLIENTS && !self.counts.contains_key(&key) {
-            tracing::warn!("the daily verification counts are full until midnight UTC");
-            return;
+        if let Some(n) = self.counts.get_mut(&client_key(ip)) {
+            *n = n.saturating_sub(1);
         }
-        *self.counts.entry(key).or_default() += 1;
     }
 }
 
@@ -98,13 +110,21 @@ mod tests {
         let ip: IpAddr = "2001:db8::1".parse().unwrap();
         let neighbour: IpAddr = "2001:db8::2".parse().unwrap();
         let noon = 20_000 * DAY + DAY / 2;
-        for _ in 0..2 {
-            assert_eq!(d.check(ip, noon), Ok(()));
-            d.issued(ip, noon);
-        }
-        assert_eq!(d.check(neighbour, noon), Err((DAY / 2) as u64), "same /64");
-        assert_eq!(d.check("192.0.2.1".parse().unwrap(), noon), Ok(()));
-        assert_eq!(d.check(ip, noon + DAY / 2), Ok(()), "a new day");
-        assert_eq!(Daily::new(0).check(ip, noon), Ok(()), "0 is off");
+        // Two in flight at once take both of the day's tokens: a third waits even before
+        // either has finished.
+        assert_eq!(d.take(ip, noon), Ok(()));
+        assert_eq!(d.take(ip, noon), Ok(()));
+        assert_eq!(d.take(neighbour, noon), Err((DAY / 2) as u64), "same /64");
+        // One of them was refused: its token comes back.
+        d.give_back(ip, noon);
+        assert_eq!(d.take(neighbour, noon), Ok(()));
+        assert_eq!(d.take(ip, noon), Err((DAY / 2) as u64));
+        assert_eq!(d.take("192.0.2.1".parse().unwrap(), noon), Ok(()));
+        // A token taken before midnight and given back after it changes nothing today.
+        assert_eq!(d.take(ip, noon + DAY / 2), Ok(()), "a new day");
+        d.give_back(ip, noon);
+        assert_eq!(d.take(ip, noon + DAY / 2), Ok(()));
+        assert_eq!(d.take(ip, noon + DAY / 2), Err(DAY as u64));
+        assert_eq!(Daily::new(0).take(ip, noon), Ok(()), "0 is off");
     }
 }

@@ -431,12 +431,7 @@ async fn verify_inner(
     body: Body,
 ) -> Result<serde_json::Value, VerifyError> {
     rate_limit(state, ip)?;
-    state
-        .daily
-        .lock()
-        .map_err(|_| VerifyError::Internal)?
-        .check(ip, unix_now())
-        .map_err(|retry_after| VerifyError::RateLimited { retry_after })?;
+    let mut todays = TodaysToken::take(state, ip)?;
     let max_image = state.config.max_image_bytes;
     let max_frame = state.config.max_frame_bytes;
     let content_length = content_length(headers);
@@ -493,9 +488,7 @@ async fn verify_inner(
             state.config.token_ttl_seconds,
         )
         .map_err(|_| VerifyError::Internal)?;
-    if let Ok(mut daily) = state.daily.lock() {
-        daily.issued(ip, now);
-    }
+    todays.used = true;
     Ok(json!({
         "verified": true,
         "token": token,
@@ -503,6 +496,43 @@ async fn verify_inner(
         "expires_at": claims.exp,
         "peer_id": claims.sub,
     }))
+}
+
+/// One of the address' tokens for today, taken before the work starts and given back when the
+/// request ends without a token (refused, failed, or dropped by a client that went away).
+struct TodaysToken<'a> {
+    daily: &'a std::sync::Mutex<daily::Daily>,
+    ip: IpAddr,
+    at: i64,
+    used: bool,
+}
+
+impl<'a> TodaysToken<'a> {
+    fn take(state: &'a AppState, ip: IpAddr) -> Result<Self, VerifyError> {
+        let at = unix_now();
+        state
+            .daily
+            .lock()
+            .map_err(|_| VerifyError::Internal)?
+            .take(ip, at)
+            .map_err(|retry_after| VerifyError::RateLimited { retry_after })?;
+        Ok(TodaysToken {
+            daily: &state.daily,
+            ip,
+            at,
+            used: false,
+        })
+    }
+}
+
+impl Drop for TodaysToken<'_> {
+    fn drop(&mut self) {
+        if !self.used
+            && let Ok(mut daily) = self.daily.lock()
+        {
+            daily.give_back(self.ip, self.at);
+        }
+    }
 }
 
 /// The JSON error body, with Retry-After where waiting helps.

@@ -1,6 +1,8 @@
 //! Shared by the verifier's integration tests: where the real models and photos are.
 #![allow(dead_code, unused_imports)]
 
+pub mod burst;
+
 pub use anonchat_testkit::fixtures::{face, faces_dir, models_dir};
 
 /// One row of MANIFEST.md's "Reference outputs" table.
