@@ -113,6 +113,8 @@ async fn main() -> anyhow::Result<()> {
                 let mut config = ServiceConfig::local(models.clone());
                 config.rate_limit_per_minute = 0;
                 config.verifications_per_ip_per_day = 0;
+                // Still photos are measured too; bursts are taken in either mode.
+                config.verify_mode = service::VerifyMode::Photo;
                 config.workers = Some(workers);
                 Some(service::start(config).await?)
             }

@@ -51,11 +51,16 @@ pub async fn run(faces: &Path, models: &Path, t: &mut Transcript<'_>) -> anyhow:
     // Every device of the demonstration verifies from this one machine.
     config.rate_limit_per_minute = 0;
     config.verifications_per_ip_per_day = 0;
+    // The demonstration's devices verify with sample photos, not a live camera: photo mode,
+    // which a real deployment never runs (the transcript says so).
+    config.verify_mode = service::VerifyMode::Photo;
     let verifier = service::start(config)
         .await
         .context("starting the verifier (did models/install.sh run?)")?;
     let base = format!("http://{}", verifier.addr);
-    t.line(format!("verifier up at {base}, models loaded"));
+    t.line(format!(
+        "verifier up at {base}, models loaded, in photo mode for the sample photos (a deployment runs VERIFY_MODE=active: a live head turn)"
+    ));
     let jwks: Jwks = reqwest::get(format!("{base}/.well-known/jwks.json"))
         .await?
         .json()

@@ -38,6 +38,8 @@ fn join(nickname: &str, want: Want) -> ClientMessage {
 async fn selfie_verified_devices_meet_at_the_rendezvous() {
     let mut vc = ServiceConfig::local(models_dir());
     vc.rate_limit_per_minute = 0;
+    // The devices verify with a still photo (`anonchat verify PHOTO`).
+    vc.verify_mode = verifier::VerifyMode::Photo;
     let verifier = verifier::start(vc)
         .await
         .expect("the verifier starts (models/install.sh)");

@@ -1,4 +1,6 @@
-//! The verifier's client: sends a photo and the device's public key, keeps the token.
+//! The verifier's client: sends a photo and the device's public key (photo mode), or pairs a
+//! phone that runs the head-turn check for this device's key and collects the token it leaves
+//! (DESIGN.md §4). The caller keeps the token.
 
 use anonchat_protocol::token::Gender;
 use base64::Engine;
@@ -42,8 +44,7 @@ pub async fn verify(
     undisclosed: bool,
 ) -> Result<SavedToken, VerifyError> {
     let url = format!("{}/v1/verify", base_url.trim_end_matches('/'));
-    let public_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(identity.verifying_key().as_bytes());
+    let public_key = public_key(identity);
     let mut form = reqwest::multipart::Form::new()
         .part(
             "image",
@@ -63,6 +64,14 @@ pub async fn verify(
         .send()
         .await
         .map_err(unreachable)?;
+    token_of(identity, response).await
+}
+
+/// The verifier's answer, as a token for this device or its refusal.
+async fn token_of(
+    identity: &Identity,
+    response: reqwest::Response,
+) -> Result<SavedToken, VerifyError> {
     let status = response.status();
     let reply: Reply = response
         .json()
@@ -93,4 +102,112 @@ pub async fn verify(
         expires_at,
         peer_id,
     })
+}
+
+fn base(url: &str) -> &str {
+    url.trim_end_matches('/')
+}
+
+fn public_key(identity: &Identity) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(identity.verifying_key().as_bytes())
+}
+
+/// Posts `body` as JSON; the response, or why there is none.
+async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    body: &impl serde::Serialize,
+) -> Result<reqwest::Response, VerifyError> {
+    client
+        .post(&url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| VerifyError::Unreachable {
+            url,
+            reason: e.to_string(),
+        })
+}
+
+/// A refusal's code and message, from a verifier's error body.
+async fn refusal(response: reqwest::Response) -> VerifyError {
+    let status = response.status();
+    match response.json::<Reply>().await {
+        Ok(Reply { error: Some(e), .. }) => VerifyError::Refused {
+            code: e.code,
+            message: e.message,
+        },
+        _ => VerifyError::Protocol(format!("HTTP {status}, not a verifier reply")),
+    }
+}
+
+/// A pairing code opened for this device: show `url` (and the fingerprint to compare).
+pub type Pairing = anonchat_protocol::pair::Pairing;
+
+/// Asks the verifier at `base_url` for a pairing code bound to this device's key. The
+/// fingerprint it answers must be this key's: anything else is refused.
+pub async fn open_pairing(
+    base_url: &str,
+    identity: &Identity,
+    undisclosed: bool,
+) -> Result<Pairing, VerifyError> {
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/pair", base(base_url));
+    let body = anonchat_protocol::pair::PairRequest {
+        public_key: public_key(identity),
+        undisclosed,
+    };
+    let response = post_json(&client, url, &body).await?;
+    if !response.status().is_success() {
+        return Err(refusal(response).await);
+    }
+    let pairing: Pairing = response
+        .json()
+        .await
+        .map_err(|e| VerifyError::Protocol(format!("not a pairing ({e})")))?;
+    if pairing.fingerprint != anonchat_protocol::pair::fingerprint(&identity.verifying_key()) {
+        return Err(VerifyError::Protocol(
+            "the pairing is for another key".into(),
+        ));
+    }
+    if anonchat_protocol::pair::normalize_code(&pairing.pair_code).as_deref()
+        != Some(pairing.pair_code.as_str())
+    {
+        return Err(VerifyError::Protocol("not a pairing code".into()));
+    }
+    Ok(pairing)
+}
+
+/// Waits for the phone's check of `code` and returns the token the verifier kept for this
+/// device, asking again after each wait the verifier cuts short.
+pub async fn collect(
+    base_url: &str,
+    identity: &Identity,
+    code: &str,
+) -> Result<SavedToken, VerifyError> {
+    let wait = std::time::Duration::from_secs(anonchat_protocol::pair::COLLECT_WAIT_SECONDS);
+    let client = reqwest::Client::builder()
+        .timeout(wait + std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| VerifyError::Protocol(e.to_string()))?;
+    let url = format!("{}/v1/pair/{code}/token", base(base_url));
+    let proof = anonchat_protocol::pair::prove(code, |m| identity.sign(m));
+    loop {
+        let response = post_json(&client, url.clone(), &proof).await?;
+        if response.status() != reqwest::StatusCode::ACCEPTED {
+            return token_of(identity, response).await;
+        }
+    }
+}
+
+/// Tells the verifier that this device gave up on `code`, so nobody can use it any more.
+pub async fn cancel(base_url: &str, identity: &Identity, code: &str) -> Result<(), VerifyError> {
+    let url = format!("{}/v1/pair/{code}/cancel", base(base_url));
+    let proof = anonchat_protocol::pair::prove(code, |m| identity.sign(m));
+    let response = post_json(&reqwest::Client::new(), url, &proof).await?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(refusal(response).await)
+    }
 }

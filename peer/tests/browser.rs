@@ -1,6 +1,7 @@
 //! The browser client in Debian's Chromium, driven by playwright-core (`peer/tests/browser/`),
-//! against the real verifier (real models, a real face through the fake camera) and a real
-//! rendezvous serving the page; browser ↔ `anonchat chat --json`, browser ↔ browser.
+//! against the real verifier (real models, real faces through the fake camera: a head-turn
+//! burst in active mode, a still in photo mode) and a real rendezvous serving the page;
+//! browser ↔ `anonchat chat --json`, browser ↔ browser.
 //!
 //! Each test runs in a network namespace of its own with only loopback (`unshare --net`), so
 //! that every WebRTC candidate, the browser's included, is a loopback address.
@@ -46,7 +47,17 @@ struct System {
 }
 
 impl System {
+    /// The verifier in photo mode: the chat tests verify with one still, which is quicker.
     async fn start() -> System {
+        Self::start_with(|c| c.verify_mode = service::VerifyMode::Photo).await
+    }
+
+    async fn start_with(tune: impl FnOnce(&mut ServiceConfig)) -> System {
+        // The verifier's decisions (why a burst was refused) in the test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("anonchat_verifier=info")
+            .with_test_writer()
+            .try_init();
         // Alone in this network namespace: a port picked here stays free.
         let rendezvous_addr: SocketAddr = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -56,6 +67,7 @@ impl System {
         let mut config = ServiceConfig::local(models_dir());
         config.rate_limit_per_minute = 0;
         config.client_origins = vec![page.clone()];
+        tune(&mut config);
         let verifier = service::start(config).await.unwrap();
         let verifier_url = format!("http://{}", verifier.addr);
         let config = Config {
@@ -85,26 +97,57 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn cameras(dir: &Path) -> (PathBuf, PathBuf) {
-    let (real, spoof) = (dir.join("real.y4m"), dir.join("spoof.y4m"));
+/// A still of a real woman, for the photo mode's selfie.
+fn still_camera(dir: &Path) -> PathBuf {
+    let real = dir.join("real.y4m");
     camera_file(&face("real_f_silentface_T1.jpg"), &real);
-    camera_file(&face("spoof_print_f_silentface_F1.jpg"), &spoof);
-    (real, spoof)
+    real
 }
 
 #[test]
-fn the_browser_verifies_through_the_camera() {
-    if !isolated("the_browser_verifies_through_the_camera") {
+fn the_browser_verifies_a_guided_head_turn_through_the_camera() {
+    use anonchat_protocol::verify::Step;
+    if !isolated("the_browser_verifies_a_guided_head_turn_through_the_camera") {
         return;
     }
     runtime().block_on(async {
-        let system = System::start().await;
+        // Active mode, the default; the camera file is made before the browser starts, so the
+        // steps are pinned (only code can do that) and the file follows them.
+        let steps = [Step::Right, Step::Left];
+        let system = System::start_with(|c| c.pinned_steps = Some(steps.to_vec())).await;
         let dir = common::home("browser-verify");
-        let (real, spoof) = cameras(&dir);
+        let (real, wrong, still) = (
+            dir.join("turns.y4m"),
+            dir.join("wrong-order.y4m"),
+            dir.join("still.y4m"),
+        );
+        common::browser::head_turn_camera(&steps, &real);
+        common::browser::head_turn_camera(&[Step::Left, Step::Right], &wrong);
+        camera_file(&face("real_f_silentface_T1.jpg"), &still);
         let mut script = Script::start(
             "verify.mjs",
             &system.page,
-            &[("CAMERA", &real), ("SPOOF_CAMERA", &spoof)],
+            &[
+                ("CAMERA", &real),
+                ("WRONG_CAMERA", &wrong),
+                ("STILL_CAMERA", &still),
+            ],
+        );
+        let screen = &script.expect("camera_screen").await["camera_screen"];
+        assert_eq!(screen["mode"], "active", "{screen}");
+        assert_eq!(
+            screen["photo_choice_shown"], false,
+            "no photo upload in active mode: {screen}"
+        );
+        let guide = &script.expect("guide").await["guide"];
+        assert_eq!(
+            guide,
+            &serde_json::json!([
+                {"guide": "look", "arrow": "", "text": "Look at the camera"},
+                {"guide": "right", "arrow": "→", "text": "Turn your head to your right"},
+                {"guide": "left", "arrow": "←", "text": "Turn your head to your left"},
+            ]),
+            "the steps in the challenge's order, arrows as the mirrored preview shows them"
         );
         let token = script.expect("token").await;
         let keys = KeySet::from_jwks(
@@ -118,7 +161,7 @@ fn the_browser_verifies_through_the_camera() {
             "bound to the browser's key"
         );
         assert_eq!(token["peer_id"], token["token_peer_id"]);
-        assert_eq!(token["gender"], "F");
+        assert_eq!(token["gender"], "M", "the man of the burst");
         let storage = &script.expect("storage").await["storage"];
         assert_eq!(
             storage["local"],
@@ -165,16 +208,134 @@ fn the_browser_verifies_through_the_camera() {
             "{checks}"
         );
         assert_eq!(checks["small"], "image/png", "{checks}");
-        let refused = script.expect("refused").await;
-        assert_eq!(refused["refused"], "spoof_detected");
+        for (name, hint) in [
+            // The turns came left then right: the right turn is there, no left turn after it.
+            ("wrong_order", "Next time, turn your head to your left."),
+            // Whatever the still misses first (this one is not frontal enough), it says what to do.
+            ("still", "Next time, "),
+        ] {
+            let seen = &script.expect(name).await[name];
+            assert_eq!(seen["refused"], "challenge_not_followed", "{name}: {seen}");
+            assert!(
+                seen["message"].as_str().unwrap().contains(hint),
+                "{name}: the page says which turn to make: {seen}"
+            );
+            assert_eq!(seen["screen"], "camera", "{seen}");
+            assert_eq!(seen["button"], "Try again", "{seen}");
+            assert_eq!(seen["camera_live"], false, "{seen}");
+        }
+        script.done().await;
+    });
+}
+
+/// `anonchat verify` (no photo) against a verifier in active mode: the terminal prints a
+/// pairing address, a phone's page opened there runs the head-turn check, the token arrives in
+/// the terminal. The page shows the terminal's fingerprint and keeps nothing; the code is
+/// single-use.
+#[test]
+fn a_phone_verifies_for_the_terminal_through_a_pairing_code() {
+    use anonchat_protocol::verify::Step;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    if !isolated("a_phone_verifies_for_the_terminal_through_a_pairing_code") {
+        return;
+    }
+    runtime().block_on(async {
+        let steps = [Step::Left, Step::Right];
+        let system = System::start_with(|c| c.pinned_steps = Some(steps.to_vec())).await;
+        let dir = common::home("browser-pairing");
+        let camera = dir.join("turns.y4m");
+        common::browser::head_turn_camera(&steps, &camera);
+        let home = dir.join("terminal");
+        let mut terminal = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
+            .arg("verify")
+            .env("ANONCHAT_HOME", &home)
+            .env("ANONCHAT_VERIFIER", &system.verifier)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(terminal.stdout.take().unwrap()).lines();
+        let mut printed = Vec::new();
+        let (url, fingerprint) = tokio::time::timeout(Duration::from_secs(20), async {
+            let mut url = None;
+            loop {
+                let line = lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("the terminal prints");
+                println!("terminal: {line}");
+                printed.push(line.clone());
+                if line.starts_with("http") {
+                    url = Some(line.trim().to_owned());
+                } else if let Some(rest) =
+                    line.strip_prefix("The page shows this device's fingerprint, ")
+                {
+                    return (url.expect("the address comes first"), rest[..14].to_owned());
+                }
+            }
+        })
+        .await
+        .expect("the terminal shows a pairing address");
+        assert!(url.starts_with(&format!("{}/#pair=", system.page)), "{url}");
         assert!(
-            refused["message"]
+            printed.iter().any(|l| l.contains('█') || l.contains('▀')),
+            "a QR code is drawn: {printed:?}"
+        );
+        let mut node = tokio::process::Command::new("node");
+        node.env("PAIR_URL", &url);
+        let mut phone = Script::spawn("pairing.mjs", &system.page, &[("CAMERA", &camera)], node);
+        let shown = phone.expect("fingerprint").await;
+        assert_eq!(
+            shown["fingerprint"],
+            fingerprint.as_str(),
+            "both screens show one key"
+        );
+        let paired = &phone.expect("paired").await["paired"];
+        assert_eq!(
+            paired["guide"],
+            serde_json::json!(["look", "left", "right"]),
+            "{paired}"
+        );
+        assert_eq!(
+            paired["local"],
+            serde_json::json!([]),
+            "the phone keeps no token: {paired}"
+        );
+        assert_eq!(paired["camera_live"], false);
+        let status = tokio::time::timeout(Duration::from_secs(30), terminal.wait())
+            .await
+            .expect("the terminal gets its token")
+            .unwrap();
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push(line);
+        }
+        assert!(status.success(), "{rest:?}");
+        assert!(
+            rest.iter().any(|l| l.starts_with("verified: gender M")),
+            "{rest:?}"
+        );
+        let used = &phone.expect("used").await["used"];
+        assert_eq!(used["code"], "pair_unknown", "{used}");
+        assert!(
+            used["status"]
                 .as_str()
                 .unwrap()
-                .contains("photo of a photo")
+                .contains("Run anonchat verify again"),
+            "{used}"
         );
-        assert_eq!(refused["screen"], "camera");
-        script.done().await;
+        assert_eq!(used["can_continue"], false, "{used}");
+        phone.done().await;
+
+        // The token is the terminal's own: bound to its key, and it logs in with it.
+        let whoami = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
+            .arg("whoami")
+            .env("ANONCHAT_HOME", &home)
+            .output()
+            .unwrap();
+        let whoami = String::from_utf8_lossy(&whoami.stdout).to_string();
+        assert!(whoami.contains("token:   valid for"), "{whoami}");
     });
 }
 
@@ -215,7 +376,7 @@ fn the_browser_chats_with_the_terminal_client() {
     runtime().block_on(async {
         let system = System::start().await;
         let dir = common::home("browser-terminal");
-        let (camera, _) = cameras(&dir);
+        let camera = still_camera(&dir);
         let to_terminal = dir.join("from-browser.png");
         let sent_by_browser = png(&to_terminal, 300);
         let to_browser = dir.join("from-terminal.png");
@@ -283,7 +444,7 @@ fn browsers_chat_with_each_other_and_every_way_a_chat_ends_works() {
     runtime().block_on(async {
         let system = System::start().await;
         let dir = common::home("browser-pair");
-        let (camera, _) = cameras(&dir);
+        let camera = still_camera(&dir);
         let mut browsers = Script::start("pair.mjs", &system.page, &[("CAMERA", &camera)]);
         let code = browsers.expect("browser_to_browser").await;
         assert_eq!(

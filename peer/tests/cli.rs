@@ -26,6 +26,8 @@ fn text(o: &std::process::Output) -> String {
 async fn verify_keeps_a_token_and_whoami_shows_it() {
     let mut config = ServiceConfig::local(models_dir());
     config.rate_limit_per_minute = 0;
+    // `anonchat verify PHOTO` is for a verifier in photo mode.
+    config.verify_mode = service::VerifyMode::Photo;
     let server = service::start(config).await.unwrap();
     let url = format!("http://{}", server.addr);
     let home = std::env::temp_dir().join(format!("anonchat-peer-{}", std::process::id()));
@@ -127,5 +129,100 @@ async fn verify_keeps_a_token_and_whoami_shows_it() {
         "{}",
         text(&out)
     );
+    std::fs::remove_dir_all(home).unwrap();
+}
+
+/// `anonchat verify` without a photo, against a verifier in active mode: a photo is refused
+/// with the way forward, and the pairing it opens instead is cancelled by Ctrl-C, so nobody can
+/// use its code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_pairs_a_phone_in_active_mode_and_ctrl_c_cancels_the_code() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut config = ServiceConfig::local(models_dir());
+    config.rate_limit_per_minute = 0;
+    config.page_url = Some("http://page.test".into());
+    let server = service::start(config).await.unwrap();
+    let url = format!("http://{}", server.addr);
+    let home = std::env::temp_dir().join(format!("anonchat-peer-pair-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+
+    let photo = face("m_luciano_codait.png");
+    let out = tokio::task::spawn_blocking({
+        let (home, url) = (home.clone(), url.clone());
+        move || anonchat(&home, &url, &["verify", photo.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("run `anonchat verify` without a photo"),
+        "{}",
+        text(&out)
+    );
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"))
+        .args(["verify", "--no-qr"])
+        .env("ANONCHAT_HOME", &home)
+        .env("ANONCHAT_VERIFIER", &url)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let address = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the address is printed");
+            printed.push(line.clone());
+            if line.starts_with("Waiting for the phone") {
+                break;
+            }
+        }
+        printed
+            .iter()
+            .find(|l| l.starts_with("http://page.test/#pair="))
+            .cloned()
+            .unwrap_or_else(|| panic!("no pairing address in {printed:?}"))
+    })
+    .await
+    .unwrap();
+    assert!(
+        !printed.iter().any(|l| l.contains('█')),
+        "--no-qr draws none: {printed:?}"
+    );
+    let pair_code = address
+        .trim_start_matches("http://page.test/#pair=")
+        .to_owned();
+    let open = reqwest::get(format!("{url}/v1/pair/{pair_code}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        open.status(),
+        200,
+        "the code is open while the terminal waits"
+    );
+
+    // Ctrl-C: the code is cancelled before the terminal exits.
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("Ctrl-C ends the wait")
+        .unwrap();
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("cancelled"), "{stderr}");
+    let gone = reqwest::get(format!("{url}/v1/pair/{pair_code}"))
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
+    assert!(!home.join("token.json").exists());
     std::fs::remove_dir_all(home).unwrap();
 }

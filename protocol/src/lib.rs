@@ -6,6 +6,7 @@
 //! build on it.
 
 pub mod chat;
+pub mod pair;
 pub mod rendezvous;
 pub mod signaling;
 pub mod stream_codec;

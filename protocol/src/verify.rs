@@ -37,6 +37,9 @@ pub enum ErrorCode {
     ChallengeExpired,
     ChallengeNotFollowed,
     NotSamePerson,
+    PairUnknown,
+    PairExpired,
+    BadProof,
 }
 
 impl ErrorCode {
@@ -87,6 +90,15 @@ impl ErrorCode {
             ErrorCode::NotSamePerson => {
                 "The frames do not all show the same person. Start again, alone in front of the camera."
             }
+            ErrorCode::PairUnknown => {
+                "This pairing code is unknown, was used or was cancelled. Run anonchat verify again in your terminal."
+            }
+            ErrorCode::PairExpired => {
+                "This pairing code has expired. Run anonchat verify again in your terminal."
+            }
+            ErrorCode::BadProof => {
+                "The terminal could not prove it holds the key this code was made for."
+            }
         }
     }
 }
@@ -114,6 +126,43 @@ pub const MIN_FRAMES: usize = 8;
 pub const MAX_FRAMES: usize = 20;
 /// How long a challenge may be answered, in seconds.
 pub const CHALLENGE_TTL_SECONDS: i64 = 60;
+
+/// How a client paces a burst (the page does): one frame every `FRAME_INTERVAL_MS`, first
+/// `LOOK_MS` looking at the camera, then `STEP_MS` for each step. Two steps make 20 frames in
+/// 5 s: time for a person to read a prompt, turn, and hold.
+pub const FRAME_INTERVAL_MS: u64 = 250;
+pub const LOOK_MS: u64 = 1_000;
+pub const STEP_MS: u64 = 2_000;
+// A step lasts long enough for the hold (two frames) after a second to react.
+const _: () = assert!(STEP_MS >= 1_000 + 2 * FRAME_INTERVAL_MS);
+
+/// How a verifier makes tokens (`VERIFY_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyMode {
+    /// A head-turn challenge answered with a burst of camera frames.
+    Active,
+    /// A single still photo: for development only, since anyone's photo will do.
+    Photo,
+}
+
+impl std::str::FromStr for VerifyMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "active" => Ok(VerifyMode::Active),
+            "photo" => Ok(VerifyMode::Photo),
+            other => Err(format!("{other:?}: expected active or photo")),
+        }
+    }
+}
+
+/// `GET /v1/info`: what a client needs to know before it verifies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifierInfo {
+    pub verify_mode: VerifyMode,
+}
 
 /// `POST /v1/challenge`'s body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +193,20 @@ pub(crate) fn is_a_sentence(text: &str) -> bool {
 mod tests {
     use super::*;
     use strum::IntoEnumIterator;
+
+    #[test]
+    fn the_paced_burst_of_two_steps_fits_the_frame_limits() {
+        let frames = ((LOOK_MS + 2 * STEP_MS) / FRAME_INTERVAL_MS) as usize;
+        assert!((MIN_FRAMES..=MAX_FRAMES).contains(&frames), "{frames}");
+    }
+
+    #[test]
+    fn modes_parse_as_the_setting_names_them() {
+        assert_eq!("Active".parse::<VerifyMode>(), Ok(VerifyMode::Active));
+        assert_eq!(" photo".parse::<VerifyMode>(), Ok(VerifyMode::Photo));
+        assert!("passive".parse::<VerifyMode>().is_err());
+        assert_eq!(serde_json::to_value(VerifyMode::Photo).unwrap(), "photo");
+    }
 
     #[test]
     fn every_code_is_named_as_serde_names_it_and_explained_in_a_sentence() {

@@ -65,6 +65,13 @@ pub fn page_constants() -> String {
     js.constant("PHONE_PATTERN", &chat::PHONE_PATTERN);
     js.constant("PHONE_MIN_DIGITS", &chat::PHONE_MIN_DIGITS);
     js.line("");
+    js.line("// The verifier's head-turn challenge (DESIGN.md §4).");
+    js.constant("MIN_FRAMES", &verify::MIN_FRAMES);
+    js.constant("MAX_FRAMES", &verify::MAX_FRAMES);
+    js.constant("FRAME_INTERVAL_MS", &verify::FRAME_INTERVAL_MS);
+    js.constant("LOOK_MS", &verify::LOOK_MS);
+    js.constant("STEP_MS", &verify::STEP_MS);
+    js.line("");
     js.line("// What each server's error codes mean to a person.");
     js.constant(
         "VERIFIER_ERRORS",

@@ -1,6 +1,7 @@
 //! The page's pure modules hold to the protocol: `page/rules.test.mjs` checks `web/js/rules.js`
 //! against the shared test vectors, `page/phase.test.mjs` drives the page's reducer
-//! (`web/js/phase.js`) through its races. Both run with Node's test runner (Node is installed by
+//! (`web/js/phase.js`) through its races, `page/guide.test.mjs` checks the head-turn script
+//! (`web/js/guide.js`). All run with Node's test runner (Node is installed by
 //! `.ci/run`).
 
 use std::process::Command;
@@ -32,5 +33,10 @@ fn the_page_rules_agree_with_the_shared_vectors() {
 
 #[test]
 fn the_page_reducer_handles_its_races() {
-    node_test("phase.test.mjs", 15);
+    node_test("phase.test.mjs", 16);
+}
+
+#[test]
+fn the_page_guides_the_head_turn_as_the_protocol_paces_it() {
+    node_test("guide.test.mjs", 4);
 }

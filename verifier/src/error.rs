@@ -38,10 +38,18 @@ pub enum VerifyError {
     ChallengeUnknown,
     #[error("the challenge expired; ask for a new one and answer within a minute")]
     ChallengeExpired,
-    #[error("the steps were not followed: {0}")]
+    /// The message is the hint alone ("turn your head further to your left"): clients show it
+    /// after their own sentence for the code.
+    #[error("{0}")]
     ChallengeNotFollowed(String),
     #[error("the frames do not all show the same person")]
     NotSamePerson,
+    #[error("unknown, used or cancelled pairing code; run anonchat verify again")]
+    PairUnknown,
+    #[error("the pairing code expired; run anonchat verify again")]
+    PairExpired,
+    #[error("the signature does not prove the key this code was made for")]
+    BadProof,
 }
 
 impl From<crate::challenge::Refusal> for VerifyError {
@@ -80,6 +88,9 @@ impl VerifyError {
             VerifyError::ChallengeExpired => ErrorCode::ChallengeExpired,
             VerifyError::ChallengeNotFollowed(_) => ErrorCode::ChallengeNotFollowed,
             VerifyError::NotSamePerson => ErrorCode::NotSamePerson,
+            VerifyError::PairUnknown => ErrorCode::PairUnknown,
+            VerifyError::PairExpired => ErrorCode::PairExpired,
+            VerifyError::BadProof => ErrorCode::BadProof,
         }
     }
 
@@ -97,6 +108,9 @@ impl VerifyError {
             | VerifyError::ChallengeRequired
             | VerifyError::ChallengeUnknown
             | VerifyError::ChallengeExpired => 400,
+            VerifyError::BadProof => 403,
+            VerifyError::PairUnknown => 404,
+            VerifyError::PairExpired => 410,
             VerifyError::RateLimited { .. } => 429,
             VerifyError::Overloaded => 503,
             VerifyError::Internal => 500,

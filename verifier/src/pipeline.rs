@@ -232,7 +232,12 @@ impl Pipeline {
         if let Some(e) = failed {
             return Err(internal(e));
         }
-        let passed = decision?;
+        let passed = decision.inspect_err(|refusal| {
+            // Which rule and where (frame numbers, yaw, cosine): never a pixel or an embedding.
+            let poses: Vec<(f32, Option<f32>)> =
+                judged.iter().map(|f| (f.pose.yaw, f.live)).collect();
+            tracing::info!(?refusal, ?poses, "burst refused");
+        })?;
         let (pixels, face) = &seen[passed.frontal];
         r.faces = vec![*face];
         r.liveness = judged[passed.frontal].live;

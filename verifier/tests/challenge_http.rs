@@ -29,10 +29,45 @@ async fn a_real_head_turn_that_follows_the_steps_gets_a_token_once() {
     let (status, body) = answer(server.addr, id, &public, frames, None).await;
     assert_eq!((status, code(&body)), (400, "challenge_unknown"), "{body}");
 
-    // In active mode a single photo is not enough.
+    // In active mode a single photo is not enough, and the verifier says so up front.
     let (status, body, _) =
         verify_multipart(server.addr, face("m_obama_official.jpg"), &public, None).await;
     assert_eq!((status, code(&body)), (400, "challenge_required"), "{body}");
+    assert_eq!(info(server.addr).await, json!({"verify_mode": "active"}));
+    server.shutdown().await.unwrap();
+}
+
+async fn info(addr: std::net::SocketAddr) -> serde_json::Value {
+    let r = reqwest::get(format!("http://{addr}/v1/info"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_is_the_default_mode_and_photo_mode_says_it_is_on() {
+    let models = anonchat_testkit::fixtures::models_dir();
+    let defaults = anonchat_verifier::service::ServiceConfig::local(models);
+    assert_eq!(
+        defaults.verify_mode,
+        anonchat_verifier::service::VerifyMode::Active
+    );
+    assert_eq!(defaults.pinned_steps, None);
+    let server = start(|_| {}).await;
+    assert_eq!(info(server.addr).await, json!({"verify_mode": "photo"}));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinned_steps_are_the_steps_of_every_challenge() {
+    let server = start(|c| c.pinned_steps = Some(vec![Step::Left, Step::Right])).await;
+    for _ in 0..6 {
+        let (_, public) = device();
+        let (status, c) = challenge(server.addr, &public).await;
+        assert_eq!(status, 200, "{c}");
+        assert_eq!(steps(&c), [Step::Left, Step::Right]);
+    }
     server.shutdown().await.unwrap();
 }
 

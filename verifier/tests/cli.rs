@@ -182,7 +182,11 @@ async fn stalled_uploads_together_hold_no_more_than_the_body_budget() {
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const MB: u64 = 1_000_000;
-    let (mut child, addr) = serve(&[("RATE_LIMIT_PER_MINUTE", "0")], None);
+    // Still photos are the easiest body to hold back (photo mode).
+    let (mut child, addr) = serve(
+        &[("RATE_LIMIT_PER_MINUTE", "0"), ("VERIFY_MODE", "photo")],
+        None,
+    );
     anonchat_serve::testing::wait_healthy(addr, Duration::from_secs(30))
         .await
         .unwrap();

@@ -335,6 +335,24 @@ async fn operational_endpoints() {
     let spec: serde_json::Value = get("/openapi.json").await.json().await.unwrap();
     assert!(spec["paths"]["/v1/verify"]["post"].is_object());
     assert!(spec["paths"]["/v1/challenge"]["post"].is_object());
+    for path in ["/v1/info", "/v1/pair/{code}"] {
+        assert!(spec["paths"][path]["get"].is_object(), "{path}");
+    }
+    for path in [
+        "/v1/pair",
+        "/v1/pair/{code}/token",
+        "/v1/pair/{code}/cancel",
+    ] {
+        assert!(spec["paths"][path]["post"].is_object(), "{path}");
+    }
+    // The documented refusals are the protocol's, all of them.
+    let documented = &spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]
+        ["enum"];
+    let codes: Vec<&str> =
+        <anonchat_protocol::verify::ErrorCode as strum::IntoEnumIterator>::iter()
+            .map(|c| c.as_str())
+            .collect();
+    assert_eq!(documented, &serde_json::json!(codes));
     let keys = jwks(addr).await;
     assert_eq!(keys.keys.len(), 1);
     assert_eq!(keys.keys[0].alg.as_deref(), Some("EdDSA"));

@@ -37,8 +37,8 @@ export async function launch() {
   });
 }
 
-/** A device: a fresh browser profile (its own key, token and storage) with the page open. */
-export async function device(name) {
+/** A device: a fresh browser profile (its own key, token and storage) with the page (or `at`) open. */
+export async function device(name, at = url) {
   // Screenshots of an earlier run of this device would pass for this run's.
   if (screenshots) {
     mkdirSync(screenshots, { recursive: true });
@@ -48,7 +48,7 @@ export async function device(name) {
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(TIMEOUT);
   page.on('pageerror', e => report({ device: name, page_error: String(e) }));
-  await page.goto(url);
+  await page.goto(at);
   await page.waitForSelector('body[data-screen]');
   return { name, context, page };
 }
@@ -93,11 +93,40 @@ export async function verifyWithCamera(d) {
   await shot(d, '1-consent');
   await d.page.click('#consent-ok');
   await screen(d, 'camera');
-  await d.page.waitForFunction(() => document.getElementById('camera').videoWidth > 0);
+  if ((await cameraMode(d)) === 'photo') {
+    await d.page.waitForFunction(() => document.getElementById('camera').videoWidth > 0);
+  }
   await shot(d, '2-camera');
   await d.page.click('#capture');
   await screen(d, 'profile');
   await shot(d, '3-profile');
+}
+
+/** The camera screen's mode once the page has asked the verifier: `active` or `photo`. */
+export async function cameraMode(d) {
+  await d.page.waitForSelector('body[data-verify-mode]');
+  return d.page.evaluate(() => document.body.dataset.verifyMode);
+}
+
+/**
+ * Records every prompt the head-turn guide shows (`window.guideSeen`: `[{guide, arrow, text}]`,
+ * each change once).
+ */
+export async function recordGuide(d) {
+  await d.page.evaluate(() => {
+    window.guideSeen = [];
+    new MutationObserver(() => {
+      const guide = document.body.dataset.guide;
+      const last = window.guideSeen[window.guideSeen.length - 1];
+      if (guide && (!last || last.guide !== guide)) {
+        window.guideSeen.push({
+          guide,
+          arrow: document.getElementById('guide-arrow').textContent,
+          text: document.getElementById('guide-text').textContent,
+        });
+      }
+    }).observe(document.body, { attributes: true, attributeFilter: ['data-guide'] });
+  });
 }
 
 /** Fills the profile and submits it with the keyboard only. */

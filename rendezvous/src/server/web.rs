@@ -86,6 +86,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web/js/messages.js"),
     ),
+    (
+        "/js/guide.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/js/guide.js"),
+    ),
 ];
 
 pub fn routes<S: Store>() -> Router<Arc<Shared<S>>> {

@@ -45,6 +45,16 @@ test('an unverified page starts at consent, and verifying leads to the profile',
   assert.equal(state.phase, 'profile');
 });
 
+test('a page that verifies for a terminal ends paired and never joins', () => {
+  let { state } = run([{ type: 'loaded', verified: true, pairing: true }]);
+  assert.equal(state.phase, 'consent', 'a token of its own does not skip the check');
+  ({ state } = run([{ type: 'consented' }, { type: 'verified' }], state));
+  assert.equal(state.phase, 'paired');
+  const { state: after, effects } = run([{ type: 'join', profile }], state);
+  assert.equal(after.phase, 'paired');
+  assert.deepEqual(effects, []);
+});
+
 test('a match that arrives after a cancel is given back at once', () => {
   const { state, effects } = run([{ type: 'cancel' }, server(matched('late'))], waiting().state);
   assert.equal(state.phase, 'profile');

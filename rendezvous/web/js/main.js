@@ -3,7 +3,8 @@
 // chat → ended.
 
 import { deviceKey, publicKeyBytes, peerId, base64url, savedToken, saveToken, forgetToken } from './identity.js';
-import { startCamera, stopCamera, captureJpeg, verify } from './verify.js';
+import { startCamera, stopCamera, captureJpeg, captureBurst, pairingInfo, requestChallenge, verifierInfo, verify } from './verify.js';
+import { plan } from './guide.js';
 import { Rendezvous } from './rendezvous.js';
 import { PeerChat, hasTurn } from './chat.js';
 import { MAX_INTERESTS, MAX_TEXT_CHARS } from './protocol.gen.js';
@@ -22,8 +23,12 @@ let phase = initial;
 /** What the reducer does not decide: the device, its token, and the live connections. */
 const state = {
   config: null,
+  /** The verifier's `verify_mode`: `active` (a head-turn challenge) unless it says `photo`. */
+  mode: 'active',
   keyPair: null,
   publicKey: null,
+  /** A terminal's pairing, when the page was opened to verify for it: `{code, info}`. */
+  pair: null,
   peer: null,
   token: null,
   rdv: null,
@@ -90,7 +95,35 @@ async function main() {
     $('hide-ip').checked = !!saved.hideIp;
   }
   state.token = savedToken(state.peer);
+  const code = new URLSearchParams(location.hash.slice(1)).get('pair');
+  if (code !== null) return openPairing(code);
   dispatch({ type: 'loaded', verified: !!state.token });
+}
+
+/** Opened from a terminal's pairing address: show whose key the check is for. */
+async function openPairing(code) {
+  dispatch({ type: 'loaded', pairing: true });
+  $('consent-ok').disabled = true;
+  const reply = await pairingInfo(state.config.verifier_url, code);
+  if (reply.error || !reply.public_key) {
+    const e = reply.error || {};
+    document.body.dataset.pairError = e.code || 'internal';
+    return status(explain(e.code, e.message));
+  }
+  state.pair = { code, info: reply };
+  $('pair-fingerprint').textContent = reply.fingerprint;
+  $('pair-notice').hidden = false;
+  if (reply.undisclosed) {
+    $('undisclosed').checked = true;
+    $('undisclosed').disabled = true;
+  }
+  $('consent-ok').disabled = false;
+  document.body.dataset.pairing = 'ready';
+}
+
+/** The key the check is for: the terminal's when pairing, else this browser's. */
+function checkedKey() {
+  return state.pair ? state.pair.info.public_key : base64url(state.publicKey);
 }
 
 // --- verification -------------------------------------------------------------------------
@@ -99,6 +132,17 @@ $('consent-ok').onclick = () => dispatch({ type: 'consented' });
 
 async function startCameraScreen() {
   $('verify-error').textContent = '';
+  const info = await verifierInfo(state.config.verifier_url);
+  state.mode = info && info.verify_mode === 'photo' ? 'photo' : 'active';
+  document.body.dataset.verifyMode = state.mode;
+  for (const e of document.querySelectorAll('.mode-active')) e.hidden = state.mode !== 'active';
+  for (const e of document.querySelectorAll('.mode-photo')) e.hidden = state.mode !== 'photo';
+  if (state.mode === 'active') {
+    // The camera starts with the check, and stops as soon as its frames are taken.
+    $('capture').textContent = 'Start';
+    return;
+  }
+  $('capture').textContent = 'Take the selfie and verify';
   try {
     await startCamera($('camera'));
   } catch {
@@ -106,18 +150,27 @@ async function startCameraScreen() {
   }
 }
 
-async function submitPhoto(photo) {
-  $('capture').disabled = true;
-  $('verify-error').textContent = '';
-  status('Checking your selfie…');
-  const reply = await verify(state.config.verifier_url, photo, base64url(state.publicKey), $('undisclosed').checked);
-  $('capture').disabled = false;
+/** What the verifier's refusal means, with its hint when a step was missed. */
+function refusal(error) {
+  const e = error || {};
+  const hint = e.code === 'challenge_not_followed' && e.message ? ` Next time, ${e.message}.` : '';
+  return explain(e.code, e.message) + hint;
+}
+
+function refused(error) {
+  $('verify-error').textContent = refusal(error);
+  document.body.dataset.verifyError = (error && error.code) || 'unknown';
+}
+
+/** The verifier's answer, whatever was sent: keep the token, or say why not. */
+function answered(reply) {
   status('');
-  if (!reply.verified) {
-    const e = reply.error || {};
-    $('verify-error').textContent = explain(e.code, e.message);
-    document.body.dataset.verifyError = e.code || 'unknown';
-    return;
+  if (!reply.verified) return refused(reply.error);
+  if (state.pair) {
+    // The token went to the terminal; this page keeps nothing.
+    if (!reply.paired) return refused({ code: 'internal' });
+    stopCamera($('camera'));
+    return dispatch({ type: 'verified' });
   }
   if (reply.peer_id !== state.peer) {
     $('verify-error').textContent = 'The verifier answered for another device. Try again.';
@@ -126,11 +179,80 @@ async function submitPhoto(photo) {
   state.token = { token: reply.token, gender: reply.gender, expires_at: reply.expires_at, peer_id: reply.peer_id };
   saveToken(state.token);
   stopCamera($('camera'));
-  status('Verified. Your selfie has been forgotten.');
+  status('Verified. The pictures have been forgotten.');
   dispatch({ type: 'verified' });
 }
 
+function beginAttempt() {
+  $('capture').disabled = true;
+  $('verify-error').textContent = '';
+  delete document.body.dataset.verifyError;
+}
+
+async function submitPhoto(photo) {
+  beginAttempt();
+  status('Checking your photo…');
+  const reply = await verify(state.config.verifier_url, { photo, pairCode: state.pair?.code }, checkedKey(),
+    $('undisclosed').checked);
+  $('capture').disabled = false;
+  answered(reply);
+}
+
+function showGuide(phase, done) {
+  $('guide').hidden = false;
+  $('guide-progress').hidden = false;
+  $('guide-arrow').textContent = phase.arrow;
+  $('guide-text').textContent = phase.text;
+  $('guide-progress').value = done;
+  document.body.dataset.guide = phase.step || 'look';
+}
+
+function hideGuide() {
+  $('guide').hidden = true;
+  $('guide-progress').hidden = true;
+  delete document.body.dataset.guide;
+}
+
+/** The head-turn check: steps from the verifier, the guided burst, the answer. */
+async function runChallenge() {
+  beginAttempt();
+  const publicKey = checkedKey();
+  const video = $('camera');
+  try {
+    const challenge = await requestChallenge(state.config.verifier_url, publicKey);
+    if (challenge.error || !challenge.challenge_id) return refused(challenge.error);
+    let script;
+    try {
+      script = plan(challenge.steps);
+    } catch {
+      return refused({ code: 'internal' });
+    }
+    try {
+      await startCamera(video);
+    } catch {
+      return refused({ code: 'camera' });
+    }
+    let burst;
+    try {
+      burst = await captureBurst(video, script, showGuide);
+    } catch {
+      return refused({ code: 'camera' });
+    } finally {
+      stopCamera(video);
+      hideGuide();
+    }
+    status('Checking…');
+    const evidence = { challengeId: challenge.challenge_id, pairCode: state.pair?.code, ...burst };
+    const reply = await verify(state.config.verifier_url, evidence, publicKey, $('undisclosed').checked);
+    answered(reply);
+  } finally {
+    $('capture').disabled = false;
+    if (document.body.dataset.verifyError) $('capture').textContent = 'Try again';
+  }
+}
+
 $('capture').onclick = async () => {
+  if (state.mode === 'active') return runChallenge();
   try {
     await submitPhoto(await captureJpeg($('camera')));
   } catch {
@@ -140,7 +262,7 @@ $('capture').onclick = async () => {
 
 $('photo-file').onchange = () => {
   const file = $('photo-file').files[0];
-  if (file) submitPhoto(file);
+  if (file && state.mode === 'photo') submitPhoto(file);
 };
 
 // --- profile ------------------------------------------------------------------------------

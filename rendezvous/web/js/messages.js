@@ -10,7 +10,7 @@ const TEXT = {
   ...RENDEZVOUS_ERRORS,
   // this page
   unreachable: 'The server cannot be reached. Check your connection and try again.',
-  camera: 'The camera is not available. Allow it, or choose a photo instead.',
+  camera: 'The camera is not available. Allow the page to use it and try again.',
   connect_failed: 'Could not connect to your partner, directly or through a relay. Try someone else.',
   no_relay: 'This server offers no relay, so your IP address cannot be hidden. Untick "Hide my IP address" to chat.',
   contact_details: 'This looks like an e-mail address or phone number, which strangers can misuse. Send it again to send it anyway.',

@@ -4,7 +4,8 @@
 // page/phase.test.mjs drives the races (a match after a cancel, a partner who left an old chat,
 // a lost channel whose grace ended after the next chat began) as plain sequences of events.
 //
-// Phases are the screens: consent → camera → profile → waiting → chat → ended.
+// Phases are the screens: consent → camera → profile → waiting → chat → ended; a page opened
+// to verify for a terminal (a pairing code) goes consent → camera → paired, and never joins.
 
 import { SETUP_TIMEOUT_MS, VERIFY_AGAIN_ERRORS } from './protocol.gen.js';
 import { reconnectDelay } from './rules.js';
@@ -28,6 +29,8 @@ export const initial = Object.freeze({
   retry: 0,
   /** Why the last chat ended, and a later note about it (a report received, say). */
   ended: { why: '', note: '' },
+  /** Verifying for a terminal: the token is the terminal's, and this page never chats. */
+  pairing: false,
 });
 
 /** The rendezvous' `join` frame for `profile`. */
@@ -61,14 +64,16 @@ export function step(state, event) {
 
   switch (event.type) {
     case 'loaded':
+      if (event.pairing) return to({ phase: 'consent', pairing: true });
       return to({ phase: event.verified ? 'profile' : 'consent' });
     case 'consented':
       out.push({ startCamera: true });
       return to({ phase: 'camera' });
     case 'verified':
-      return to({ phase: 'profile' });
+      return to({ phase: state.pairing ? 'paired' : 'profile' });
 
     case 'join': {
+      if (state.pairing) return same();
       const profile = event.profile || state.profile;
       if (!profile) return to({ phase: 'profile' });
       out.push({ waitingText: 'Connecting…' }, { connect: true });

@@ -32,6 +32,13 @@ export const EMAIL_PATTERN = "[a-z0-9._%+-]+\\s*(@|\\(at\\)|\\[at\\])\\s*[a-z0-9
 export const PHONE_PATTERN = "\\+?\\(?[0-9][0-9\\s().-]{7,}[0-9]";
 export const PHONE_MIN_DIGITS = 9;
 
+// The verifier's head-turn challenge (DESIGN.md §4).
+export const MIN_FRAMES = 8;
+export const MAX_FRAMES = 20;
+export const FRAME_INTERVAL_MS = 250;
+export const LOOK_MS = 1000;
+export const STEP_MS = 2000;
+
 // What each server's error codes mean to a person.
 export const VERIFIER_ERRORS = Object.freeze({
   "no_face": "No face was found. Face the camera in good light and try again.",
@@ -51,6 +58,9 @@ export const VERIFIER_ERRORS = Object.freeze({
   "challenge_expired": "The head-turn challenge ran out of time. Start again and follow the steps.",
   "challenge_not_followed": "The head turns did not follow the steps. Start again and turn as asked.",
   "not_same_person": "The frames do not all show the same person. Start again, alone in front of the camera.",
+  "pair_unknown": "This pairing code is unknown, was used or was cancelled. Run anonchat verify again in your terminal.",
+  "pair_expired": "This pairing code has expired. Run anonchat verify again in your terminal.",
+  "bad_proof": "The terminal could not prove it holds the key this code was made for.",
 });
 export const RENDEZVOUS_ERRORS = Object.freeze({
   "bad_message": "The server did not understand a message. Reload the page.",

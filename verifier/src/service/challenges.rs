@@ -17,6 +17,22 @@ pub enum ChallengeError {
     Expired,
     #[error("too many challenges are open; try again in a moment")]
     Full,
+    #[error("challenges cannot be kept right now; try again in a moment")]
+    Unavailable,
+}
+
+/// The steps of a new challenge: left and right in a random order, unless `pinned` gives them.
+pub fn steps(pinned: Option<&[Step]>, rng: &mut impl Rng) -> Vec<Step> {
+    match pinned {
+        Some(steps) => steps.to_vec(),
+        None if rng.r#gen::<bool>() => vec![Step::Left, Step::Right],
+        None => vec![Step::Right, Step::Left],
+    }
+}
+
+/// A new challenge id: 128 random bits.
+pub fn new_id(rng: &mut impl Rng) -> String {
+    format!("{:032x}", rng.r#gen::<u128>())
 }
 
 struct Open {
@@ -41,34 +57,30 @@ impl Challenges {
         }
     }
 
-    /// A new challenge for `key`: its id and steps (left and right, in a random order).
+    /// A new challenge with `steps` for `key`: its id.
     pub fn issue(
         &mut self,
         key: [u8; 32],
+        steps: Vec<Step>,
         now: Instant,
         rng: &mut impl Rng,
-    ) -> Result<(String, Vec<Step>), ChallengeError> {
+    ) -> Result<String, ChallengeError> {
         if self.open.len() >= self.capacity {
             self.open.retain(|_, c| c.expires > now);
             if self.open.len() >= self.capacity {
                 return Err(ChallengeError::Full);
             }
         }
-        let steps = if rng.r#gen::<bool>() {
-            vec![Step::Left, Step::Right]
-        } else {
-            vec![Step::Right, Step::Left]
-        };
-        let id = format!("{:032x}", rng.r#gen::<u128>());
+        let id = new_id(rng);
         self.open.insert(
             id.clone(),
             Open {
                 key,
-                steps: steps.clone(),
+                steps,
                 expires: now + self.ttl,
             },
         );
-        Ok((id, steps))
+        Ok(id)
     }
 
     /// Takes challenge `id` for an answer from `key`: its steps. The challenge is gone after
@@ -112,17 +124,20 @@ mod tests {
         let mut c = Challenges::new(TTL, 10);
         let mut rng = rand::thread_rng();
         let t0 = Instant::now();
-        let (id, steps) = c.issue([1; 32], t0, &mut rng).unwrap();
-        assert_eq!(steps.len(), 2);
-        assert_ne!(steps[0], steps[1], "one turn each way");
-        assert_eq!(c.take(&id, &[1; 32], t0 + TTL / 2), Ok(steps));
+        let issued = steps(None, &mut rng);
+        assert_eq!(issued.len(), 2);
+        assert_ne!(issued[0], issued[1], "one turn each way");
+        let id = c.issue([1; 32], issued.clone(), t0, &mut rng).unwrap();
+        assert_eq!(c.take(&id, &[1; 32], t0 + TTL / 2), Ok(issued));
         assert_eq!(
             c.take(&id, &[1; 32], t0),
             Err(ChallengeError::Unknown),
             "used"
         );
 
-        let (id, _) = c.issue([1; 32], t0, &mut rng).unwrap();
+        let id = c
+            .issue([1; 32], steps(None, &mut rng), t0, &mut rng)
+            .unwrap();
         assert_eq!(
             c.take(&id, &[2; 32], t0),
             Err(ChallengeError::Unknown),
@@ -134,7 +149,9 @@ mod tests {
             "and it is gone"
         );
 
-        let (id, _) = c.issue([1; 32], t0, &mut rng).unwrap();
+        let id = c
+            .issue([1; 32], steps(None, &mut rng), t0, &mut rng)
+            .unwrap();
         assert_eq!(
             c.take(&id, &[1; 32], t0 + TTL),
             Err(ChallengeError::Expired)
@@ -143,14 +160,27 @@ mod tests {
     }
 
     #[test]
+    fn pinned_steps_are_given_as_pinned() {
+        let mut rng = rand::thread_rng();
+        for _ in 0..8 {
+            let pinned = steps(Some(&[Step::Right, Step::Left]), &mut rng);
+            assert_eq!(pinned, [Step::Right, Step::Left]);
+        }
+    }
+
+    #[test]
     fn both_orders_come_up_and_ids_do_not_repeat() {
         let mut c = Challenges::new(TTL, 1000);
         let mut rng = rand::thread_rng();
         let now = Instant::now();
         let issued: Vec<_> = (0..200)
-            .map(|_| c.issue([0; 32], now, &mut rng).unwrap())
+            .map(|_| {
+                let s = steps(None, &mut rng);
+                c.issue([0; 32], s.clone(), now, &mut rng).unwrap();
+                s
+            })
             .collect();
-        let left_first = issued.iter().filter(|(_, s)| s[0] == Step::Left).count();
+        let left_first = issued.iter().filter(|s| s[0] == Step::Left).count();
         assert!(
             (40..=160).contains(&left_first),
             "{left_first} of 200 start left"
@@ -163,11 +193,15 @@ mod tests {
         let mut c = Challenges::new(TTL, 2);
         let mut rng = rand::thread_rng();
         let t0 = Instant::now();
-        c.issue([0; 32], t0, &mut rng).unwrap();
-        c.issue([0; 32], t0, &mut rng).unwrap();
-        assert_eq!(c.issue([0; 32], t0, &mut rng), Err(ChallengeError::Full));
+        c.issue([0; 32], vec![Step::Left], t0, &mut rng).unwrap();
+        c.issue([0; 32], vec![Step::Left], t0, &mut rng).unwrap();
+        assert_eq!(
+            c.issue([0; 32], vec![Step::Left], t0, &mut rng),
+            Err(ChallengeError::Full)
+        );
         assert!(
-            c.issue([0; 32], t0 + TTL, &mut rng).is_ok(),
+            c.issue([0; 32], vec![Step::Left], t0 + TTL, &mut rng)
+                .is_ok(),
             "the expired ones made room"
         );
         assert_eq!(c.len(), 1);

@@ -4,18 +4,23 @@
 mod challenges;
 mod daily;
 mod metrics;
+mod pair;
+mod pairings;
 mod pool;
 pub mod request;
+mod store;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use anonchat_protocol::pair::PAIR_TTL_SECONDS;
 use anonchat_protocol::token::{Jwks, SigningKey, unix_now};
+pub use anonchat_protocol::verify::VerifyMode;
 use anonchat_protocol::verify::{
-    CHALLENGE_TTL_SECONDS, Challenge, ChallengeRequest, MAX_FRAMES, MIN_FRAMES,
+    CHALLENGE_TTL_SECONDS, Challenge, ChallengeRequest, MAX_FRAMES, MIN_FRAMES, Step, VerifierInfo,
 };
 use anonchat_serve::{HttpLimits, Options};
 use anyhow::Context;
@@ -37,7 +42,7 @@ use crate::pipeline::{Pipeline, Policy};
 pub use metrics::Metrics;
 pub use pool::{Pool, Work};
 
-use challenges::{ChallengeError, Challenges};
+use challenges::ChallengeError;
 
 /// Challenges open at once, across all clients (each costs about 100 bytes).
 const MAX_OPEN_CHALLENGES: usize = 100_000;
@@ -91,11 +96,16 @@ pub struct ServiceConfig {
     /// Verifications per minute per client IP address; 0 turns the limit off.
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 30)]
     pub rate_limit_per_minute: u32,
-    /// `photo`: one still image makes a token (for development: anyone can upload anyone's
-    /// photo). `active`: only a head-turn challenge's burst does (POST /v1/challenge first).
-    /// Bursts are accepted in both modes.
-    #[arg(long, env = "VERIFY_MODE", value_enum, default_value_t = VerifyMode::Photo)]
+    /// `active`: only a head-turn challenge's burst makes a token (POST /v1/challenge first).
+    /// `photo`: one still image does too (for development only: anyone can upload anyone's
+    /// photo). Bursts are accepted in both modes.
+    #[arg(long, env = "VERIFY_MODE", default_value = "active", value_parser = parse_mode)]
     pub verify_mode: VerifyMode,
+    /// The steps every challenge gives, instead of a random order: for tests that must know
+    /// them before a camera file is made. Only code sets it (no flag, no variable), so no
+    /// configuration of a released binary can make challenges predictable.
+    #[arg(skip)]
+    pub pinned_steps: Option<Vec<Step>>,
     /// Largest accepted frame of a burst, in bytes.
     #[arg(long, env = "MAX_FRAME_BYTES", default_value_t = 1024 * 1024)]
     pub max_frame_bytes: usize,
@@ -103,9 +113,18 @@ pub struct ServiceConfig {
     /// Retry-After until midnight. 0 turns the limit off.
     #[arg(long, env = "VERIFICATIONS_PER_IP_PER_DAY", default_value_t = 20)]
     pub verifications_per_ip_per_day: u32,
+    /// Redis shared by several verifiers behind one address, for the challenges and pairings
+    /// they hand out (each is answered wherever it lands). Unset: this process's memory.
+    #[arg(long, env = "VERIFIER_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Origins allowed to call the API from a browser (CORS), comma-separated.
     #[arg(long, env = "CLIENT_ORIGINS", value_delimiter = ',')]
     pub client_origins: Vec<String>,
+    /// The web page's address (the rendezvous serves it), where a phone verifies for a
+    /// terminal (`anonchat verify` prints it with a pairing code). Default: the first of
+    /// CLIENT_ORIGINS; with neither, pairing is off.
+    #[arg(long, env = "PAGE_URL")]
+    pub page_url: Option<String>,
     /// Inference workers (default: one per core).
     #[arg(long, env = "VERIFIER_WORKERS")]
     pub workers: Option<usize>,
@@ -117,11 +136,8 @@ pub struct ServiceConfig {
     pub http: HttpLimits,
 }
 
-/// What makes a token (see [`ServiceConfig::verify_mode`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum VerifyMode {
-    Active,
-    Photo,
+fn parse_mode(s: &str) -> Result<VerifyMode, String> {
+    s.parse()
 }
 
 impl ServiceConfig {
@@ -159,7 +175,8 @@ struct AppState {
     metrics: Metrics,
     limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     bodies: request::BodyBudget,
-    challenges: std::sync::Mutex<Challenges>,
+    /// Open challenges and pairings.
+    store: store::Store,
     daily: std::sync::Mutex<daily::Daily>,
 }
 
@@ -231,6 +248,14 @@ pub async fn start_until(
     let addr = listener.local_addr()?;
     let bodies = request::BodyBudget::new(config.max_pending_body_bytes);
     let config_daily = config.verifications_per_ip_per_day;
+    let (challenge_ttl, pair_ttl) = (
+        Duration::from_secs(CHALLENGE_TTL_SECONDS as u64),
+        Duration::from_secs(PAIR_TTL_SECONDS as u64),
+    );
+    let store = match &config.redis_url {
+        Some(url) => store::Store::redis(url, challenge_ttl, pair_ttl).await?,
+        None => store::Store::memory(challenge_ttl, pair_ttl, MAX_OPEN_CHALLENGES),
+    };
     let state = Arc::new(AppState {
         pool,
         signer,
@@ -239,10 +264,7 @@ pub async fn start_until(
         metrics: Metrics::new(),
         limiter,
         bodies,
-        challenges: std::sync::Mutex::new(Challenges::new(
-            Duration::from_secs(CHALLENGE_TTL_SECONDS as u64),
-            MAX_OPEN_CHALLENGES,
-        )),
+        store,
         daily: std::sync::Mutex::new(daily::Daily::new(config_daily)),
     });
     tokio::spawn(forget_idle_clients(Arc::downgrade(&state)));
@@ -298,6 +320,11 @@ fn router(state: Arc<AppState>) -> Router {
     let app = Router::new()
         .route("/v1/verify", post(verify))
         .route("/v1/challenge", post(challenge))
+        .route("/v1/info", get(info))
+        .route("/v1/pair", post(pair::open))
+        .route("/v1/pair/{code}", get(pair::info))
+        .route("/v1/pair/{code}/token", post(pair::collect))
+        .route("/v1/pair/{code}/cancel", post(pair::cancel))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -358,6 +385,28 @@ fn respond(
     }
 }
 
+/// A small JSON body (at most 1 KiB) of type `T`; `shape` says what to send instead.
+async fn read_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    shape: &str,
+) -> Result<T, VerifyError> {
+    let body = request::read_body(body, content_length(headers), 1024, &state.bodies).await?;
+    serde_json::from_slice(&body.bytes).map_err(|e| {
+        VerifyError::BadRequest(format!(
+            "send {shape}: {}",
+            e.to_string().chars().take(200).collect::<String>()
+        ))
+    })
+}
+
+/// A device key as the API spells it (base64url, 32 bytes).
+fn public_key(text: &str) -> Result<ed25519_dalek::VerifyingKey, VerifyError> {
+    anonchat_protocol::token::public_key_from_base64url(text.trim())
+        .map_err(|e| VerifyError::BadRequest(format!("public_key: {e}")))
+}
+
 /// The body's declared length, if any.
 fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
@@ -381,6 +430,14 @@ fn rate_limit(state: &AppState, ip: IpAddr) -> Result<(), VerifyError> {
     Ok(())
 }
 
+/// What a client needs before it verifies: whether a still photo will do.
+async fn info(State(state): State<Arc<AppState>>) -> Response {
+    axum::Json(VerifierInfo {
+        verify_mode: state.config.verify_mode,
+    })
+    .into_response()
+}
+
 /// `POST /v1/challenge`: random head-turn steps for one device key, to answer within a minute.
 async fn challenge(
     State(state): State<Arc<AppState>>,
@@ -399,21 +456,17 @@ async fn challenge_inner(
     body: Body,
 ) -> Result<Challenge, VerifyError> {
     rate_limit(state, ip)?;
-    let content_length = content_length(headers);
-    let body = request::read_body(body, content_length, 1024, &state.bodies).await?;
-    let asked: ChallengeRequest = serde_json::from_slice(&body.bytes).map_err(|e| {
-        VerifyError::BadRequest(format!(
-            "send {{\"public_key\": \"<base64url>\"}}: {}",
-            e.to_string().chars().take(200).collect::<String>()
-        ))
-    })?;
-    let key = anonchat_protocol::token::public_key_from_base64url(asked.public_key.trim())
-        .map_err(|e| VerifyError::BadRequest(format!("public_key: {e}")))?;
-    let (challenge_id, steps) = state
-        .challenges
-        .lock()
-        .map_err(|_| VerifyError::Internal)?
-        .issue(key.to_bytes(), Instant::now(), &mut rand::thread_rng())
+    let asked: ChallengeRequest =
+        read_json(state, headers, body, "{\"public_key\": \"<base64url>\"}").await?;
+    let key = public_key(&asked.public_key)?;
+    let steps = challenges::steps(
+        state.config.pinned_steps.as_deref(),
+        &mut rand::thread_rng(),
+    );
+    let challenge_id = state
+        .store
+        .issue_challenge(key.to_bytes(), steps.clone())
+        .await
         .map_err(|_| VerifyError::Overloaded)?;
     Ok(Challenge {
         challenge_id,
@@ -447,6 +500,23 @@ async fn verify_inner(
         share: _share,
     } = body;
     let req = request::parse(content_type, bytes, max_image, max_frame).await?;
+    // A phone verifying for a terminal: the code must be open and bound to the key checked.
+    let pairing = match &req.pair_code {
+        Some(code) => {
+            let code =
+                anonchat_protocol::pair::normalize_code(code).ok_or(VerifyError::PairUnknown)?;
+            let waiting = state.store.pairing(&code).await?;
+            if waiting.key != req.public_key {
+                return Err(VerifyError::PairUnknown);
+            }
+            Some((code, waiting.undisclosed))
+        }
+        None => None,
+    };
+    let mode = match pairing {
+        Some((_, true)) => crate::pipeline::GenderMode::Undisclosed,
+        _ => req.mode,
+    };
     let work = match req.evidence {
         request::Evidence::Photo(_) if state.config.verify_mode == VerifyMode::Active => {
             return Err(VerifyError::ChallengeRequired);
@@ -458,13 +528,13 @@ async fn verify_inner(
             frame_ms,
         } => {
             let steps = state
-                .challenges
-                .lock()
-                .map_err(|_| VerifyError::Internal)?
-                .take(&challenge_id, &req.public_key.to_bytes(), Instant::now())
+                .store
+                .take_challenge(&challenge_id, &req.public_key.to_bytes())
+                .await
                 .map_err(|e| match e {
                     ChallengeError::Expired => VerifyError::ChallengeExpired,
                     ChallengeError::Unknown | ChallengeError::Full => VerifyError::ChallengeUnknown,
+                    ChallengeError::Unavailable => VerifyError::Overloaded,
                 })?;
             Work::Burst {
                 frames,
@@ -473,7 +543,7 @@ async fn verify_inner(
             }
         }
     };
-    let reply = state.pool.try_submit(work, req.mode)?;
+    let reply = state.pool.try_submit(work, mode)?;
     let report = reply.await.map_err(|_| VerifyError::Internal)?;
     state.metrics.timings(&report.timings);
     let gender = report.outcome?;
@@ -488,10 +558,26 @@ async fn verify_inner(
             state.config.token_ttl_seconds,
         )
         .map_err(|_| VerifyError::Internal)?;
+    let answer = json!({
+        "verified": true,
+        "token": token,
+        "gender": gender.as_str(),
+        "expires_at": claims.exp,
+        "peer_id": claims.sub,
+    });
+    let Some((code, _)) = pairing else {
+        todays.used = true;
+        return Ok(answer);
+    };
+    // The token is the terminal's: the phone learns only that the check passed.
+    state
+        .store
+        .deposit(&code, &req.public_key, Arc::new(answer))
+        .await?;
     todays.used = true;
     Ok(json!({
         "verified": true,
-        "token": token,
+        "paired": true,
         "gender": gender.as_str(),
         "expires_at": claims.exp,
         "peer_id": claims.sub,

@@ -26,6 +26,8 @@ pub struct VerifyRequest {
     pub evidence: Evidence,
     pub public_key: VerifyingKey,
     pub mode: GenderMode,
+    /// A terminal's pairing code: the token is kept for that terminal instead of answered.
+    pub pair_code: Option<String>,
 }
 
 /// What the request offers as proof of a live person.
@@ -260,7 +262,7 @@ async fn parse_multipart(
                     fields.frames.push(data);
                 }
             }
-            "public_key" | "gender" | "challenge_id" | "frame_ms" => {
+            "public_key" | "gender" | "challenge_id" | "frame_ms" | "pair_code" => {
                 if name == "frame_ms" && fields.frame_ms.len() >= MAX_FRAMES {
                     return Err(VerifyError::BadRequest(format!(
                         "more than {MAX_FRAMES} frame times"
@@ -277,6 +279,7 @@ async fn parse_multipart(
                     "public_key" => fields.public_key = Some(text),
                     "gender" => fields.gender = Some(text),
                     "challenge_id" => fields.challenge_id = Some(text),
+                    "pair_code" => fields.pair_code = Some(text),
                     _ => fields.frame_ms.push(text.trim().parse().map_err(|_| {
                         VerifyError::BadRequest("frame_ms must be whole milliseconds".into())
                     })?),
@@ -285,7 +288,7 @@ async fn parse_multipart(
             other => {
                 return Err(VerifyError::BadRequest(format!(
                     "unexpected field {:?}; the fields are image (or challenge_id, frame and \
-                     frame_ms), public_key and gender",
+                     frame_ms), public_key, gender and pair_code",
                     other.chars().take(64).collect::<String>()
                 )));
             }
@@ -303,6 +306,7 @@ struct Fields {
     challenge_id: Option<String>,
     frames: Vec<Zeroizing<Vec<u8>>>,
     frame_ms: Vec<u64>,
+    pair_code: Option<String>,
 }
 
 impl Fields {
@@ -336,7 +340,9 @@ impl Fields {
                 }
             }
         };
-        finish(evidence, self.public_key.as_deref(), self.gender.as_deref())
+        let mut request = finish(evidence, self.public_key.as_deref(), self.gender.as_deref())?;
+        request.pair_code = self.pair_code.map(|c| c.trim().to_owned());
+        Ok(request)
     }
 }
 
@@ -352,6 +358,7 @@ struct JsonBody {
     frames: Vec<Zeroizing<String>>,
     #[serde(default)]
     frame_ms: Vec<u64>,
+    pair_code: Option<String>,
 }
 
 fn parse_json(
@@ -385,6 +392,7 @@ fn parse_json(
             .map(|f| decode_image_text(f, max_frame))
             .collect::<Result<_, _>>()?,
         frame_ms: parsed.frame_ms,
+        pair_code: parsed.pair_code,
     };
     fields.finish()
 }
@@ -442,6 +450,7 @@ fn finish(
         evidence,
         public_key,
         mode,
+        pair_code: None,
     })
 }
 

@@ -75,9 +75,11 @@ pub fn expected_verdict(file: &str) -> Result<&'static str, &'static str> {
 
 use anonchat_verifier::service::{self, Running, ServiceConfig};
 
-/// Starts the real service on a free loopback port with the real models.
+/// Starts the real service on a free loopback port with the real models, in photo mode (most
+/// tests here are about one still image; the challenge's tests set active mode).
 pub async fn start(tune: impl FnOnce(&mut ServiceConfig)) -> Running {
     let mut config = ServiceConfig::local(models_dir());
+    config.verify_mode = service::VerifyMode::Photo;
     config.rate_limit_per_minute = 0;
     config.verifications_per_ip_per_day = 0;
     config.workers = Some(2);

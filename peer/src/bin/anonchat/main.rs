@@ -32,10 +32,14 @@ struct Cli {
 enum Command {
     /// Show this device's peer id and the state of its verification token.
     Whoami,
-    /// Verify a selfie with the verifier and keep the token it signs for this device.
+    /// Verify that a live person uses this device, and keep the token the verifier signs for
+    /// it. Without PHOTO (the way for a verifier in active mode, the default): prints an
+    /// address and a QR code to open on a phone, whose camera runs the head-turn check for this
+    /// device's key; the token comes back here. With PHOTO: sends that one still, which only a
+    /// verifier in photo mode (for development) accepts.
     Verify {
-        /// The photo (JPEG, PNG or WebP).
-        photo: PathBuf,
+        /// A photo (JPEG, PNG or WebP), for a verifier in photo mode.
+        photo: Option<PathBuf>,
         /// Do not let the verifier infer your gender; you will be matched only with people who
         /// want to talk to anyone.
         #[arg(long)]
@@ -47,6 +51,9 @@ enum Command {
             default_value = "http://127.0.0.1:8000"
         )]
         verifier: String,
+        /// Do not draw the QR code (the address is printed either way).
+        #[arg(long)]
+        no_qr: bool,
     },
     /// Chat with a stranger: wait for a match, then talk peer-to-peer. Needs a token from
     /// `anonchat verify`.
@@ -202,7 +209,7 @@ fn main() -> anyhow::Result<()> {
         Command::Whoami => {
             println!("peer id: {}", id.peer_id);
             match id.token()? {
-                None => println!("token:   none; run `anonchat verify PHOTO`"),
+                None => println!("token:   none; run `anonchat verify`"),
                 Some(t) if t.is_valid_at(unix_now()) => {
                     println!(
                         "token:   valid for {} more minutes, gender {}",
@@ -210,7 +217,7 @@ fn main() -> anyhow::Result<()> {
                         t.gender.as_str()
                     )
                 }
-                Some(_) => println!("token:   expired; run `anonchat verify PHOTO` again"),
+                Some(_) => println!("token:   expired; run `anonchat verify` again"),
             }
             Ok(())
         }
@@ -218,13 +225,23 @@ fn main() -> anyhow::Result<()> {
             photo,
             undisclosed,
             verifier,
+            no_qr,
         } => {
-            let bytes =
-                std::fs::read(&photo).with_context(|| format!("reading {}", photo.display()))?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            match runtime.block_on(verify::verify(&verifier, &id, bytes, undisclosed)) {
+            let verified = match photo {
+                Some(photo) => {
+                    let bytes = std::fs::read(&photo)
+                        .with_context(|| format!("reading {}", photo.display()))?;
+                    runtime.block_on(verify::verify(&verifier, &id, bytes, undisclosed))
+                }
+                None => runtime.block_on(async {
+                    let cancel = interrupted()?;
+                    anyhow::Ok(pair(&verifier, &id, undisclosed, !no_qr, cancel).await)
+                })?,
+            };
+            match verified {
                 Ok(token) => {
                     id.save_token(&token)?;
                     let minutes = (token.expires_at - unix_now()) / 60;
@@ -233,6 +250,12 @@ fn main() -> anyhow::Result<()> {
                         token.gender.as_str()
                     );
                     Ok(())
+                }
+                Err(VerifyError::Refused { code, .. }) if code == "challenge_required" => {
+                    eprintln!(
+                        "not verified: this verifier needs a live head turn, not a photo; run `anonchat verify` without a photo to use your phone's camera"
+                    );
+                    std::process::exit(2)
                 }
                 Err(VerifyError::Refused { code, message }) => {
                     eprintln!("not verified: {message}");
@@ -244,5 +267,70 @@ fn main() -> anyhow::Result<()> {
                 Err(e) => Err(e.into()),
             }
         }
+    }
+}
+
+/// `anonchat verify` without a photo: a pairing code for this device's key, its address (and
+/// QR code) for a phone, then the token once the phone's check passes. Ctrl-C cancels the code.
+async fn pair(
+    verifier: &str,
+    id: &Identity,
+    undisclosed: bool,
+    qr: bool,
+    cancel: impl std::future::Future<Output = ()>,
+) -> Result<identity::SavedToken, VerifyError> {
+    let pairing = verify::open_pairing(verifier, id, undisclosed).await?;
+    let minutes = (pairing.expires_at - unix_now() + 59) / 60;
+    println!("Open this address on your phone and follow the steps (within {minutes} minutes):");
+    println!("{}", pairing.url);
+    if qr {
+        match qrcode::QrCode::new(pairing.url.as_bytes()) {
+            Ok(code) => println!(
+                "{}",
+                // Drawn for a dark terminal, as terminal QR tools do: the blocks are the light
+                // modules and the quiet zone, in the terminal's light foreground.
+                code.render::<qrcode::render::unicode::Dense1x2>()
+                    .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                    .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                    .quiet_zone(true)
+                    .build()
+            ),
+            Err(e) => tracing::warn!("no QR code for this address: {e}"),
+        }
+    }
+    println!(
+        "The page shows this device's fingerprint, {}: continue only if it is the same.",
+        pairing.fingerprint
+    );
+    println!("Waiting for the phone… (Ctrl-C cancels)");
+    tokio::select! {
+        token = verify::collect(verifier, id, &pairing.pair_code) => token,
+        _ = cancel => {
+            // Nobody may use the code once its terminal has given up.
+            if let Err(e) = verify::cancel(verifier, id, &pairing.pair_code).await {
+                eprintln!("could not cancel the pairing code: {e}");
+            }
+            eprintln!("cancelled: the pairing code can no longer be used");
+            std::process::exit(130)
+        }
+    }
+}
+
+/// Ctrl-C, caught from now on (`tokio::signal::ctrl_c` only starts catching it when first
+/// polled, and a Ctrl-C before that would kill the process without cancelling anything).
+fn interrupted() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("catching Ctrl-C")?;
+        Ok(async move {
+            signal.recv().await;
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
