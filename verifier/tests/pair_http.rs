@@ -9,21 +9,11 @@ use std::net::SocketAddr;
 
 use anonchat_protocol::pair::{fingerprint, prove};
 use base64::Engine;
-use common::{code, device, face, start, verify_json};
+use common::{code, device, face, post, start, verify_json};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 
 const PAGE: &str = "http://chat.test";
-
-async fn post(addr: SocketAddr, path: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("http://{addr}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
 
 async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
     let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap();

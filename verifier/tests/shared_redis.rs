@@ -5,25 +5,13 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use anonchat_protocol::pair::prove;
 use anonchat_testkit::RedisServer;
 use base64::Engine;
 use common::burst::{answer, challenge, following, steps};
-use common::{code, device, face, start, verify_json};
+use common::{code, device, face, post, start, verify_json};
 use ed25519_dalek::Signer;
-use serde_json::{Value, json};
-
-async fn post(addr: SocketAddr, path: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("http://{addr}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenges_and_pairings_are_answered_at_any_verifier_sharing_redis() {

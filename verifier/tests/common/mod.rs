@@ -123,6 +123,21 @@ pub async fn verify_multipart(
 }
 
 /// `POST /v1/verify` with a raw body and content type.
+/// `POST path` with a JSON body; returns status and JSON answer.
+pub async fn post(
+    addr: std::net::SocketAddr,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{addr}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
 /// `POST /v1/verify` with a JSON body.
 pub async fn verify_json(
     addr: std::net::SocketAddr,
