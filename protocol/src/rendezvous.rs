@@ -227,6 +227,8 @@ pub enum ErrorCode {
     /// The same device connected again elsewhere; this connection is closed.
     Replaced,
     Internal,
+    /// Not ready yet (the verifier's keys have not been fetched): connect again later.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -287,6 +289,7 @@ impl ErrorCode {
                 "You connected again from another window or device, so this one was disconnected."
             }
             ErrorCode::Internal => "Something went wrong on the server. Try again in a moment.",
+            ErrorCode::Unavailable => "The server is not ready yet. Try again in a moment.",
         }
     }
 }

@@ -1229,7 +1229,7 @@ async fn the_binary_outlasts_a_slowloris_attack_with_few_descriptors() {
 }
 
 #[tokio::test]
-async fn the_verifiers_keys_come_over_https_within_a_size_limit() {
+async fn the_verifiers_keys_come_over_https_within_a_size_limit_and_are_waited_for() {
     use anonchat_rendezvous::server::{self, Keys};
     use anonchat_rendezvous::store::memory::MemoryStore;
     use common::config;
@@ -1264,8 +1264,12 @@ async fn the_verifiers_keys_come_over_https_within_a_size_limit() {
         &real[1..]
     );
     let documents = [real, padded];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+    // A port with nobody on it yet (connections are refused), the verifier's address later.
+    let addr = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let app = axum::Router::new()
         .route(
             "/small",
@@ -1281,9 +1285,45 @@ async fn the_verifiers_keys_come_over_https_within_a_size_limit() {
                 move || async move { d }
             }),
         );
+    // Not yet listening: the rendezvous starts anyway, unready, and waits for the verifier.
+    let early = start(format!("http://{addr}/small")).await.unwrap();
+    let huge = start(format!("http://{addr}/huge")).await.unwrap();
+    let ready = |addr: std::net::SocketAddr| async move {
+        reqwest::get(format!("http://{addr}/readyz"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(ready(early.addr).await, 503);
+    let device = v.device(Gender::Female);
+    let refused = anonchat_testkit::ws::login(early.addr, None, &device)
+        .await
+        .err()
+        .unwrap();
+    assert!(refused.to_string().contains("unavailable"), "{refused}");
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let huge = start(format!("http://{addr}/huge")).await.err().unwrap();
-    assert!(format!("{huge:#}").contains("bytes"), "{huge:#}");
+    // Retried with backoff from 250 ms: ready within seconds once the verifier answers.
+    let t0 = std::time::Instant::now();
+    while ready(early.addr).await != 200 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "never ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Client::login(early.addr, &device).await;
+    // A document past the size limit is never taken: still unready.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(ready(huge.addr).await, 503, "the huge key set was refused");
     let running = start(format!("http://{addr}/small")).await.unwrap();
-    running.shutdown().await.unwrap();
+    assert_eq!(
+        ready(running.addr).await,
+        200,
+        "keys at start: ready at once"
+    );
+    for r in [early, huge, running] {
+        r.shutdown().await.unwrap();
+    }
 }

@@ -86,6 +86,14 @@ async fn stats<S: Store>(
 }
 
 async fn readyz<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    if shared
+        .keys
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_none()
+    {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no verifier keys yet").into_response();
+    }
     match shared.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response(),

@@ -34,7 +34,8 @@ use route::{Envelope, Hub};
 pub struct Shared<S: Store> {
     pub store: S,
     pub secrets: Secrets,
-    pub keys: RwLock<KeySet>,
+    /// The verifier's keys; none until a verifier that was not up at start answers.
+    pub keys: RwLock<Option<KeySet>>,
     pub config: Config,
     pub ice: IcePlan,
     pub instance: String,
@@ -150,11 +151,19 @@ pub async fn start<S: Store>(
             random_id(32).into_bytes()
         }
     };
-    let key_set = keys
-        .load()
-        .await
-        .context("loading the verifier's keys")?
-        .requiring_issuer(&config.verifier_issuer);
+    // A verifier that is not up yet is waited for (refresh_keys retries), unready meanwhile;
+    // a file or fixed keys that cannot be read are a mistake in the settings.
+    let key_set = match keys.load().await {
+        Ok(k) => Some(k.requiring_issuer(&config.verifier_issuer)),
+        Err(e) if matches!(keys, Keys::Url(_)) => {
+            tracing::warn!(
+                error = %format!("{e:#}"),
+                "the verifier's keys cannot be fetched yet: retrying; /readyz answers 503 and logins are refused as unavailable until they arrive"
+            );
+            None
+        }
+        Err(e) => return Err(e.context("loading the verifier's keys")),
+    };
     // The profanity filter builds its tables on first use: not on the first user's time.
     let _ = crate::profile::validate(&anonchat_protocol::rendezvous::Profile {
         nickname: "warm up".into(),
@@ -280,6 +289,27 @@ async fn refresh_keys<S: Store>(shared: Arc<Shared<S>>, keys: Keys) {
     if !keys.refreshes() {
         return;
     }
+    // Until the first keys arrive: again and again, backing off to 10 s.
+    let mut wait = Duration::from_millis(250);
+    while shared
+        .keys
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_none()
+    {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(10));
+        match keys.load().await {
+            Ok(k) => {
+                tracing::info!("the verifier's keys arrived: ready");
+                *shared.keys.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(k.requiring_issuer(&shared.config.verifier_issuer));
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), ?wait, "the verifier's keys cannot be fetched yet")
+            }
+        }
+    }
     let mut refresh = Refresh::default();
     loop {
         tokio::time::sleep(Duration::from_secs(300)).await;
@@ -290,8 +320,11 @@ async fn refresh_keys<S: Store>(shared: Arc<Shared<S>>, keys: Keys) {
                 continue;
             }
         };
-        let mut current = shared.keys.write().unwrap_or_else(|p| p.into_inner());
-        if refresh.accepts(&current, &fetched) {
+        let mut guard = shared.keys.write().unwrap_or_else(|p| p.into_inner());
+        let Some(current) = guard.as_mut() else {
+            continue;
+        };
+        if refresh.accepts(current, &fetched) {
             *current = fetched;
         } else {
             tracing::warn!(

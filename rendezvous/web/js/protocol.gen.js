@@ -80,4 +80,5 @@ export const RENDEZVOUS_ERRORS = Object.freeze({
   "shutting_down": "The server is restarting. Try again in a moment.",
   "replaced": "You connected again from another window or device, so this one was disconnected.",
   "internal": "Something went wrong on the server. Try again in a moment.",
+  "unavailable": "The server is not ready yet. Try again in a moment.",
 });

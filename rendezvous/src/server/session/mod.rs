@@ -173,6 +173,13 @@ async fn handshake<S: Store>(
         .keys
         .read()
         .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .ok_or_else(|| {
+            ServerMessage::error(
+                ErrorCode::Unavailable,
+                "the verifier's keys have not arrived yet; connect again in a moment",
+            )
+        })?
         .verify(&token)
         .map_err(|e| match e {
             TokenError::Expired => ServerMessage::error(
