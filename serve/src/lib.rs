@@ -91,6 +91,35 @@ pub fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
     T::from_arg_matches(&matches).expect("the defaults parse")
 }
 
+/// An environment file for a configuration, written from its clap attributes (the settings'
+/// one home): every setting that has a variable, with its help and its default, commented out,
+/// for an operator to copy and change (`deploy/*.env`; a test keeps them in step).
+pub fn env_file<T: clap::Args>(title: &str) -> String {
+    let command = T::augment_args(clap::Command::new("env"));
+    let mut out = format!(
+        "# {title}\n# Every setting with its default; uncomment and change what you need.\n\n"
+    );
+    for arg in command.get_arguments() {
+        let Some(name) = arg.get_env() else { continue };
+        if let Some(help) = arg.get_help() {
+            for line in help.to_string().lines() {
+                out.push_str(&format!("# {line}\n"));
+            }
+        }
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        out.push_str(&format!(
+            "#{}={}\n\n",
+            name.to_string_lossy(),
+            default.join(",")
+        ));
+    }
+    out
+}
+
 impl HttpLimits {
     /// The connection cap in force: the setting, never above what the descriptors allow.
     pub fn connections(&self) -> usize {
