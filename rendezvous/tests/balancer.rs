@@ -1,0 +1,174 @@
+//! Two rendezvous instances on one real `redis-server`, behind a real HAProxy started from
+//! `deploy/haproxy/anonchat.cfg` (only its addresses changed to this test's): clients reach
+//! both through one address, and a match and its signaling cross from one instance to the other.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anonchat_protocol::token::Gender;
+use anonchat_rendezvous::store::StoreConfig;
+use common::{Client, OFFER, RedisServer, TestVerifier};
+use serde_json::json;
+
+/// HAProxy with the deployment's configuration, killed when dropped.
+struct Balancer {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The committed configuration with its listening address and its two servers replaced.
+fn configuration(front: SocketAddr, one: SocketAddr, two: SocketAddr) -> String {
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy/anonchat.cfg"),
+    )
+    .unwrap();
+    let mut replaced = 0;
+    let text: Vec<String> = committed
+        .lines()
+        .map(|line| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let swap = |addr: SocketAddr, from: usize| {
+                let mut w: Vec<String> = words.iter().map(|s| s.to_string()).collect();
+                w[from] = addr.to_string();
+                format!("{indent}{}", w.join(" "))
+            };
+            match words.as_slice() {
+                ["bind", ..] => {
+                    replaced += 1;
+                    swap(front, 1)
+                }
+                ["server", "one", ..] => {
+                    replaced += 1;
+                    swap(one, 2)
+                }
+                ["server", "two", ..] => {
+                    replaced += 1;
+                    swap(two, 2)
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect();
+    assert_eq!(
+        replaced, 3,
+        "the configuration has one bind and servers one and two"
+    );
+    text.join("\n") + "\n"
+}
+
+fn start_balancer(front: SocketAddr, one: SocketAddr, two: SocketAddr) -> Balancer {
+    let dir = std::env::temp_dir().join(format!("anonchat-haproxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("anonchat.cfg");
+    std::fs::write(&cfg, configuration(front, one, two)).unwrap();
+    let check = Command::new("haproxy")
+        .args(["-c", "-f"])
+        .arg(&cfg)
+        .output()
+        .expect("haproxy (Debian's haproxy; .ci/run installs it)");
+    assert!(check.status.success(), "{check:?}");
+    let child = Command::new("haproxy")
+        .args(["-db", "-f"])
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Balancer { child, dir }
+}
+
+/// This instance's authenticated sockets, from its own metrics.
+async fn sockets(addr: SocketAddr) -> u64 {
+    let metrics = common::get_text(addr, "/metrics").await;
+    metrics
+        .lines()
+        .find(|l| {
+            l.split_whitespace()
+                .next()
+                .is_some_and(|n| n.ends_with("connections"))
+        })
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no connections gauge in {metrics}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_behind_haproxy_meet_across_two_instances() {
+    let redis = RedisServer::start();
+    let v = TestVerifier::new();
+    let one = common::start(
+        common::redis(&redis, StoreConfig::default()).await,
+        &v,
+        |_| {},
+    )
+    .await;
+    let two = common::start(
+        common::redis(&redis, StoreConfig::default()).await,
+        &v,
+        |_| {},
+    )
+    .await;
+    let front: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _balancer = start_balancer(front, one.addr, two.addr);
+    // Up once the balancer answers and has seen both instances ready.
+    let t0 = Instant::now();
+    loop {
+        let ok = reqwest::get(format!("http://{front}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok && t0.elapsed() > Duration::from_millis(1500) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "HAProxy never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Round robin: two logins through one address land on the two instances.
+    let (mut a, _) = Client::login(front, &v.device(Gender::Female)).await;
+    let (mut b, _) = Client::login(front, &v.device(Gender::Male)).await;
+    assert_eq!(
+        (sockets(one.addr).await, sockets(two.addr).await),
+        (1, 1),
+        "one client on each instance"
+    );
+    a.join("alice", "any").await;
+    a.expect("queued").await;
+    b.join("bobby", "any").await;
+    let mb = b.expect("matched").await;
+    let ma = a.expect("matched").await;
+    assert_eq!(ma["match_id"], mb["match_id"]);
+    let id = ma["match_id"].as_str().unwrap();
+    a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "offer", "sdp": OFFER}}))
+        .await;
+    assert_eq!(b.expect("signal").await["data"]["kind"], "offer");
+    b.send(json!({"type": "signal", "match_id": id, "data": {"kind": "answer", "sdp": OFFER}}))
+        .await;
+    assert_eq!(a.expect("signal").await["data"]["kind"], "answer");
+    // The page comes through the balancer too.
+    assert!(common::get_text(front, "/").await.contains("AnonChat"));
+    drop(b);
+    a.expect("partner_left").await;
+}
