@@ -1,6 +1,8 @@
 //! Two rendezvous instances on one real `redis-server`, behind a real HAProxy started from
 //! `deploy/haproxy/anonchat.cfg` (only its addresses changed to this test's): clients reach
-//! both through one address, and a match and its signaling cross from one instance to the other.
+//! both through one address, and a match and its signaling cross from one instance to the other;
+//! with the balancer trusted (`TRUSTED_PROXIES`), per-address limits count the clients' own
+//! addresses, not the balancer's.
 
 mod common;
 
@@ -116,16 +118,22 @@ async fn sockets(addr: SocketAddr) -> u64 {
 async fn clients_behind_haproxy_meet_across_two_instances() {
     let redis = RedisServer::start();
     let v = TestVerifier::new();
+    // One login a minute per address, and the balancer (HAProxy connects from 127.0.0.1)
+    // trusted to say whose each connection is.
+    let behind = |c: &mut anonchat_rendezvous::config::Config| {
+        c.rate_limit_per_minute = 1;
+        c.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    };
     let one = common::start(
         common::redis(&redis, StoreConfig::default()).await,
         &v,
-        |_| {},
+        behind,
     )
     .await;
     let two = common::start(
         common::redis(&redis, StoreConfig::default()).await,
         &v,
-        |_| {},
+        behind,
     )
     .await;
     let front: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -146,9 +154,11 @@ async fn clients_behind_haproxy_meet_across_two_instances() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // Round robin: two logins through one address land on the two instances.
-    let (mut a, _) = Client::login(front, &v.device(Gender::Female)).await;
-    let (mut b, _) = Client::login(front, &v.device(Gender::Male)).await;
+    // Round robin: two logins through one address land on the two instances. They come from
+    // two addresses, so one a minute each lets both in.
+    let (alice_ip, bob_ip) = ("127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+    let (mut a, _) = Client::login_from(front, Some(alice_ip), &v.device(Gender::Female)).await;
+    let (mut b, _) = Client::login_from(front, Some(bob_ip), &v.device(Gender::Male)).await;
     assert_eq!(
         (sockets(one.addr).await, sockets(two.addr).await),
         (1, 1),
@@ -167,6 +177,28 @@ async fn clients_behind_haproxy_meet_across_two_instances() {
     b.send(json!({"type": "signal", "match_id": id, "data": {"kind": "answer", "sdp": OFFER}}))
         .await;
     assert_eq!(a.expect("signal").await["data"]["kind"], "answer");
+    // Two more clients from two more addresses: each instance now has two clients from
+    // different addresses, which only the trusted X-Forwarded-For tells apart (the balancer
+    // connects from 127.0.0.1 for all of them; untrusted, the second on each would get 429).
+    let mut more = Vec::new();
+    for source in ["127.0.0.4", "127.0.0.5"] {
+        let source = Some(source.parse().unwrap());
+        more.push(Client::login_from(front, source, &v.device(Gender::Male)).await);
+    }
+    assert_eq!((sockets(one.addr).await, sockets(two.addr).await), (2, 2));
+    // Alice's address twice more: wherever they land, one instance has seen it already.
+    let mut refused = 0;
+    for _ in 0..2 {
+        match anonchat_testkit::ws::connect(front, Some(alice_ip)).await {
+            Err(e) if e.to_string().contains("429") => refused += 1,
+            Err(e) => panic!("{e}"),
+            Ok(_) => {}
+        }
+    }
+    assert!(
+        refused >= 1,
+        "the per-address limit counts the client's address"
+    );
     // The page comes through the balancer too.
     assert!(common::get_text(front, "/").await.contains("AnonChat"));
     drop(b);

@@ -43,11 +43,26 @@ pub struct HttpLimits {
     /// Largest request head (request line and headers), in bytes; larger ones get 431.
     #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,
+    /// Addresses of reverse proxies or load balancers in front of this service,
+    /// comma-separated: a request from one of them is counted against the client address it
+    /// puts in X-Forwarded-For (the last one no trusted proxy added), so that per-address
+    /// limits apply to clients, not to the proxy. Unset: X-Forwarded-For is ignored (anyone
+    /// could write it).
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
         defaults()
+    }
+}
+
+/// An IPv4 address mapped into IPv6 as the IPv4 address itself.
+fn canonical(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
     }
 }
 
@@ -121,6 +136,37 @@ pub fn env_file<T: clap::Args>(title: &str) -> String {
 }
 
 impl HttpLimits {
+    /// The address a request comes from: `peer`, or when `peer` is a trusted proxy, the
+    /// nearest address in X-Forwarded-For that no trusted proxy wrote (read from the right,
+    /// since each proxy appends what it saw and only the trusted ones can be believed).
+    pub fn client_ip(
+        &self,
+        peer: std::net::IpAddr,
+        headers: &axum::http::HeaderMap,
+    ) -> std::net::IpAddr {
+        let trusted = |ip: &std::net::IpAddr| self.trusted_proxies.contains(&canonical(*ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let mut hops: Vec<std::net::IpAddr> = Vec::new();
+        for value in headers.get_all("x-forwarded-for") {
+            let Ok(text) = value.to_str() else {
+                return peer;
+            };
+            for hop in text.split(',') {
+                match hop.trim().parse::<std::net::IpAddr>() {
+                    Ok(ip) => hops.push(canonical(ip)),
+                    // A hop that is not an address: nothing left of it can be trusted.
+                    Err(_) => hops.clear(),
+                }
+            }
+        }
+        hops.into_iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .unwrap_or(peer)
+    }
+
     /// The connection cap in force: the setting, never above what the descriptors allow.
     pub fn connections(&self) -> usize {
         let room = open_file_limit().map_or(usize::MAX, |n| {
@@ -300,6 +346,52 @@ impl Refusals {
 mod tests {
     use super::*;
     use clap::{Args, FromArgMatches};
+
+    #[test]
+    fn the_client_is_the_last_address_no_trusted_proxy_wrote() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let limits = HttpLimits {
+            trusted_proxies: vec![ip("10.0.0.1"), ip("10.0.0.2")],
+            ..HttpLimits::default()
+        };
+        let headers = |values: &[&str]| {
+            let mut h = axum::http::HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            h
+        };
+        let client = |peer: &str, values: &[&str]| limits.client_ip(ip(peer), &headers(values));
+        // Not from a proxy: the header is anyone's to write, and ignored.
+        assert_eq!(client("203.0.113.9", &["198.51.100.1"]), ip("203.0.113.9"));
+        // Through one proxy, or two; a client's own forged entries are left of the real one.
+        assert_eq!(client("10.0.0.1", &["198.51.100.1"]), ip("198.51.100.1"));
+        assert_eq!(
+            client("10.0.0.1", &["6.6.6.6, 198.51.100.1, 10.0.0.2"]),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client("10.0.0.1", &["6.6.6.6", "198.51.100.1"]),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client("10.0.0.1", &["::ffff:198.51.100.1"]),
+            ip("198.51.100.1")
+        );
+        // Nothing usable: the proxy itself.
+        assert_eq!(client("10.0.0.1", &[]), ip("10.0.0.1"));
+        assert_eq!(client("10.0.0.1", &["10.0.0.2"]), ip("10.0.0.1"));
+        assert_eq!(
+            client("10.0.0.1", &["198.51.100.1, garbage"]),
+            ip("10.0.0.1")
+        );
+        // Nothing trusted: the peer, always.
+        let open = HttpLimits::default();
+        assert_eq!(
+            open.client_ip(ip("10.0.0.1"), &headers(&["198.51.100.1"])),
+            ip("10.0.0.1")
+        );
+    }
 
     #[test]
     fn seconds_are_whole_and_at_least_one() {

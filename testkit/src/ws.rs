@@ -142,7 +142,16 @@ impl Client {
 
     /// Connects and authenticates; panics unless welcomed.
     pub async fn login(addr: SocketAddr, device: &Device) -> (Client, Value) {
-        let (ws, welcome) = login(addr, None, device).await.expect("welcomed");
+        Self::login_from(addr, None, device).await
+    }
+
+    /// [`Client::login`] from the loopback address `source`.
+    pub async fn login_from(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        device: &Device,
+    ) -> (Client, Value) {
+        let (ws, welcome) = login(addr, source, device).await.expect("welcomed");
         let session = welcome["session"]
             .as_str()
             .expect("a session id")

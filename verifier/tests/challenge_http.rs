@@ -250,3 +250,53 @@ async fn bursts_are_held_to_the_configured_liveness_threshold() {
     assert_eq!((status, code(&body)), (422, "spoof_detected"), "{body}");
     server.shutdown().await.unwrap();
 }
+
+/// Behind a trusted proxy the per-address limit counts the address the proxy forwards; from
+/// anyone else X-Forwarded-For is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_limits_count_the_forwarded_address() {
+    let server = start(|c| {
+        c.rate_limit_per_minute = 1;
+        c.http.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let (_, public) = device();
+    let ask = |forwarded: &'static str| {
+        let public = public.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("http://{}/v1/challenge", server.addr))
+                .header("x-forwarded-for", forwarded)
+                .json(&json!({ "public_key": public }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(ask("198.51.100.1").await, 200);
+    assert_eq!(
+        ask("198.51.100.2").await,
+        200,
+        "another client behind the same proxy"
+    );
+    assert_eq!(ask("198.51.100.1").await, 429, "the first client again");
+    server.shutdown().await.unwrap();
+
+    // Not trusted: the header is anyone's to write, and the connection's address counts.
+    let server = start(|c| c.rate_limit_per_minute = 1).await;
+    let (_, public) = device();
+    let first = challenge(server.addr, &public).await.0;
+    let forged = reqwest::Client::new()
+        .post(format!("http://{}/v1/challenge", server.addr))
+        .header("x-forwarded-for", "198.51.100.3")
+        .json(&json!({ "public_key": public }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!((first, forged), (200, 429));
+    server.shutdown().await.unwrap();
+}

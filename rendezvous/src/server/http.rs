@@ -43,7 +43,8 @@ async fn ws<S: Store>(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    if let Err(retry_after) = shared.ip_allowed(peer.ip()) {
+    let client = shared.config.http.client_ip(peer.ip(), &headers);
+    if let Err(retry_after) = shared.ip_allowed(client) {
         return too_many(retry_after);
     }
     let origins = &shared.config.client_origins;
@@ -72,8 +73,10 @@ async fn ws<S: Store>(
 async fn stats<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
-    if let Err(retry_after) = shared.ip_allowed(peer.ip()) {
+    let client = shared.config.http.client_ip(peer.ip(), &headers);
+    if let Err(retry_after) = shared.ip_allowed(client) {
         return too_many(retry_after);
     }
     match shared.store.stats().await {

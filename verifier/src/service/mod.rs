@@ -361,7 +361,13 @@ async fn verify(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = verify_inner(&state, peer.ip(), &headers, body).await;
+    let result = verify_inner(
+        &state,
+        state.config.http.client_ip(peer.ip(), &headers),
+        &headers,
+        body,
+    )
+    .await;
     respond(&state, "verify", "verified", result)
 }
 
@@ -445,7 +451,13 @@ async fn challenge(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = challenge_inner(&state, peer.ip(), &headers, body).await;
+    let result = challenge_inner(
+        &state,
+        state.config.http.client_ip(peer.ip(), &headers),
+        &headers,
+        body,
+    )
+    .await;
     respond(&state, "challenge", "challenge", result)
 }
 

@@ -58,7 +58,13 @@ pub(super) async fn open(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = open_inner(&state, peer.ip(), &headers, body).await;
+    let result = open_inner(
+        &state,
+        state.config.http.client_ip(peer.ip(), &headers),
+        &headers,
+        body,
+    )
+    .await;
     respond(&state, "pair", "pair_opened", result)
 }
 
@@ -94,9 +100,10 @@ pub(super) async fn info(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
+    headers: HeaderMap,
 ) -> Response {
     let result = async {
-        rate_limit(&state, peer.ip())?;
+        rate_limit(&state, state.config.http.client_ip(peer.ip(), &headers))?;
         let code = code_of(&code)?;
         let waiting = state.store.pairing(&code).await?;
         Ok(PairInfo {
@@ -119,7 +126,15 @@ pub(super) async fn collect(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match collect_inner(&state, peer.ip(), &code, &headers, body).await {
+    match collect_inner(
+        &state,
+        state.config.http.client_ip(peer.ip(), &headers),
+        &code,
+        &headers,
+        body,
+    )
+    .await
+    {
         Ok(Some(minted)) => respond(
             &state,
             "pair collect",
@@ -160,7 +175,7 @@ pub(super) async fn cancel(
     body: Body,
 ) -> Response {
     let result = async {
-        rate_limit(&state, peer.ip())?;
+        rate_limit(&state, state.config.http.client_ip(peer.ip(), &headers))?;
         let code = code_of(&code)?;
         let proof: Proof =
             read_json(&state, &headers, body, "{\"signature\": \"<base64url>\"}").await?;
