@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 use anonchat_protocol::token::Gender;
 use anonchat_rendezvous::store::StoreConfig;
-use common::{Client, OFFER, RedisServer, TestVerifier};
-use serde_json::json;
+use common::{Client, RedisServer, TestVerifier};
 
 /// HAProxy with the deployment's configuration, killed when dropped.
 struct Balancer {
@@ -164,19 +163,7 @@ async fn clients_behind_haproxy_meet_across_two_instances() {
         (1, 1),
         "one client on each instance"
     );
-    a.join("alice", "any").await;
-    a.expect("queued").await;
-    b.join("bobby", "any").await;
-    let mb = b.expect("matched").await;
-    let ma = a.expect("matched").await;
-    assert_eq!(ma["match_id"], mb["match_id"]);
-    let id = ma["match_id"].as_str().unwrap();
-    a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "offer", "sdp": OFFER}}))
-        .await;
-    assert_eq!(b.expect("signal").await["data"]["kind"], "offer");
-    b.send(json!({"type": "signal", "match_id": id, "data": {"kind": "answer", "sdp": OFFER}}))
-        .await;
-    assert_eq!(a.expect("signal").await["data"]["kind"], "answer");
+    common::meet_and_signal(&mut a, &mut b).await;
     // Two more clients from two more addresses: each instance now has two clients from
     // different addresses, which only the trusted X-Forwarded-For tells apart (the balancer
     // connects from 127.0.0.1 for all of them; untrusted, the second on each would get 429).

@@ -665,19 +665,7 @@ async fn two_instances_share_one_store<S: Store, F: Future<Output = S>>(
     .await;
     let (mut a, _) = Client::login(one.addr, &v.device(Gender::Female)).await;
     let (mut b, _) = Client::login(two.addr, &v.device(Gender::Male)).await;
-    a.join("alice", "any").await;
-    a.expect("queued").await;
-    b.join("bobby", "any").await;
-    let mb = b.expect("matched").await;
-    let ma = a.expect("matched").await;
-    assert_eq!(ma["match_id"], mb["match_id"]);
-    let id = ma["match_id"].as_str().unwrap();
-    a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "offer", "sdp": OFFER}}))
-        .await;
-    assert_eq!(b.expect("signal").await["data"]["kind"], "offer");
-    b.send(json!({"type": "signal", "match_id": id, "data": {"kind": "answer", "sdp": OFFER}}))
-        .await;
-    assert_eq!(a.expect("signal").await["data"]["kind"], "answer");
+    common::meet_and_signal(&mut a, &mut b).await;
     // Online counts travel with the heartbeats (every 250 ms here).
     tokio::time::sleep(Duration::from_millis(600)).await;
     let stats: Value = common::get_json(two.addr, "/v1/stats").await;

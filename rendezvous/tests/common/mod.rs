@@ -67,6 +67,24 @@ pub async fn start<S: Store>(
 pub const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sctp-port:5000\r\n";
 pub const CANDIDATE: &str = "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host generation 0";
 
+/// `a` waits, `b` joins, they are matched, and an offer and an answer cross between them.
+pub async fn meet_and_signal(a: &mut Client, b: &mut Client) {
+    use serde_json::json;
+    a.join("alice", "any").await;
+    a.expect("queued").await;
+    b.join("bobby", "any").await;
+    let mb = b.expect("matched").await;
+    let ma = a.expect("matched").await;
+    assert_eq!(ma["match_id"], mb["match_id"]);
+    let id = ma["match_id"].as_str().unwrap();
+    a.send(json!({"type": "signal", "match_id": id, "data": {"kind": "offer", "sdp": OFFER}}))
+        .await;
+    assert_eq!(b.expect("signal").await["data"]["kind"], "offer");
+    b.send(json!({"type": "signal", "match_id": id, "data": {"kind": "answer", "sdp": OFFER}}))
+        .await;
+    assert_eq!(a.expect("signal").await["data"]["kind"], "answer");
+}
+
 /// `GET http://ADDR PATH` as text.
 pub async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
     reqwest::get(format!("http://{addr}{path}"))
