@@ -3,7 +3,6 @@
 //! (DESIGN.md §4). The caller keeps the token.
 
 use anonchat_protocol::token::Gender;
-use base64::Engine;
 use serde::Deserialize;
 
 use crate::identity::{Identity, SavedToken};
@@ -109,7 +108,7 @@ fn base(url: &str) -> &str {
 }
 
 fn public_key(identity: &Identity) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(identity.verifying_key().as_bytes())
+    anonchat_protocol::token::public_key_to_base64url(identity.verifying_key().as_bytes())
 }
 
 /// Posts `body` as JSON; the response, or why there is none.

@@ -366,6 +366,11 @@ pub fn peer_id(key: &ed25519_dalek::VerifyingKey) -> String {
         .to_base58()
 }
 
+/// A 32-byte Ed25519 public key as clients send it: base64url without padding.
+pub fn public_key_to_base64url(key: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(key)
+}
+
 /// Decodes a base64url (no padding) 32-byte Ed25519 public key, as clients send it.
 pub fn public_key_from_base64url(s: &str) -> Result<ed25519_dalek::VerifyingKey, TokenError> {
     let bytes = URL_SAFE_NO_PAD

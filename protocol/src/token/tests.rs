@@ -275,3 +275,11 @@ fn public_key_parsing_refuses_bad_input() {
         assert!(public_key_from_base64url(bad).is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn a_public_key_reads_back_as_it_is_written() {
+    let key = device().verifying_key();
+    let text = public_key_to_base64url(key.as_bytes());
+    assert_eq!(text.len(), 43, "unpadded");
+    assert_eq!(public_key_from_base64url(&text).unwrap(), key);
+}

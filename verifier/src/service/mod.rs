@@ -515,8 +515,7 @@ async fn verify_inner(
     // A phone verifying for a terminal: the code must be open and bound to the key checked.
     let pairing = match &req.pair_code {
         Some(code) => {
-            let code =
-                anonchat_protocol::pair::normalize_code(code).ok_or(VerifyError::PairUnknown)?;
+            let code = pair::code_of(code)?;
             let waiting = state.store.pairing(&code).await?;
             if waiting.key != req.public_key {
                 return Err(VerifyError::PairUnknown);

@@ -10,12 +10,11 @@ use anonchat_protocol::pair::{
     COLLECT_WAIT_SECONDS, PAIR_TTL_SECONDS, PairInfo, PairRequest, Pairing, Proof, check,
     fingerprint, normalize_code, page_url,
 };
-use anonchat_protocol::token::unix_now;
+use anonchat_protocol::token::{public_key_to_base64url, unix_now};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde_json::json;
 
 use super::pairings::PairError;
@@ -42,13 +41,9 @@ impl From<CollectError> for VerifyError {
     }
 }
 
-/// A code as the path gives it; anything that cannot be one is unknown.
-fn code_of(text: &str) -> Result<String, VerifyError> {
+/// A code as the path or a form gives it; anything that cannot be one is unknown.
+pub(super) fn code_of(text: &str) -> Result<String, VerifyError> {
     normalize_code(text).ok_or(VerifyError::PairUnknown)
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// `POST /v1/pair`: a code for the terminal's key, and the page address to open with it.
@@ -107,7 +102,7 @@ pub(super) async fn info(
         let code = code_of(&code)?;
         let waiting = state.store.pairing(&code).await?;
         Ok(PairInfo {
-            public_key: b64(waiting.key.as_bytes()),
+            public_key: public_key_to_base64url(waiting.key.as_bytes()),
             fingerprint: fingerprint(&waiting.key),
             expires_at: unix_now() + waiting.left.as_secs() as i64,
             undisclosed: waiting.undisclosed,

@@ -7,8 +7,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anonchat_protocol::token::public_key_to_base64url as b64;
 use anonchat_protocol::verify::Step;
-use base64::Engine;
 use ed25519_dalek::VerifyingKey;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
@@ -36,6 +36,9 @@ pub struct RedisOpen {
     conn: ConnectionManager,
     challenge_ttl: Duration,
     pair_ttl: Duration,
+    /// The scripts, hashed once ([`OPEN_PAIR`], [`DEPOSIT`]).
+    open_pair: redis::Script,
+    deposit: redis::Script,
 }
 
 fn challenge_key(id: &str) -> String {
@@ -44,10 +47,6 @@ fn challenge_key(id: &str) -> String {
 
 fn pair_key(code: &str) -> String {
     format!("anonchat:verifier:pair:{code}")
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 fn unix_ms() -> u64 {
@@ -149,6 +148,8 @@ impl Store {
             conn,
             challenge_ttl,
             pair_ttl,
+            open_pair: redis::Script::new(OPEN_PAIR),
+            deposit: redis::Script::new(DEPOSIT),
         }))
     }
 
@@ -235,10 +236,10 @@ impl Store {
                 .map_err(|_| PairError::Unavailable)?
                 .issue(key, undisclosed, Instant::now(), &mut rand::thread_rng()),
             Store::Redis(r) => {
-                let script = redis::Script::new(OPEN_PAIR);
                 for _ in 0..4 {
                     let code = anonchat_protocol::pair::new_code(&mut rand::thread_rng());
-                    let opened: i64 = script
+                    let opened: i64 = r
+                        .open_pair
                         .key(pair_key(&code))
                         .arg(b64(key.as_bytes()))
                         .arg(if undisclosed { "1" } else { "0" })
@@ -305,7 +306,8 @@ impl Store {
                 .deposit(code, key, minted, Instant::now()),
             Store::Redis(r) => {
                 let token = serde_json::to_string(minted.as_ref()).map_err(down)?;
-                let done: i64 = redis::Script::new(DEPOSIT)
+                let done: i64 = r
+                    .deposit
                     .key(pair_key(code))
                     .arg(b64(key.as_bytes()))
                     .arg(token)
@@ -356,13 +358,12 @@ impl Store {
                 }
             }
             Store::Redis(r) => {
-                let first = Self::read_pair(r, code).await?;
-                if !proves(&first.key) {
+                let until = Instant::now() + wait;
+                let mut pair = Self::read_pair(r, code).await?;
+                if !proves(&pair.key) {
                     return Err(CollectError::BadProof);
                 }
-                let until = Instant::now() + wait;
                 loop {
-                    let pair = Self::read_pair(r, code).await?;
                     if let Some(token) = pair.token {
                         // Whoever deletes it takes it.
                         let deleted: i64 =
@@ -377,6 +378,7 @@ impl Store {
                         return Ok(None);
                     }
                     tokio::time::sleep(POLL).await;
+                    pair = Self::read_pair(r, code).await?;
                 }
             }
         }
