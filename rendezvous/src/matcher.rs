@@ -83,7 +83,8 @@ pub fn normalise(interest: &str) -> String {
 pub struct Waiting<'a> {
     pub joined_ms: u64,
     pub seat: Seat<'a>,
-    /// Its instance's heartbeat is alive (else it is a ghost of a dead instance).
+    /// Its instance is alive: its heartbeat runs and it listens on its channel (else it is a
+    /// ghost of a dead instance).
     pub alive: bool,
     /// Its device was banned after it queued.
     pub banned: bool,

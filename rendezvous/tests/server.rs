@@ -811,78 +811,6 @@ async fn a_bounded_scan_does_not_mean_never<S: Store, F: Future<Output = S>>(
     assert_eq!(ma["match_id"], mb["match_id"]);
 }
 
-/// An instance killed outright (SIGKILL, no goodbye): its waiting users are never matched, and
-/// their tickets are cleaned once its heartbeat has expired.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_instance_leaves_no_ghosts() {
-    let redis = common::RedisServer::start();
-    let v = TestVerifier::new();
-    let dir = std::env::temp_dir().join(format!("anonchat-rdv-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let jwks = jwks_file(&dir, &v);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut doomed = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"))
-        .arg("serve")
-        .env("RENDEZVOUS_ADDR", format!("127.0.0.1:{port}"))
-        .env("REDIS_URL", &redis.url)
-        .env("SERVER_SECRET", "test secret")
-        .env("VERIFIER_JWKS_FILE", &jwks)
-        .env("HEARTBEAT_TTL_SECONDS", "1")
-        .env("RATE_LIMIT_PER_MINUTE", "0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the rendezvous binary did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (mut ghost, _) = Client::login(addr, &v.device(Gender::Male)).await;
-    ghost.join("ghost", "any").await;
-    ghost.expect("queued").await;
-    doomed.kill().unwrap();
-    doomed.wait().unwrap();
-
-    let store = common::redis(
-        &redis,
-        Config {
-            heartbeat_ttl: Duration::from_secs(1),
-            ..common::config()
-        }
-        .store_config(),
-    )
-    .await;
-    let alive = common::start(store.clone(), &v, |c| {
-        c.heartbeat_ttl = Duration::from_secs(1)
-    })
-    .await;
-    assert_eq!(
-        store.stats().await.unwrap().waiting,
-        1,
-        "the ghost's ticket is still there"
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await; // past the dead instance's heartbeat TTL
-    let (mut c, _) = Client::login(alive.addr, &v.device(Gender::Female)).await;
-    c.join("carol", "any").await;
-    c.expect("queued").await;
-    c.quiet(300).await;
-    assert_eq!(
-        store.stats().await.unwrap().waiting,
-        1,
-        "the ghost is gone, carol waits"
-    );
-    std::fs::remove_dir_all(dir).ok();
-}
-
 /// A nickname that carries a number in consonants: digits can spell things a profanity filter
 /// rightly refuses ("user0069" was one).
 fn nickname(i: usize) -> String {
@@ -1106,7 +1034,7 @@ async fn the_binary_warns_when_nothing_crosses_networks() {
     let v = TestVerifier::new();
     let dir = std::env::temp_dir().join(format!("rdv-ice-warning-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let jwks = jwks_file(&dir, &v);
+    let jwks = common::jwks_file(&dir, &v);
     // Runs the binary until it listens (or exits); returns what it printed.
     let run = |settings: &[(&str, &str)]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"));
@@ -1172,18 +1100,6 @@ async fn the_binary_warns_when_nothing_crosses_networks() {
 }
 
 /// The verifier's key set as a file, for the binary's VERIFIER_JWKS_FILE.
-fn jwks_file(dir: &std::path::Path, v: &TestVerifier) -> std::path::PathBuf {
-    let jwks = dir.join("jwks.json");
-    std::fs::write(
-        &jwks,
-        serde_json::to_vec(&anonchat_protocol::token::Jwks {
-            keys: vec![v.key.public_jwk()],
-        })
-        .unwrap(),
-    )
-    .unwrap();
-    jwks
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_binary_outlasts_a_slowloris_attack_with_few_descriptors() {
@@ -1191,7 +1107,7 @@ async fn the_binary_outlasts_a_slowloris_attack_with_few_descriptors() {
     let v = TestVerifier::new();
     let dir = std::env::temp_dir().join(format!("rdv-slowloris-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let jwks = jwks_file(&dir, &v);
+    let jwks = common::jwks_file(&dir, &v);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"));
     command

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anonchat_protocol::rendezvous::{Transport, Want};
 use anonchat_protocol::token::Gender;
 use anonchat_rendezvous::matcher::{self, Seat};
-use anonchat_rendezvous::store::{Admission, JoinOutcome, Store, StoreConfig, Ticket};
+use anonchat_rendezvous::store::{Admission, Inbox, JoinOutcome, Store, StoreConfig, Ticket};
 use rand::Rng;
 
 const INSTANCE: &str = "i1";
@@ -256,18 +256,38 @@ async fn daily_limit_stops_joining<S: Store>(store: S) {
     );
 }
 
+/// The instance whose tickets the suite's tests queue: its heartbeat runs and it listens on
+/// its channel (as long as the receiver is kept).
+async fn listening<S: Store>(store: &S) -> tokio::sync::mpsc::Receiver<Inbox> {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    store.subscribe(INSTANCE).await.unwrap()
+}
+
+/// A ticket of an instance that is not alive is never matched, and is cleaned when seen: one
+/// killed outright (its heartbeat still runs for up to its TTL, but nobody listens on its
+/// channel any more), and one hung (still subscribed, but its heartbeat stopped).
 async fn tickets_of_dead_instances_are_never_matched<S: Store>(store: S) {
-    store.heartbeat("dying", 1).await.unwrap();
-    store.heartbeat(INSTANCE, 1).await.unwrap();
+    let s1 = ticket("s1", "p1", Gender::Male, Want::Any);
+    store.heartbeat("killed", 1).await.unwrap();
     let mut ghost = ticket("ghost", "pg", Gender::Female, Want::Any);
-    ghost.instance = "dying".into();
+    ghost.instance = "killed".into();
+    store.join(&ghost, now_ms()).await.unwrap();
+    assert_eq!(matched(&store, &s1).await, None);
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        1,
+        "the killed instance's ticket was cleaned at once, s1 waits"
+    );
+    assert!(store.cancel("s1").await.unwrap());
+
+    store.heartbeat("hung", 1).await.unwrap();
+    let _hung_inbox = store.subscribe("hung").await.unwrap();
+    let mut ghost = ticket("ghost2", "pg2", Gender::Female, Want::Any);
+    ghost.instance = "hung".into();
     store.join(&ghost, now_ms()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1300)).await; // heartbeat TTL is 1 s here
     store.heartbeat(INSTANCE, 1).await.unwrap();
-    assert_eq!(
-        matched(&store, &ticket("s1", "p1", Gender::Male, Want::Any)).await,
-        None
-    );
+    assert_eq!(matched(&store, &s1).await, None);
     assert_eq!(
         store.stats().await.unwrap().waiting,
         1,
@@ -279,12 +299,35 @@ async fn tickets_of_dead_instances_are_never_matched<S: Store>(store: S) {
 }
 
 async fn instances_talk_through_their_channels<S: Store>(store: S) {
+    assert_eq!(
+        store.publish("i2", "anyone?".into()).await.unwrap(),
+        0,
+        "nobody listens yet"
+    );
     let mut rx = store.subscribe("i2").await.unwrap();
-    store.publish("i2", "hello i2".into()).await.unwrap();
+    assert_eq!(store.publish("i2", "hello i2".into()).await.unwrap(), 1);
     let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap();
-    assert_eq!(got.as_deref(), Some("hello i2"));
+    assert_eq!(got, Some(Inbox::Payload("hello i2".into())));
+    // An instance that died (its listener dropped) hears nothing, whatever its heartbeat says.
+    drop(rx);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while store.publish("i2", "still there?".into()).await.unwrap() != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "still heard");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A heartbeat says whether the store still knew the instance: not on the first beat, nor
+/// after the instance expired (what an outage longer than the TTL, or a restarted Redis without
+/// its data, looks like).
+async fn a_heartbeat_tells_whether_the_store_forgot_the_instance<S: Store>(store: S) {
+    assert!(!store.heartbeat("i3", 0).await.unwrap(), "first beat");
+    assert!(store.heartbeat("i3", 0).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(1300)).await; // heartbeat TTL is 1 s here
+    assert!(!store.heartbeat("i3", 0).await.unwrap(), "expired");
+    assert!(store.heartbeat("i3", 0).await.unwrap());
 }
 
 /// 2,000 users with random genders, preferences and blocks join at once.
@@ -603,7 +646,9 @@ macro_rules! suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::common::memory($config)).await;
+                    let store = crate::common::memory($config);
+                    let _inbox = super::listening(&store).await;
+                    super::$name(store).await;
                 }
             )*
         }
@@ -612,7 +657,9 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let server = crate::common::RedisServer::start();
-                    super::$name(crate::common::redis(&server, $config).await).await;
+                    let store = crate::common::redis(&server, $config).await;
+                    let _inbox = super::listening(&store).await;
+                    super::$name(store).await;
                     // Promise 3: Redis holds nothing without a time-to-live.
                     for (key, ttl) in server.keys_with_ttl() {
                         assert_ne!(ttl, -1, "{key} has no TTL");
@@ -633,6 +680,7 @@ suite! {
     daily_limit_stops_joining => super::limited(),
     tickets_of_dead_instances_are_never_matched => super::config(),
     instances_talk_through_their_channels => super::config(),
+    a_heartbeat_tells_whether_the_store_forgot_the_instance => super::config(),
     two_thousand_concurrent_joins_keep_every_rule => super::config(),
     one_device_holds_one_ticket_however_many_sockets => super::scan_of_eight(),
     limits_hold_for_the_partner_too => super::limited(),

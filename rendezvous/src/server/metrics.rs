@@ -20,6 +20,8 @@ pub struct Metrics {
     pub errors: Family<Label, Counter>,
     pub reports: Counter,
     pub bans: Counter,
+    pub unreachable: Counter,
+    pub store_forgot: Counter,
 }
 
 impl Metrics {
@@ -33,6 +35,8 @@ impl Metrics {
             errors: Family::default(),
             reports: Counter::default(),
             bans: Counter::default(),
+            unreachable: Counter::default(),
+            store_forgot: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -58,6 +62,16 @@ impl Metrics {
         registry.register("errors", "Error frames sent, by code", m.errors.clone());
         registry.register("reports", "Reports counted", m.reports.clone());
         registry.register("bans", "Bans caused by reports", m.bans.clone());
+        registry.register(
+            "unreachable",
+            "Matches undone because the partner's instance did not hear of them",
+            m.unreachable.clone(),
+        );
+        registry.register(
+            "store_forgot",
+            "Times the store had forgotten this instance (its waiting sessions joined again)",
+            m.store_forgot.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -43,6 +43,9 @@ pub struct Shared<S: Store> {
     pub metrics: Metrics,
     pub ip_limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
     pub shutdown: watch::Receiver<bool>,
+    /// Bumped each time the store turns out to have forgotten this instance: every waiting
+    /// session joins again.
+    pub store_forgot: watch::Sender<u64>,
 }
 
 impl<S: Store> Shared<S> {
@@ -56,9 +59,23 @@ impl<S: Store> Shared<S> {
                 Box::pin(self.route(&back_to, bounce)).await;
             }
         } else {
-            let json = serde_json::to_string(&envelope).expect("envelopes serialize");
-            if let Err(e) = self.store.publish(instance, json).await {
+            self.deliver(instance, envelope).await;
+        }
+    }
+
+    /// Delivers an envelope to its session, here or on another instance; whether a session
+    /// here took it, or a listener of the other instance's channel heard it (none: that
+    /// instance is gone, even if its heartbeat has not expired yet).
+    pub async fn deliver(&self, instance: &str, envelope: Envelope) -> bool {
+        if instance == self.instance {
+            return self.hub.deliver(envelope).is_ok();
+        }
+        let json = serde_json::to_string(&envelope).expect("envelopes serialize");
+        match self.store.publish(instance, json).await {
+            Ok(heard) => heard > 0,
+            Err(e) => {
                 tracing::warn!(error = %e, "could not reach another instance");
+                false
             }
         }
     }
@@ -203,6 +220,7 @@ pub async fn start<S: Store>(
         metrics: Metrics::new(),
         ip_limiter,
         shutdown,
+        store_forgot: watch::Sender::new(0),
     });
     let background = [
         tokio::spawn(heartbeat(shared.clone())),
@@ -240,21 +258,47 @@ pub async fn start<S: Store>(
     })
 }
 
+/// Keeps this instance alive in the store, and notices when the store forgot it: then its
+/// waiting sessions join again. After a failed beat it beats more often, so that the queue
+/// works again soon after the store is back.
 async fn heartbeat<S: Store>(shared: Arc<Shared<S>>) {
     let every = shared.store_heartbeat_interval();
+    let mut wait = every;
     loop {
-        tokio::time::sleep(every).await;
-        if let Err(e) = shared
+        tokio::time::sleep(wait).await;
+        match shared
             .store
             .heartbeat(&shared.instance, shared.hub.len() as u64)
             .await
         {
-            tracing::warn!(error = %e, "heartbeat failed");
+            Ok(knew) => {
+                if !knew {
+                    tracing::warn!(
+                        "the store had forgotten this instance (restarted without its data, or out of reach for longer than HEARTBEAT_TTL): waiting sessions join again"
+                    );
+                    shared.forget();
+                }
+                wait = every;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "heartbeat failed");
+                wait = AFTER_A_FAILED_BEAT.min(every);
+            }
         }
     }
 }
 
+/// How soon an instance beats again after a beat failed.
+const AFTER_A_FAILED_BEAT: Duration = Duration::from_millis(500);
+
 impl<S: Store> Shared<S> {
+    /// The store may have lost this instance's waiting tickets: every waiting session joins
+    /// again.
+    fn forget(&self) {
+        self.metrics.store_forgot.inc();
+        self.store_forgot.send_modify(|n| *n += 1);
+    }
+
     /// ICE servers for one client now, with freshly minted TURN credentials.
     pub fn ice_servers(&self) -> Vec<IceServer> {
         let now = std::time::SystemTime::now()
@@ -272,9 +316,19 @@ impl<S: Store> Shared<S> {
 
 async fn deliver_inbox<S: Store>(
     shared: Arc<Shared<S>>,
-    mut inbox: tokio::sync::mpsc::Receiver<String>,
+    mut inbox: tokio::sync::mpsc::Receiver<crate::store::Inbox>,
 ) {
-    while let Some(payload) = inbox.recv().await {
+    while let Some(inbound) = inbox.recv().await {
+        let payload = match inbound {
+            crate::store::Inbox::Payload(p) => p,
+            crate::store::Inbox::Resubscribed => {
+                tracing::warn!(
+                    "this instance counted as dead while its channel was lost: waiting sessions join again"
+                );
+                shared.forget();
+                continue;
+            }
+        };
         match Envelope::from_instance(&payload, &shared.config.signal_limits()) {
             Ok(envelope) => shared.route(&shared.instance.clone(), envelope).await,
             Err(e) => {

@@ -17,6 +17,8 @@ const BLOCKS: &str = "{ac}:blocks:";
 const REPORTS: &str = "{ac}:reports:";
 const LIVE: &str = "{ac}:live:";
 const CHANNEL: &str = "{ac}:ch:";
+/// A waiting ticket a partner took moments ago (see `Store::rejoin`).
+const TAKEN: &str = "{ac}:taken:";
 
 /// What every key starts with (to find them all, for an admin reset).
 pub const PREFIX: &str = "{ac}:";
@@ -90,16 +92,19 @@ pub fn is_instances(key: &str) -> bool {
 
 /// The key names and prefixes, as name/value pairs for a script's arguments; a per-device key
 /// is the prefix followed by the pseudonym or session (a day's count then [`count_suffix`]).
-pub fn script_args() -> [(&'static str, &'static str); 9] {
+pub fn script_args() -> [(&'static str, &'static str); 12] {
     [
         ("queue", QUEUE),
         ("seq", SEQ),
         ("ticket", TICKET),
         ("instance", INSTANCE),
+        ("instances", INSTANCES),
         ("ban", BAN),
         ("count", COUNT),
         ("last", LAST),
         ("blocks", BLOCKS),
         ("reports", REPORTS),
+        ("channel", CHANNEL),
+        ("taken", TAKEN),
     ]
 }

@@ -18,6 +18,19 @@ enum Look {
     Banned(u64),
     DailyLimit,
     Gone,
+    /// A join again found its ticket still queued.
+    Stays,
+    /// A join again found its ticket taken by a partner moments ago.
+    Taken,
+}
+
+/// What a look is for (as `join.lua`'s modes).
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Join,
+    Rejoin,
+    /// A waiting ticket's look at a slice of those behind it, from the `skip`th.
+    Again(usize),
 }
 
 #[derive(Clone)]
@@ -49,8 +62,10 @@ struct Inner {
     bans: HashMap<String, Expiring<()>>,
     reports: HashMap<String, Expiring<HashSet<String>>>,
     instances: HashMap<String, Expiring<u64>>,
-    channels: HashMap<String, mpsc::Sender<String>>,
+    channels: HashMap<String, mpsc::Sender<Inbox>>,
     live: HashMap<String, Expiring<LiveSession>>,
+    /// Waiting tickets a partner took moments ago (see `Store::rejoin`).
+    taken: HashMap<String, Expiring<()>>,
 }
 
 impl MemoryStore {
@@ -62,11 +77,26 @@ impl MemoryStore {
     }
 
     /// One look at the queue for `ticket`: a join (from the oldest ticket on, queued when
-    /// nobody fits) or, with `again = Some(skip)`, a waiting ticket's look at a slice of those
-    /// queued after it.
-    fn look(&self, ticket: &Ticket, now_ms: u64, again: Option<usize>) -> Look {
+    /// nobody fits), a join again, or a waiting ticket's look at a slice of those queued
+    /// after it.
+    fn look(&self, ticket: &Ticket, now_ms: u64, mode: Mode) -> Look {
         let mut inner = self.lock();
         let now = Instant::now();
+        if let Mode::Rejoin = mode {
+            if inner
+                .taken
+                .get(&ticket.session)
+                .is_some_and(|t| t.live(now))
+            {
+                return Look::Taken;
+            } else if inner.queue.iter().any(|(_, t)| t.session == ticket.session) {
+                return Look::Stays;
+            }
+        }
+        let again = match mode {
+            Mode::Again(skip) => Some(skip),
+            Mode::Join | Mode::Rejoin => None,
+        };
         let today = day((now_ms / 1000) as i64);
         let limit = self.config.daily_match_limit;
         match inner.admission(&ticket.pseudonym, today, limit, now) {
@@ -119,6 +149,11 @@ impl MemoryStore {
         };
         let (_, partner) = inner.queue.remove(index);
         inner.queue.retain(|(_, t)| t.session != ticket.session);
+        let taken = Expiring {
+            value: (),
+            until: now + TAKEN_TTL,
+        };
+        inner.taken.insert(partner.session.clone(), taken);
         let common_interests = matcher::common_interests(&ticket.interests, &partner.interests);
         let until = now + self.config.match_count_ttl;
         for (who, other) in [
@@ -192,8 +227,13 @@ impl Inner {
         }
     }
 
+    /// As `instance_alive` in the Redis scripts: its heartbeat runs and its channel is read.
     fn alive(&self, instance: &str, now: Instant) -> bool {
         self.instances.get(instance).is_some_and(|i| i.live(now))
+            && self
+                .channels
+                .get(instance)
+                .is_some_and(|tx| !tx.is_closed())
     }
 
     fn sweep(&mut self, now: Instant) {
@@ -203,6 +243,7 @@ impl Inner {
         self.reports.retain(|_, v| v.live(now));
         self.blocks.retain(|_, v| v.live(now));
         self.live.retain(|_, v| v.live(now));
+        self.taken.retain(|_, v| v.live(now));
         let dead: Vec<String> = self
             .instances
             .iter()
@@ -213,9 +254,28 @@ impl Inner {
             self.instances.remove(d);
             self.channels.remove(d);
         }
-        let instances = &self.instances;
-        self.queue
-            .retain(|(_, t)| instances.get(&t.instance).is_some_and(|i| i.live(now)));
+        let alive: HashSet<String> = (self.instances.keys())
+            .filter(|i| self.alive(i, now))
+            .cloned()
+            .collect();
+        self.queue.retain(|(_, t)| alive.contains(&t.instance));
+    }
+}
+
+impl MemoryStore {
+    /// A join's look, as its outcome.
+    fn joined(look: Look) -> JoinOutcome {
+        match look {
+            Look::Matched(partner, common_interests) => JoinOutcome::Matched {
+                partner,
+                common_interests,
+            },
+            Look::Waiting(waiting) => JoinOutcome::Queued { waiting },
+            Look::Banned(retry_after) => JoinOutcome::Banned { retry_after },
+            Look::DailyLimit => JoinOutcome::DailyLimit,
+            // Only a second look finds its own ticket gone, or a join again one that stays.
+            Look::Gone | Look::Stays | Look::Taken => JoinOutcome::Queued { waiting: 0 },
+        }
     }
 }
 
@@ -271,27 +331,27 @@ impl Store for MemoryStore {
     }
 
     async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
-        Ok(match self.look(ticket, now_ms, None) {
-            Look::Matched(partner, common_interests) => JoinOutcome::Matched {
-                partner,
-                common_interests,
-            },
-            Look::Waiting(waiting) => JoinOutcome::Queued { waiting },
-            Look::Banned(retry_after) => JoinOutcome::Banned { retry_after },
-            Look::DailyLimit => JoinOutcome::DailyLimit,
-            // Only a second look finds its own ticket gone.
-            Look::Gone => JoinOutcome::Queued { waiting: 0 },
+        Ok(Self::joined(self.look(ticket, now_ms, Mode::Join)))
+    }
+
+    async fn rejoin(&self, ticket: &Ticket, now_ms: u64) -> Result<Rejoin> {
+        Ok(match self.look(ticket, now_ms, Mode::Rejoin) {
+            Look::Stays => Rejoin::StillWaiting,
+            Look::Taken => Rejoin::Taken,
+            look => Rejoin::Joined(Self::joined(look)),
         })
     }
 
     async fn rematch(&self, ticket: &Ticket, look: usize, now_ms: u64) -> Result<Rematch> {
         let skip = look.saturating_mul(self.config.rescan);
-        Ok(match self.look(ticket, now_ms, Some(skip)) {
+        Ok(match self.look(ticket, now_ms, Mode::Again(skip)) {
             Look::Matched(partner, common_interests) => Rematch::Matched {
                 partner,
                 common_interests,
             },
-            Look::Waiting(_) | Look::Banned(_) | Look::DailyLimit => Rematch::StillWaiting,
+            Look::Waiting(_) | Look::Banned(_) | Look::DailyLimit | Look::Stays | Look::Taken => {
+                Rematch::StillWaiting
+            }
             Look::Gone => Rematch::Gone,
         })
     }
@@ -369,9 +429,10 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn heartbeat(&self, instance: &str, online: u64) -> Result<()> {
+    async fn heartbeat(&self, instance: &str, online: u64) -> Result<bool> {
         let mut inner = self.lock();
         let now = Instant::now();
+        let knew = inner.instances.get(instance).is_some_and(|i| i.live(now));
         inner.instances.insert(
             instance.to_owned(),
             Expiring {
@@ -380,7 +441,7 @@ impl Store for MemoryStore {
             },
         );
         inner.sweep(now);
-        Ok(())
+        Ok(knew)
     }
 
     async fn retire(&self, instance: &str) -> Result<()> {
@@ -412,15 +473,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn publish(&self, instance: &str, payload: String) -> Result<()> {
+    async fn publish(&self, instance: &str, payload: String) -> Result<u64> {
         let tx = self.lock().channels.get(instance).cloned();
-        if let Some(tx) = tx {
-            let _ = tx.send(payload).await;
-        }
-        Ok(())
+        Ok(match tx {
+            Some(tx) => u64::from(tx.send(Inbox::Payload(payload)).await.is_ok()),
+            None => 0,
+        })
     }
 
-    async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<String>> {
+    async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<Inbox>> {
         let (tx, rx) = mpsc::channel(1024);
         self.lock().channels.insert(instance.to_owned(), tx);
         Ok(rx)

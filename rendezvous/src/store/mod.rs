@@ -105,6 +105,20 @@ pub enum Rematch {
     Gone,
 }
 
+/// What a join again found (see [`Store::rejoin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejoin {
+    StillWaiting,
+    /// A partner took the ticket within [`TAKEN_TTL`]: its match is on its way.
+    Taken,
+    /// The ticket was lost: this was a join, with its outcome.
+    Joined(JoinOutcome),
+}
+
+/// How long the store remembers that a partner took a waiting ticket (long enough for the
+/// match to reach its session, however slow the route).
+pub const TAKEN_TTL: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReportOutcome {
     /// Unique reporters of the target within the report TTL.
@@ -157,6 +171,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         look: usize,
         now_ms: u64,
     ) -> impl Future<Output = Result<Rematch>> + Send;
+    /// Joins again for a session that should be waiting, when the queue may have lost its
+    /// ticket (the store restarted without its data, or took the instance for dead and swept
+    /// its tickets): nothing if the ticket is still queued, nothing if a partner took it
+    /// moments ago (the match is on its way: joining again would let a second partner take
+    /// it), else a join. Atomic.
+    fn rejoin(&self, ticket: &Ticket, now_ms: u64) -> impl Future<Output = Result<Rejoin>> + Send;
     /// Takes a session's ticket out of the queue; false if it was not there (already matched).
     fn cancel(&self, session: &str) -> impl Future<Output = Result<bool>> + Send;
     fn block(&self, blocker: &str, blocked: &str) -> impl Future<Output = Result<()>> + Send;
@@ -185,20 +205,35 @@ pub trait Store: Clone + Send + Sync + 'static {
         pseudonym: &str,
     ) -> impl Future<Output = Result<Option<LiveSession>>> + Send;
     /// Keeps `instance` alive for another heartbeat TTL, with its number of connected clients.
-    fn heartbeat(&self, instance: &str, online: u64) -> impl Future<Output = Result<()>> + Send;
+    /// Answers whether the store still knew the instance: false on the first beat, and after
+    /// the store lost its data (a Redis restarted without persistence) or let the instance
+    /// expire (an outage longer than the TTL): then its waiting tickets may be gone, or swept
+    /// as a dead instance's, and its waiting sessions must join again.
+    fn heartbeat(&self, instance: &str, online: u64) -> impl Future<Output = Result<bool>> + Send;
     /// An instance stopping cleanly: its heartbeat and its tickets go at once.
     fn retire(&self, instance: &str) -> impl Future<Output = Result<()>> + Send;
     /// Online and waiting users across all live instances.
     fn stats(&self) -> impl Future<Output = Result<Stats>> + Send;
     /// Whether the store answers (readiness).
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
-    /// Sends a payload to `instance`'s channel.
-    fn publish(&self, instance: &str, payload: String) -> impl Future<Output = Result<()>> + Send;
+    /// Sends a payload to `instance`'s channel; answers how many listeners heard it (0: the
+    /// instance is gone, whatever its heartbeat still says).
+    fn publish(&self, instance: &str, payload: String) -> impl Future<Output = Result<u64>> + Send;
     /// The channel of `instance`: what other instances publish to it.
     fn subscribe(
         &self,
         instance: &str,
-    ) -> impl Future<Output = Result<mpsc::Receiver<String>>> + Send;
+    ) -> impl Future<Output = Result<mpsc::Receiver<Inbox>>> + Send;
+}
+
+/// What arrives on an instance's channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbox {
+    /// A payload another instance published.
+    Payload(String),
+    /// The channel was lost and is listened to again: meanwhile the instance counted as dead,
+    /// so joins may have swept its waiting tickets.
+    Resubscribed,
 }
 
 /// The UTC day number, for daily counts.

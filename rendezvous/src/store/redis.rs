@@ -6,7 +6,8 @@
 //! (`lua/join.lua`): it scans the oldest waiting tickets with the matcher's rules, mirrored in
 //! `lua/rules.lua` (held to [`crate::matcher`] by `lua_mirror.rs`), and either takes the
 //! partner out of the queue or enqueues. Each instance keeps a heartbeat key alive; a ticket
-//! whose instance's heartbeat is gone is a ghost, never matched, and cleaned when seen.
+//! whose instance is not alive (its heartbeat gone, or nobody listening on its channel: killed) is
+//! a ghost, never matched, and cleaned when seen.
 //! Instances reach each other through one pub/sub channel each.
 
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub struct RedisStore {
     join: Arc<::redis::Script>,
     report: Arc<::redis::Script>,
     sweep: Arc<::redis::Script>,
+    stats: Arc<::redis::Script>,
     release: Arc<::redis::Script>,
 }
 
@@ -102,14 +104,18 @@ impl RedisStore {
             join: script!("rules.lua", "join.lua"),
             report: script!("rules.lua", "report.lua"),
             sweep: script!("sweep.lua"),
+            stats: script!("stats.lua"),
             // Positional: one key and one argument.
             release: Arc::new(::redis::Script::new(include_str!("lua/release.lua"))),
         })
     }
 
-    /// One run of `join.lua`: a join, or with `again = Some(skip)` a waiting ticket's look at
-    /// a slice of those behind it.
-    async fn look(&self, ticket: &Ticket, now_ms: u64, again: Option<usize>) -> Result<Reply> {
+    /// One run of `join.lua`.
+    async fn look(&self, ticket: &Ticket, now_ms: u64, mode: Mode) -> Result<Reply> {
+        let again = match mode {
+            Mode::Again(skip) => Some(skip),
+            Mode::Join | Mode::Rejoin => None,
+        };
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
         let c = &self.config;
         let named = [
@@ -140,10 +146,8 @@ impl RedisStore {
             ("ttl_ticket", TICKET_TTL_SECONDS.to_string()),
             ("ttl_count", Self::secs(c.match_count_ttl).to_string()),
             ("ttl_last", Self::secs(c.last_partner_ttl).to_string()),
-            (
-                "mode",
-                if again.is_some() { "again" } else { "join" }.into(),
-            ),
+            ("mode", mode.name().into()),
+            ("ttl_taken", Self::secs(TAKEN_TTL).to_string()),
             ("skip", again.unwrap_or(0).to_string()),
             ("join_scan", c.scan.to_string()),
         ];
@@ -160,13 +164,54 @@ impl RedisStore {
         Ok((partner, common))
     }
 
+    /// A join's answer, as its outcome.
+    fn joined(ticket: &Ticket, reply: Reply) -> Result<JoinOutcome> {
+        Ok(match reply {
+            Reply::Banned(retry_after) => JoinOutcome::Banned { retry_after },
+            Reply::DailyLimit => JoinOutcome::DailyLimit,
+            Reply::Matched(raw) => {
+                let (partner, common_interests) = Self::partner(ticket, &raw)?;
+                JoinOutcome::Matched {
+                    partner,
+                    common_interests,
+                }
+            }
+            Reply::Queued(waiting) => JoinOutcome::Queued { waiting },
+            Reply::StillWaiting | Reply::Gone | Reply::Taken => {
+                return Err(StoreError::Corrupt(
+                    "join.lua answered a join as a look again".into(),
+                ));
+            }
+        })
+    }
+
     fn secs(d: Duration) -> u64 {
         d.as_secs().max(1)
     }
 }
 
+/// What `join.lua` is asked to do.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    Join,
+    Rejoin,
+    /// A waiting ticket's look at a slice of those behind it, from the `skip`th.
+    Again(usize),
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Join => "join",
+            Mode::Rejoin => "rejoin",
+            Mode::Again(_) => "again",
+        }
+    }
+}
+
 /// What `join.lua` answered.
 enum Reply {
+    Taken,
     Banned(u64),
     DailyLimit,
     /// The partner's ticket, as JSON.
@@ -189,6 +234,7 @@ impl Reply {
             [w, n] if w == "queued" => Reply::Queued(number(n)?),
             [w] if w == "still_waiting" => Reply::StillWaiting,
             [w] if w == "gone" => Reply::Gone,
+            [w] if w == "taken" => Reply::Taken,
             _ => return Err(StoreError::Corrupt(format!("join.lua answered {reply:?}"))),
         })
     }
@@ -261,28 +307,21 @@ impl Store for RedisStore {
     }
 
     async fn join(&self, ticket: &Ticket, now_ms: u64) -> Result<JoinOutcome> {
-        Ok(match self.look(ticket, now_ms, None).await? {
-            Reply::Banned(retry_after) => JoinOutcome::Banned { retry_after },
-            Reply::DailyLimit => JoinOutcome::DailyLimit,
-            Reply::Matched(raw) => {
-                let (partner, common_interests) = Self::partner(ticket, &raw)?;
-                JoinOutcome::Matched {
-                    partner,
-                    common_interests,
-                }
-            }
-            Reply::Queued(waiting) => JoinOutcome::Queued { waiting },
-            Reply::StillWaiting | Reply::Gone => {
-                return Err(StoreError::Corrupt(
-                    "join.lua answered a join as a look again".into(),
-                ));
-            }
+        let reply = self.look(ticket, now_ms, Mode::Join).await?;
+        Self::joined(ticket, reply)
+    }
+
+    async fn rejoin(&self, ticket: &Ticket, now_ms: u64) -> Result<Rejoin> {
+        Ok(match self.look(ticket, now_ms, Mode::Rejoin).await? {
+            Reply::StillWaiting => Rejoin::StillWaiting,
+            Reply::Taken => Rejoin::Taken,
+            reply => Rejoin::Joined(Self::joined(ticket, reply)?),
         })
     }
 
     async fn rematch(&self, ticket: &Ticket, look: usize, now_ms: u64) -> Result<Rematch> {
         let skip = look.saturating_mul(self.config.rescan);
-        Ok(match self.look(ticket, now_ms, Some(skip)).await? {
+        Ok(match self.look(ticket, now_ms, Mode::Again(skip)).await? {
             Reply::Matched(raw) => {
                 let (partner, common_interests) = Self::partner(ticket, &raw)?;
                 Rematch::Matched {
@@ -292,9 +331,11 @@ impl Store for RedisStore {
             }
             Reply::Gone => Rematch::Gone,
             // Banned or out of matches since it queued: it waits, and its next join says so.
-            Reply::StillWaiting | Reply::Queued(_) | Reply::Banned(_) | Reply::DailyLimit => {
-                Rematch::StillWaiting
-            }
+            Reply::StillWaiting
+            | Reply::Taken
+            | Reply::Queued(_)
+            | Reply::Banned(_)
+            | Reply::DailyLimit => Rematch::StillWaiting,
         })
     }
 
@@ -370,15 +411,16 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn heartbeat(&self, instance: &str, online: u64) -> Result<()> {
+    async fn heartbeat(&self, instance: &str, online: u64) -> Result<bool> {
         let mut c = self.conn.clone();
-        let _: () = ::redis::pipe()
-            .pset_ex(
-                keys::instance(instance),
-                online,
-                self.config.heartbeat_ttl.as_millis() as u64,
-            )
-            .ignore()
+        // SET … GET: the beat and whether the key was still there, in one step.
+        let (before,): (Option<String>,) = ::redis::pipe()
+            .cmd("SET")
+            .arg(keys::instance(instance))
+            .arg(online)
+            .arg("PX")
+            .arg(self.config.heartbeat_ttl.as_millis() as u64)
+            .arg("GET")
             .sadd(keys::instances(), instance)
             .ignore()
             .expire(keys::instances(), 86_400)
@@ -387,7 +429,7 @@ impl Store for RedisStore {
             .await?;
         let named = [("max", "1000".into()), ("retiring", String::new())];
         let _: u32 = invoke(&self.sweep, &named).invoke_async(&mut c).await?;
-        Ok(())
+        Ok(before.is_some())
     }
 
     async fn retire(&self, instance: &str) -> Result<()> {
@@ -405,18 +447,9 @@ impl Store for RedisStore {
     }
 
     async fn stats(&self) -> Result<Stats> {
-        let mut c = self.conn.clone();
-        let instances: Vec<String> = c.smembers(keys::instances()).await?;
-        let mut online = 0;
-        for i in &instances {
-            match c.get::<_, Option<u64>>(keys::instance(i)).await? {
-                Some(n) => online += n,
-                None => {
-                    let _: () = c.srem(keys::instances(), i).await?;
-                }
-            }
-        }
-        let waiting: u64 = c.zcard(keys::queue()).await?;
+        let (online, waiting): (u64, u64) = invoke(&self.stats, &[])
+            .invoke_async(&mut self.conn.clone())
+            .await?;
         Ok(Stats { online, waiting })
     }
 
@@ -426,13 +459,12 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn publish(&self, instance: &str, payload: String) -> Result<()> {
+    async fn publish(&self, instance: &str, payload: String) -> Result<u64> {
         let mut c = self.conn.clone();
-        let _: () = c.publish(keys::channel(instance), payload).await?;
-        Ok(())
+        Ok(c.publish(keys::channel(instance), payload).await?)
     }
 
-    async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<String>> {
+    async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<Inbox>> {
         let channel = keys::channel(instance);
         let mut pubsub = self.client.get_async_pubsub().await?;
         pubsub.subscribe(&channel).await?;
@@ -445,14 +477,16 @@ impl Store for RedisStore {
                     let Ok(payload) = msg.get_payload::<String>() else {
                         continue;
                     };
-                    if tx.send(payload).await.is_err() {
+                    if tx.send(Inbox::Payload(payload)).await.is_err() {
                         return; // the instance is gone
                     }
                 }
-                // The connection dropped: subscribe again, with a pause between attempts.
+                // The connection dropped: subscribe again, soon and then less often.
                 tracing::warn!("pub/sub connection lost; resubscribing");
+                let mut wait = Duration::from_millis(50);
                 loop {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
                     if tx.is_closed() {
                         return;
                     }
@@ -463,6 +497,10 @@ impl Store for RedisStore {
                         stream = p.into_on_message();
                         break;
                     }
+                }
+                tracing::info!("pub/sub channel listened to again");
+                if tx.send(Inbox::Resubscribed).await.is_err() {
+                    return;
                 }
             }
         });

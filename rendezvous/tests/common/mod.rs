@@ -99,3 +99,10 @@ pub async fn get_text(addr: std::net::SocketAddr, path: &str) -> String {
 pub async fn get_json(addr: std::net::SocketAddr, path: &str) -> Value {
     serde_json::from_str(&get_text(addr, path).await).unwrap()
 }
+
+/// Writes `v`'s published keys to `DIR/jwks.json`, for a binary's `VERIFIER_JWKS_FILE`.
+pub fn jwks_file(dir: &std::path::Path, v: &TestVerifier) -> std::path::PathBuf {
+    let jwks = dir.join("jwks.json");
+    std::fs::write(&jwks, serde_json::to_vec(&v.jwks()).unwrap()).unwrap();
+    jwks
+}

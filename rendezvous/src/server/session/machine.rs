@@ -19,7 +19,7 @@ use anonchat_protocol::token::Gender;
 use super::super::route::Envelope;
 use crate::matcher;
 use crate::secrets::Receipt;
-use crate::store::{JoinOutcome, LiveSession, Rematch, ReportOutcome, StoreError, Ticket};
+use crate::store::{JoinOutcome, LiveSession, Rejoin, Rematch, ReportOutcome, StoreError, Ticket};
 
 /// Close codes: policy violation (refused, ended), going away (shutdown).
 pub const CLOSE_POLICY: u16 = 1008;
@@ -29,6 +29,13 @@ pub const CLOSE_GOING_AWAY: u16 = 1001;
 /// twice as long each time, at most every minute: a bounded scan never leaves two compatible
 /// people waiting for each other for good, and a long queue does not spend Redis on it.
 const LOOK_AGAIN_MAX: Duration = Duration::from_secs(60);
+
+/// How long a waiting ticket that the queue no longer holds waits for the match that took it
+/// (an envelope already on its way) before it joins again: the queue may have lost it.
+const GONE_GRACE: Duration = Duration::from_secs(5);
+
+/// What a client is told to wait when the store does not answer.
+pub const STORE_RETRY_AFTER_SECONDS: u64 = 2;
 
 /// What the machine needs from the world besides time.
 pub trait Env {
@@ -75,6 +82,7 @@ pub enum Input {
         outcome: Result<JoinOutcome, StoreError>,
     },
     Rematched(Result<Rematch, StoreError>),
+    Rejoined(Result<Rejoin, StoreError>),
     Reported {
         target: String,
         outcome: Result<ReportOutcome, StoreError>,
@@ -85,6 +93,13 @@ pub enum Input {
     },
     /// The live session of a device this session's report banned.
     LiveSession(Option<LiveSession>),
+    /// Whether the partner's side heard of the match ([`Op::Hand`]).
+    Handed {
+        heard: bool,
+    },
+    /// The store forgot this instance (it restarted, or was out of reach for longer than the
+    /// heartbeat TTL): a waiting ticket may be gone, and joins again.
+    StoreForgot,
     /// Time passed (see [`Machine::next_timeout`]).
     Timeout,
     /// The token lapsed.
@@ -112,11 +127,14 @@ pub enum Output {
     },
 }
 
-/// A store operation; the driver hands its answer back as the matching [`Input`], if any.
+/// A store operation (or a delivery that must be answered); the driver hands its answer back
+/// as the matching [`Input`], if any.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
     /// Answered by [`Input::Joined`].
     Join { ticket: Ticket, now_ms: u64 },
+    /// Answered by [`Input::Rejoined`].
+    Rejoin { ticket: Ticket, now_ms: u64 },
     /// Answered by [`Input::Rematched`].
     Rematch {
         ticket: Ticket,
@@ -131,6 +149,12 @@ pub enum Op {
     Block { target: String, match_id: String },
     /// Answered by [`Input::LiveSession`].
     LiveSessionOf { pseudonym: String },
+    /// Routes a match to the partner's session and answers [`Input::Handed`]: whether anyone
+    /// heard it (an instance that died still has tickets in the queue for a few seconds).
+    Hand {
+        instance: String,
+        envelope: Envelope,
+    },
 }
 
 /// Counters beside the `errors` one, which the driver counts from every error frame.
@@ -141,6 +165,8 @@ pub enum Count {
     NotSignaling(&'static str),
     Report,
     Ban,
+    /// A match undone because the partner's side did not hear of it.
+    Unreachable,
 }
 
 #[derive(Debug)]
@@ -151,6 +177,21 @@ struct Waiting {
     every: Duration,
     /// Looks taken so far: each one looks at the next slice of the queue behind this ticket.
     looks: usize,
+    /// The next look joins again: the queue may have lost the ticket.
+    rejoin: bool,
+    /// The ticket was queued again: a match that reaches it by envelope (for the first one)
+    /// takes the second out of the queue.
+    rejoined: bool,
+}
+
+/// A match made on this side, until the partner's side has heard of it.
+#[derive(Debug)]
+struct Handing {
+    /// What this side's client is told once the partner's side heard.
+    matched: ServerMessage,
+    made: Match,
+    /// This side's ticket, to join again with if nobody heard.
+    ticket: Ticket,
 }
 
 #[derive(Debug)]
@@ -166,6 +207,7 @@ struct Match {
 enum Phase {
     Idle,
     Queued(Box<Waiting>),
+    Handing(Box<Handing>),
     Matched(Box<Match>),
 }
 
@@ -289,6 +331,17 @@ impl Machine {
                 },
             ),
             Input::LiveSession(None) => {}
+            Input::Handed { heard } => self.handed(heard, env, &mut out),
+            Input::StoreForgot => {
+                if let Phase::Queued(w) = &mut self.phase {
+                    w.rejoin = false;
+                    out.store(Op::Rejoin {
+                        ticket: w.ticket.clone(),
+                        now_ms: env.now_ms(),
+                    });
+                }
+            }
+            Input::Rejoined(outcome) => self.rejoined(outcome, now, env, &mut out),
             Input::Blocked { match_id, outcome } => match outcome {
                 Err(_) => out.error(ErrorCode::Internal, "could not record the block; try again"),
                 Ok(()) => {
@@ -319,6 +372,7 @@ impl Machine {
             Input::Closed => match std::mem::replace(&mut self.phase, Phase::Idle) {
                 Phase::Queued(_) => out.store(Op::Cancel),
                 Phase::Matched(m) => Self::tell_partner_left(&m, &mut out),
+                Phase::Handing(h) => Self::tell_partner_left(&h.made, &mut out),
                 Phase::Idle => {}
             },
         }
@@ -450,6 +504,9 @@ impl Machine {
         env: &mut impl Env,
         out: &mut Out,
     ) {
+        // A waiting session that joined again (its queue was lost) says nothing new to its
+        // client unless the outcome is news.
+        let again = matches!(self.phase, Phase::Queued(_));
         match outcome {
             Ok(JoinOutcome::Queued { waiting }) => {
                 let every = self.settings.look_again_after;
@@ -458,29 +515,41 @@ impl Machine {
                     next: Some(now + env.jitter(every)),
                     every,
                     looks: 0,
+                    rejoin: false,
+                    rejoined: again,
                 }));
-                out.send(ServerMessage::Queued { waiting });
+                if !again {
+                    out.send(ServerMessage::Queued { waiting });
+                }
             }
             Ok(JoinOutcome::Matched {
                 partner,
                 common_interests,
             }) => self.make_match(ticket, partner, common_interests, now, env, out),
-            Ok(JoinOutcome::Banned { retry_after }) => out.end(
-                ErrorCode::Banned,
-                "this device is banned for now",
-                Some(retry_after),
-                CLOSE_POLICY,
-            ),
-            Ok(JoinOutcome::DailyLimit) => out.error(
-                ErrorCode::DailyLimit,
-                "today's matches are used up; come back tomorrow",
-            ),
+            Ok(JoinOutcome::Banned { retry_after }) => {
+                self.phase = Phase::Idle;
+                out.end(
+                    ErrorCode::Banned,
+                    "this device is banned for now",
+                    Some(retry_after),
+                    CLOSE_POLICY,
+                )
+            }
+            Ok(JoinOutcome::DailyLimit) => {
+                self.phase = Phase::Idle;
+                out.error(
+                    ErrorCode::DailyLimit,
+                    "today's matches are used up; come back tomorrow",
+                )
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "join failed");
-                out.error(
-                    ErrorCode::Internal,
-                    "the matchmaker is unavailable; try again",
-                );
+                out.send(ServerMessage::Error {
+                    code: ErrorCode::Unavailable,
+                    message: "the matchmaker is unavailable; join again in a moment".into(),
+                    retry_after: Some(STORE_RETRY_AFTER_SECONDS),
+                    field: None,
+                });
             }
         }
     }
@@ -492,6 +561,14 @@ impl Machine {
         };
         if w.next.is_none_or(|at| now < at) {
             return;
+        }
+        if w.rejoin {
+            w.rejoin = false;
+            w.next = None;
+            return out.store(Op::Rejoin {
+                ticket: w.ticket.clone(),
+                now_ms: env.now_ms(),
+            });
         }
         let look = w.looks;
         w.looks += 1;
@@ -522,11 +599,47 @@ impl Machine {
                 };
                 self.make_match(w.ticket, partner, common_interests, now, env, out);
             }
-            // Matched by someone else (the envelope is on its way), or cancelled.
-            Ok(Rematch::Gone) => w.next = None,
+            // Matched by someone else (the envelope is on its way), or lost by the store: if
+            // no match arrives meanwhile, it joins again.
+            Ok(Rematch::Gone) => {
+                w.rejoin = true;
+                w.next = Some(now + GONE_GRACE);
+            }
             Ok(Rematch::StillWaiting) | Err(_) => {
                 w.every = (w.every * 2).min(LOOK_AGAIN_MAX);
                 w.next = Some(now + env.jitter(w.every));
+            }
+        }
+    }
+
+    /// What a join again found: the ticket still queued (looks go on), taken by a partner (the
+    /// match is on its way: wait for it, and ask again if it never comes), or lost and joined
+    /// again.
+    fn rejoined(
+        &mut self,
+        outcome: Result<Rejoin, StoreError>,
+        now: Instant,
+        env: &mut impl Env,
+        out: &mut Out,
+    ) {
+        let Phase::Queued(w) = &mut self.phase else {
+            return;
+        };
+        match outcome {
+            Ok(Rejoin::StillWaiting) => w.next = Some(now + env.jitter(w.every)),
+            Ok(Rejoin::Taken) => {
+                w.rejoin = true;
+                w.next = Some(now + GONE_GRACE);
+            }
+            Ok(Rejoin::Joined(joined)) => {
+                w.rejoined = true;
+                let ticket = w.ticket.clone();
+                self.joined(ticket, Ok(joined), now, env, out);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "join again failed");
+                w.rejoin = true;
+                w.next = Some(now + env.jitter(self.settings.look_again_after));
             }
         }
     }
@@ -579,23 +692,49 @@ impl Machine {
             partner_session: self.session.clone(),
             partner_instance: self.instance.clone(),
         };
-        out.count(Count::Match);
-        out.send(ServerMessage::Matched {
+        let matched = ServerMessage::Matched {
             match_id: match_id.clone(),
             role: Role::Answerer,
             partner: info(&partner),
             receipt: my_receipt,
             transport,
             ice_servers: env.ice_servers(),
+        };
+        out.store(Op::Hand {
+            instance: partner.instance.clone(),
+            envelope: to_partner,
         });
-        out.route(&partner.instance, to_partner);
-        self.phase = Phase::Matched(Box::new(Match {
-            id: match_id,
-            partner_session: partner.session,
-            partner_instance: partner.instance,
-            started: now,
-            budget: SignalBudget::default(),
+        self.phase = Phase::Handing(Box::new(Handing {
+            matched,
+            made: Match {
+                id: match_id,
+                partner_session: partner.session,
+                partner_instance: partner.instance,
+                started: now,
+                budget: SignalBudget::default(),
+            },
+            ticket: mine,
         }));
+    }
+
+    /// The partner's side heard of the match (the client is told now, so the offer it will
+    /// get has a match to go to) or did not (its instance is gone: the match is undone, and
+    /// this side joins again, as if it had not happened).
+    fn handed(&mut self, heard: bool, env: &mut impl Env, out: &mut Out) {
+        let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) else {
+            return;
+        };
+        if heard {
+            out.count(Count::Match);
+            out.send(h.matched);
+            self.phase = Phase::Matched(Box::new(h.made));
+        } else {
+            out.count(Count::Unreachable);
+            out.store(Op::Join {
+                ticket: h.ticket,
+                now_ms: env.now_ms(),
+            });
+        }
     }
 
     fn on_envelope(&mut self, envelope: Envelope, now: Instant, env: &mut impl Env, out: &mut Out) {
@@ -610,13 +749,17 @@ impl Machine {
                 partner_instance,
                 ..
             } => {
-                if !matches!(self.phase, Phase::Queued(_)) {
+                let Phase::Queued(w) = &self.phase else {
                     // Cancelled or gone meanwhile: the other side must not wait for us.
                     let back = Envelope::PartnerLeft {
                         to: partner_session,
                         match_id,
                     };
                     return out.route(&partner_instance, back);
+                };
+                if w.rejoined {
+                    // The match took the first ticket: the second must not match again.
+                    out.store(Op::Cancel);
                 }
                 self.phase = Phase::Matched(Box::new(Match {
                     id: match_id.clone(),
@@ -957,12 +1100,156 @@ mod tests {
         ));
         // Someone else matched it: no more looks, and the match comes as an envelope.
         assert!(rig.at(Input::Rematched(Ok(Rematch::Gone)), 15).is_empty());
-        assert_eq!(rig.machine.next_timeout(), None);
         let out = rig.at(Input::Envelope(matched_envelope("m2")), 16);
         assert!(matches!(
             out.as_slice(),
             [Output::Send(ServerMessage::Matched { .. })]
         ));
+        assert_eq!(rig.machine.next_timeout(), None);
+    }
+
+    #[test]
+    fn a_ticket_the_queue_lost_joins_again_unless_its_match_arrives() {
+        let mut rig = Rig::new();
+        let ticket = rig.queue();
+        rig.at(Input::Timeout, 5);
+        assert!(rig.at(Input::Rematched(Ok(Rematch::Gone)), 5).is_empty());
+        // The grace for a match on its way.
+        assert_eq!(
+            rig.machine.next_timeout(),
+            Some(rig.t0 + AFTER + GONE_GRACE)
+        );
+        let rejoin = Output::Store(Op::Rejoin {
+            ticket: ticket.clone(),
+            now_ms: 1_000_000,
+        });
+        assert_eq!(rig.at(Input::Timeout, 10), vec![rejoin.clone()]);
+        // A partner took it moments ago: the match is still on its way, so it waits again.
+        assert!(rig.at(Input::Rejoined(Ok(Rejoin::Taken)), 10).is_empty());
+        assert_eq!(
+            rig.machine.next_timeout(),
+            Some(rig.t0 + AFTER * 2 + GONE_GRACE)
+        );
+        assert_eq!(rig.at(Input::Timeout, 15), vec![rejoin]);
+        // Lost after all: queued again without a word to the client, looking again as new.
+        let queued = Rejoin::Joined(JoinOutcome::Queued { waiting: 3 });
+        assert_eq!(rig.at(Input::Rejoined(Ok(queued)), 15), vec![]);
+        assert_eq!(rig.machine.next_timeout(), Some(rig.t0 + AFTER * 4));
+        // The first ticket's match arrives late after all: the second ticket leaves the queue.
+        let out = rig.at(Input::Envelope(matched_envelope("m1")), 16);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [
+                    Output::Store(Op::Cancel),
+                    Output::Send(ServerMessage::Matched { .. })
+                ]
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn when_the_store_forgot_the_instance_a_waiting_session_joins_again() {
+        let mut rig = Rig::new();
+        let ticket = rig.queue();
+        let rejoin = Output::Store(Op::Rejoin {
+            ticket: ticket.clone(),
+            now_ms: 1_000_000,
+        });
+        assert_eq!(rig.at(Input::StoreForgot, 1), vec![rejoin.clone()]);
+        // The store is still down: it tries again at its next look, silently.
+        let down = Err(StoreError::Corrupt("down".into()));
+        assert_eq!(rig.at(Input::Rejoined(down), 1), vec![]);
+        assert_eq!(rig.at(Input::Timeout, 6), vec![rejoin.clone()]);
+        // The ticket was there all along: nothing changes.
+        assert_eq!(rig.at(Input::Rejoined(Ok(Rejoin::StillWaiting)), 6), vec![]);
+        assert_eq!(
+            rig.machine.next_timeout(),
+            Some(rig.t0 + Duration::from_secs(6) + AFTER)
+        );
+        // Lost, and this time the join matches.
+        assert_eq!(rig.at(Input::StoreForgot, 7), vec![rejoin]);
+        let partner = Ticket {
+            session: "s-them".into(),
+            instance: "there".into(),
+            pseudonym: "them".into(),
+            ..ticket.clone()
+        };
+        let matched = Rejoin::Joined(JoinOutcome::Matched {
+            partner,
+            common_interests: vec![],
+        });
+        let out = rig.at(Input::Rejoined(Ok(matched)), 7);
+        assert!(matches!(out.as_slice(), [Output::Store(Op::Hand { .. })]));
+        // A session that is not waiting has nothing to join again.
+        let mut idle = Rig::new();
+        assert_eq!(idle.at(Input::StoreForgot, 0), vec![]);
+    }
+
+    #[test]
+    fn a_join_the_store_cannot_answer_is_unavailable_with_a_retry_after() {
+        let mut rig = Rig::new();
+        let out = rig.text(serde_json::json!({"type": "join", "profile": {"nickname": "Sam", "bio": "likes long walks"}, "want": "any"}));
+        let [Output::Store(Op::Join { ticket, .. })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        let out = rig.at(
+            Input::Joined {
+                ticket: ticket.clone(),
+                outcome: Err(StoreError::Corrupt("down".into())),
+            },
+            0,
+        );
+        let [
+            Output::Send(ServerMessage::Error {
+                code: ErrorCode::Unavailable,
+                retry_after: Some(STORE_RETRY_AFTER_SECONDS),
+                ..
+            }),
+        ] = out.as_slice()
+        else {
+            panic!("{out:?}");
+        };
+        assert_eq!(rig.machine.next_timeout(), None, "not waiting");
+    }
+
+    #[test]
+    fn a_match_nobody_hears_is_undone_and_this_side_joins_again() {
+        let mut rig = Rig::new();
+        let ticket = rig.queue();
+        rig.at(Input::Timeout, 5);
+        let partner = Ticket {
+            session: "s-ghost".into(),
+            instance: "dead".into(),
+            pseudonym: "ghost".into(),
+            ..ticket.clone()
+        };
+        let out = rig.at(
+            Input::Rematched(Ok(Rematch::Matched {
+                partner,
+                common_interests: vec![],
+            })),
+            5,
+        );
+        let [Output::Store(Op::Hand { instance, .. })] = out.as_slice() else {
+            panic!("{out:?}");
+        };
+        assert_eq!(instance, "dead");
+        let out = rig.at(Input::Handed { heard: false }, 5);
+        assert_eq!(
+            out,
+            vec![
+                Output::Count(Count::Unreachable),
+                Output::Store(Op::Join {
+                    ticket: ticket.clone(),
+                    now_ms: 1_000_000
+                })
+            ],
+            "the client never hears of it"
+        );
+        let out = rig.text(serde_json::json!({"type": "signal", "match_id": "id1", "data": {}}));
+        assert_eq!(error_code(&out), Some(ErrorCode::NotInMatch));
     }
 
     #[test]
@@ -983,14 +1270,9 @@ mod tests {
             })),
             5,
         );
+        // The partner's side hears first; then this side's client is told.
         let [
-            Output::Count(Count::Match),
-            Output::Send(ServerMessage::Matched {
-                role: Role::Answerer,
-                receipt,
-                ..
-            }),
-            Output::Route {
+            Output::Store(Op::Hand {
                 instance,
                 envelope:
                     Envelope::Matched {
@@ -999,7 +1281,21 @@ mod tests {
                         partner_session,
                         ..
                     },
-            },
+            }),
+        ] = out.as_slice()
+        else {
+            panic!("{out:?}");
+        };
+        let (instance, to, partner_session) =
+            (instance.clone(), to.clone(), partner_session.clone());
+        let out = rig.at(Input::Handed { heard: true }, 5);
+        let [
+            Output::Count(Count::Match),
+            Output::Send(ServerMessage::Matched {
+                role: Role::Answerer,
+                receipt,
+                ..
+            }),
         ] = out.as_slice()
         else {
             panic!("{out:?}");

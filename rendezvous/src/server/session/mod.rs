@@ -227,10 +227,12 @@ async fn handshake<S: Store>(
         }),
         Err(e) => {
             tracing::warn!(error = %e, "store unavailable during handshake");
-            Err(ServerMessage::error(
-                ErrorCode::Internal,
-                "try again shortly",
-            ))
+            Err(ServerMessage::Error {
+                code: ErrorCode::Unavailable,
+                message: "the matchmaker is unavailable; connect again in a moment".into(),
+                retry_after: Some(machine::STORE_RETRY_AFTER_SECONDS),
+                field: None,
+            })
         }
     }
 }
@@ -334,6 +336,7 @@ impl<S: Store> Conn<S> {
             Count::SignalForwarded => &m.signals_forwarded,
             Count::Report => &m.reports,
             Count::Ban => &m.bans,
+            Count::Unreachable => &m.unreachable,
             Count::NotSignaling(label) => return Metrics::label(&m.not_signaling, label),
         };
         counter.inc();
@@ -343,6 +346,7 @@ impl<S: Store> Conn<S> {
         let idle = self.shared.config.idle_timeout;
         let mut ping = tokio::time::interval(PING_EVERY.min(idle / 2));
         let mut shutdown = self.shared.shutdown.clone();
+        let mut forgot = self.shared.store_forgot.subscribe();
         let mut last_seen = Instant::now();
         let lapse = Duration::from_secs(u64::try_from(expires_at - unix_now()).unwrap_or(0));
         let lapses = tokio::time::sleep(lapse);
@@ -378,6 +382,7 @@ impl<S: Store> Conn<S> {
                     }
                 }
                 _ = async { let _ = shutdown.wait_for(|s| *s).await; } => Input::ShuttingDown,
+                Ok(()) = forgot.changed() => Input::StoreForgot,
             };
             if !self.feed(input).await {
                 return;
@@ -399,6 +404,7 @@ async fn perform<S: Store>(
             let outcome = store.join(&ticket, now_ms).await;
             Some(Input::Joined { ticket, outcome })
         }
+        Op::Rejoin { ticket, now_ms } => Some(Input::Rejoined(store.rejoin(&ticket, now_ms).await)),
         Op::Rematch {
             ticket,
             look,
@@ -419,5 +425,8 @@ async fn perform<S: Store>(
         Op::LiveSessionOf { pseudonym } => Some(Input::LiveSession(
             store.live_session(&pseudonym).await.ok().flatten(),
         )),
+        Op::Hand { instance, envelope } => Some(Input::Handed {
+            heard: shared.deliver(&instance, envelope).await,
+        }),
     }
 }

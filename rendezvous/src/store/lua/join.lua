@@ -3,7 +3,9 @@
 --   the joiner: session, pseudonym, instance_id, gender, want, interests (a JSON list),
 --     ticket_json (its ticket, handed whole to whoever matches it);
 --   now (ms), scan, limit (matches a day), tie_ms, ttl_ticket, ttl_count, ttl_last (s);
---   mode: 'join', or 'again': a waiting ticket looks at `scan` of the tickets queued after
+--   mode: 'join'; 'rejoin': a join for a session that should be waiting, unless its ticket is
+--     still queued or a partner took it within ttl_taken; or 'again': a waiting ticket looks
+--     at `scan` of the tickets queued after
 --     it, from the `skip`th of them (counted round: past the last, it starts over right
 --     behind itself), and is never queued again; join_scan: a ticket within the oldest
 --     join_scan is seen by every join and need not look again.
@@ -11,9 +13,16 @@
 -- json; the queue orders sessions by a strict arrival sequence (two joins in one millisecond
 -- keep their order).
 -- Reply: {'banned', seconds} | {'daily_limit'} | {'matched', partner's ticket JSON} |
---        {'queued', waiting} | {'still_waiting'} | {'gone'}.
+--        {'queued', waiting} | {'still_waiting'} | {'gone'} | {'taken'}.
 
 local again = A.mode == 'again'
+if A.mode == 'rejoin' then
+  if redis.call('EXISTS', A.taken .. A.session) == 1 then
+    return {'taken'}
+  elseif redis.call('ZSCORE', A.queue, A.session) and redis.call('EXISTS', A.ticket .. A.session) == 1 then
+    return {'still_waiting'}
+  end
+end
 local limit = tonumber(A.limit)
 
 local function used_today(p)
@@ -61,7 +70,7 @@ end
 function Waiting:alive()
   local live = alive[self.instance]
   if live == nil then
-    live = redis.call('EXISTS', A.instance .. self.instance) == 1
+    live = instance_alive(self.instance)
     alive[self.instance] = live
   end
   return live
@@ -137,6 +146,7 @@ if partner then
   local other = w.seat.pseudonym
   redis.call('ZREM', A.queue, w.session, A.session)
   redis.call('DEL', A.ticket .. w.session, A.ticket .. A.session)
+  redis.call('SET', A.taken .. w.session, '1', 'EX', A.ttl_taken)
   -- Both counts were read on the way (the joiner's admission, the partner's triage).
   for _, c in ipairs({{A.pseudonym, other, my_used}, {other, A.pseudonym, w.used}}) do
     redis.call('SET', A.count .. c[1] .. A.count_suffix, c[3] + 1, 'EX', A.ttl_count)

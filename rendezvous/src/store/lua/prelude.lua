@@ -4,3 +4,11 @@ local A = {}
 for i = 1, #ARGV, 2 do
   A[ARGV[i]] = ARGV[i + 1]
 end
+
+-- Whether an instance is alive: its heartbeat runs and someone listens on its channel. A
+-- killed instance's heartbeat outlives it by up to its TTL, but its subscription dies with its
+-- connection: its tickets must not be matched meanwhile (nobody would tell their users).
+local function instance_alive(instance)
+  return redis.call('EXISTS', A.instance .. instance) == 1
+    and redis.call('PUBSUB', 'NUMSUB', A.channel .. instance)[2] > 0
+end

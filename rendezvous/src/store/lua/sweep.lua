@@ -1,4 +1,4 @@
--- Drops up to `max` queue entries whose ticket is gone or whose instance's heartbeat is gone
+-- Drops up to `max` queue entries whose ticket is gone or whose instance is not alive
 -- (rules.lua's triage drops them too, when a join reaches them), and, when `retiring` is set,
 -- every ticket of that instance. After prelude.lua. A holds the keys (store/keys.rs).
 local entries = redis.call('ZRANGE', A.queue, 0, tonumber(A.max) - 1)
@@ -9,7 +9,7 @@ for _, session in ipairs(entries) do
   if not drop then
     local live = alive[instance]
     if live == nil then
-      live = redis.call('EXISTS', A.instance .. instance) == 1
+      live = instance_alive(instance)
       alive[instance] = live
     end
     drop = not live

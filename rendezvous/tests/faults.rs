@@ -1,0 +1,313 @@
+//! Faults survived with real processes: Redis killed (SIGKILL) and restarted, with and without
+//! its data, under waiting users and an open chat; a rendezvous instance killed outright while
+//! users wait on it. Each test is bounded in time; each measures its recovery and prints it.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anonchat_protocol::token::Gender;
+use anonchat_rendezvous::store::StoreConfig;
+use anonchat_testkit::ws;
+use common::{CANDIDATE, Client, RedisServer, TestVerifier};
+use serde_json::{Value, json};
+
+/// A nickname the profile rules accept, distinct per `i`.
+fn nick(prefix: &str, i: usize) -> String {
+    format!("{prefix}{}", (b'a' + i as u8) as char)
+}
+
+/// Frames until one of `kind` (within `within`); the frames of other kinds it passed.
+async fn until(c: &mut Client, kind: &str, within: Duration) -> (Value, Vec<Value>) {
+    let deadline = Instant::now() + within;
+    let mut passed = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = ws::next(&mut c.ws, left)
+            .await
+            .unwrap_or_else(|e| panic!("no {kind} within {within:?} ({e}); got {passed:?}"))
+            .unwrap_or_else(|| panic!("closed before {kind}; got {passed:?}"));
+        if frame["type"] == kind {
+            return (frame, passed);
+        }
+        passed.push(frame);
+    }
+}
+
+/// The match ids of `matched` frames: each once, and only `queued` frames besides them.
+fn match_ids(results: &[(Value, Vec<Value>)]) -> HashSet<String> {
+    for (_, passed) in results {
+        assert!(
+            passed.iter().all(|f| f["type"] == "queued"),
+            "only queued before the match: {passed:?}"
+        );
+    }
+    let ids: HashSet<String> = results
+        .iter()
+        .map(|(m, _)| m["match_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), results.len(), "nobody shares a match id");
+    ids
+}
+
+/// `/v1/stats` of `addr` until it says `online` and `waiting` (5 s at most).
+async fn stats_become(addr: SocketAddr, online: u64, waiting: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let stats = common::get_json(addr, "/v1/stats").await;
+        if stats["online"] == online && stats["waiting"] == waiting {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stats {stats}, expected online {online} waiting {waiting}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Redis dies (SIGKILL) while ten men wait for a woman on two instances and two women are in a
+/// chat; it comes back, with or without its data.
+async fn redis_killed_and_restarted(persistent: bool) {
+    // The services' log, shown when the test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_test_writer()
+        .try_init();
+    let mut redis = if persistent {
+        RedisServer::start_persistent()
+    } else {
+        RedisServer::start()
+    };
+    let v = TestVerifier::new();
+    let store = || common::redis(&redis, StoreConfig::default());
+    let one = common::start(store().await, &v, |_| {}).await;
+    let two = common::start(store().await, &v, |_| {}).await;
+    let at = [one.addr, two.addr];
+    // A chat across the instances, its signaling still going on.
+    let (mut anna, _) = Client::login(one.addr, &v.device(Gender::Female)).await;
+    let (mut beth, _) = Client::login(two.addr, &v.device(Gender::Female)).await;
+    anna.join("anna", "f").await;
+    anna.expect("queued").await;
+    beth.join("beth", "f").await;
+    let chat = beth.expect("matched").await["match_id"].clone();
+    anna.expect("matched").await;
+    let mut men = Vec::new();
+    for i in 0..10 {
+        let (mut c, _) = Client::login(at[i % 2], &v.device(Gender::Male)).await;
+        c.join(&nick("man", i), "f").await;
+        c.expect("queued").await;
+        men.push(c);
+    }
+    let (mut late, _) = Client::login(one.addr, &v.device(Gender::Male)).await;
+
+    redis.kill();
+    // A join during the outage: refused at once, clearly, with when to try again.
+    let asked = Instant::now();
+    late.join("latecomer", "f").await;
+    let refusal = late.expect_error("unavailable").await;
+    assert!(refusal["retry_after"].as_u64().is_some(), "{refusal}");
+    let refused_in = asked.elapsed();
+    assert!(refused_in < Duration::from_secs(5), "{refused_in:?}");
+    // A login too (the client connects again after retry_after).
+    let (mut ws, nonce) = ws::connect(two.addr, None).await.unwrap();
+    match ws::hello(&mut ws, &v.device(Gender::Male), &nonce).await {
+        Err(ws::WsError::Unexpected { got, .. }) => assert_eq!(got["code"], "unavailable"),
+        other => panic!("{other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    redis.restart();
+    let back = Instant::now();
+    // Ten women join: every man who waited at the kill is matched, each once.
+    let mut women = Vec::new();
+    for i in 0..10 {
+        let (mut c, _) = Client::login(at[i % 2], &v.device(Gender::Female)).await;
+        c.join(&nick("woman", i), "m").await;
+        women.push(c);
+    }
+    let within = Duration::from_secs(10);
+    let mut men_matched = Vec::new();
+    for c in &mut men {
+        men_matched.push(until(c, "matched", within).await);
+    }
+    let all_matched_in = back.elapsed();
+    let mut women_matched = Vec::new();
+    for c in &mut women {
+        women_matched.push(until(c, "matched", within).await);
+    }
+    assert_eq!(
+        match_ids(&men_matched),
+        match_ids(&women_matched),
+        "the men and the women matched each other"
+    );
+    println!(
+        "redis restart (persistent: {persistent}): join refused in {refused_in:?}; every waiting user matched {all_matched_in:?} after redis was back"
+    );
+    assert!(
+        all_matched_in < Duration::from_secs(5),
+        "waiting users matched again within 5 s, took {all_matched_in:?}"
+    );
+    // Nobody is matched twice.
+    for c in men.iter_mut().chain(women.iter_mut()) {
+        c.quiet(200).await;
+    }
+    // The chat's signaling crosses the instances again (it may take a moment to resubscribe).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        anna.send(json!({"type": "signal", "match_id": chat, "data": {"kind": "candidate", "candidate": CANDIDATE}}))
+            .await;
+        match ws::next(&mut beth.ws, Duration::from_millis(200)).await {
+            Ok(Some(f)) if f["type"] == "signal" => break,
+            Ok(Some(f)) => panic!("{f}"),
+            _ => assert!(
+                Instant::now() < deadline,
+                "no signal crosses after the restart"
+            ),
+        }
+    }
+    // The latecomer, told to try again, does; and the counts are true again.
+    late.join("latecomer", "f").await;
+    late.expect("queued").await;
+    stats_become(one.addr, 23, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_without_its_data() {
+    redis_killed_and_restarted(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_killed_and_restarted_with_its_data() {
+    redis_killed_and_restarted(true).await;
+}
+
+/// The rendezvous binary as its own process, killed when dropped.
+struct Process {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl Process {
+    /// Starts `anonchat-rendezvous serve` on a free port with `redis` and `v`'s keys, and waits
+    /// until it listens (its log says where).
+    fn start(redis: &RedisServer, v: &TestVerifier, dir: &std::path::Path) -> Process {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"))
+            .arg("serve")
+            .env("RENDEZVOUS_ADDR", "127.0.0.1:0")
+            .env("REDIS_URL", &redis.url)
+            .env("SERVER_SECRET", "test secret")
+            .env("VERIFIER_JWKS_FILE", common::jwks_file(dir, v))
+            .env("RATE_LIMIT_PER_MINUTE", "0")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        // Reads the log to its end, so that the process never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("rendezvous listening")
+                    && let Some(addr) = line.split("addr=").nth(1)
+                {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the rendezvous binary listens")
+            .parse()
+            .unwrap();
+        Process { child, addr }
+    }
+
+    /// SIGKILL: no goodbye to its clients, nothing retired in Redis.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An instance killed outright (SIGKILL) while ten men wait on it: within its heartbeat's TTL
+/// (10 s, still running in Redis), ten women joining on the other instance are never matched
+/// with its tickets; the men connect again (to the other instance, as a balancer would send
+/// them) and are matched at once; the counts come back to the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instances_tickets_never_match_anyone() {
+    let redis = RedisServer::start();
+    let v = TestVerifier::new();
+    let dir = std::env::temp_dir().join(format!("anonchat-faults-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut doomed = Process::start(&redis, &v, &dir);
+    let alive = common::start(
+        common::redis(&redis, StoreConfig::default()).await,
+        &v,
+        |_| {},
+    )
+    .await;
+    let devices: Vec<_> = (0..10).map(|_| v.device(Gender::Male)).collect();
+    let mut men = Vec::new();
+    for (i, d) in devices.iter().enumerate() {
+        let (mut c, _) = Client::login(doomed.addr, d).await;
+        c.join(&nick("man", i), "f").await;
+        c.expect("queued").await;
+        men.push(c);
+    }
+    stats_become(alive.addr, 10, 10).await;
+
+    doomed.kill();
+    let killed = Instant::now();
+    let mut women = Vec::new();
+    for i in 0..10 {
+        let (mut c, _) = Client::login(alive.addr, &v.device(Gender::Female)).await;
+        c.join(&nick("woman", i), "m").await;
+        c.expect("queued").await;
+        women.push(c);
+    }
+    for c in &mut women {
+        c.quiet(100).await;
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(10),
+        "all of it within the dead instance's heartbeat TTL"
+    );
+    stats_become(alive.addr, 10, 10).await;
+    // Its clients see the socket close and connect again: each is matched at once.
+    for c in &mut men {
+        assert!(ws::next(&mut c.ws, ws::WAIT).await.unwrap().is_none());
+    }
+    let mut again = Vec::new();
+    for (i, d) in devices.iter().enumerate() {
+        let (mut c, _) = Client::login(alive.addr, d).await;
+        c.join(&nick("man", i), "f").await;
+        again.push(until(&mut c, "matched", ws::WAIT).await);
+        men[i] = c;
+    }
+    let all_matched_in = killed.elapsed();
+    let mut women_matched = Vec::new();
+    for c in &mut women {
+        women_matched.push(until(c, "matched", ws::WAIT).await);
+    }
+    assert_eq!(match_ids(&again), match_ids(&women_matched));
+    println!(
+        "instance killed: all its waiting users matched again {all_matched_in:?} after the kill"
+    );
+    stats_become(alive.addr, 20, 0).await;
+    std::fs::remove_dir_all(dir).ok();
+}
