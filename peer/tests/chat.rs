@@ -488,3 +488,32 @@ async fn with_save_images_every_image_is_saved_until_the_chats_quota() {
     .await;
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), quota);
 }
+
+/// A join the matchmaker cannot take (its Redis is down) is refused as `unavailable` with a
+/// `retry_after`; the client joins again by itself when told, and is queued once Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_refused_during_a_redis_outage_is_tried_again() {
+    let mut redis = RedisServer::start();
+    let rdv = Rendezvous::start_on_redis(&redis).await;
+    let mut a = Peer::start(&rdv, "outage-a", Gender::Female);
+    a.join();
+    a.expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    a.send(Command::Leave);
+    a.expect("left", |e| *e == Event::Left).await;
+
+    redis.kill();
+    a.send(Command::Next);
+    a.expect(
+        "unavailable",
+        |e| matches!(e, Event::Error { code, .. } if code == "unavailable"),
+    )
+    .await;
+    redis.restart();
+    a.expect("queued again", |e| matches!(e, Event::Queued { .. }))
+        .await;
+    let mut b = Peer::start(&rdv, "outage-b", Gender::Male);
+    b.join();
+    a.connected().await;
+    b.connected().await;
+}

@@ -33,7 +33,7 @@ fn the_page_rules_agree_with_the_shared_vectors() {
 
 #[test]
 fn the_page_reducer_handles_its_races() {
-    node_test("phase.test.mjs", 16);
+    node_test("phase.test.mjs", 17);
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod link;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anonchat_protocol::chat::{self, ChatFrame};
 use anonchat_protocol::rendezvous::{
@@ -188,11 +188,21 @@ impl Session {
         match wake {
             Wake::Command(command) => return self.on_command(command).await,
             Wake::Server(Some(Ok(msg))) => self.on_server(msg).await,
-            Wake::Server(Some(Err(ClientError::Server { code, message, .. }))) => {
+            Wake::Server(Some(Err(ClientError::Server {
+                code,
+                message,
+                retry_after,
+                ..
+            }))) => {
                 // Leaving a match the server already ended is not worth a word.
                 let in_match = matches!(self.phase, Phase::Connecting(_) | Phase::Chatting(_));
                 if code != ErrorCode::NotInMatch || in_match {
                     self.error(code, message);
+                }
+                // The matchmaker could not take the join: join again when it says to.
+                if code == ErrorCode::Unavailable && matches!(self.phase, Phase::Waiting) {
+                    let wait = Duration::from_secs(retry_after.unwrap_or(1).clamp(1, 60));
+                    self.retry = Some(Instant::now() + wait);
                 }
                 if matches!(
                     code,
@@ -224,7 +234,12 @@ impl Session {
             Wake::Chat(inbound) => self.on_chat(inbound).await,
             Wake::Retry => {
                 self.retry = None;
-                self.connect().await;
+                match &self.link {
+                    // Still connected: it was a join the matchmaker could not take.
+                    Some(_) if matches!(self.phase, Phase::Waiting) => self.send_join(),
+                    Some(_) => {}
+                    None => self.connect().await,
+                }
             }
         }
         true

@@ -120,7 +120,7 @@ test('a dropped rendezvous puts a waiting page back in the queue with backoff, n
   const { state, effects } = run([{ type: 'offline' }, { type: 'offline' }], waiting().state);
   const delays = effects.filter(e => e.after !== undefined);
   assert.equal(delays.length, 2);
-  assert.ok(delays.every(d => d.event.type === 'join'));
+  assert.ok(delays.every(d => d.event.type === 'rejoin'));
   assert.ok(delays[1].after > delays[0].after * 1.4, `backoff ${delays.map(d => d.after)}`);
   assert.ok(delays[0].after >= RECONNECT_BASE_MS * 0.8);
   assert.equal(state.retry, 2);
@@ -173,4 +173,20 @@ test('the setup timeout speaks only for a chat that never connected', () => {
   assert.ok(run([timer.event], state).effects.some(e => e.system));
   const open = run([{ type: 'channel_open', matchId: 'm1' }], state).state;
   assert.deepEqual(run([timer.event], open).effects, []);
+});
+
+test('a join the matchmaker cannot take is tried again when it says, unless cancelled meanwhile', () => {
+  const refused = run([server({ type: 'error', code: 'unavailable', message: 'down', retry_after: 2 })], waiting().state);
+  assert.equal(refused.state.phase, 'waiting');
+  const timer = refused.effects.find(e => e.after !== undefined);
+  assert.deepEqual(timer, { after: 2000, event: { type: 'rejoin' } });
+  const again = run([timer.event, { type: 'ready', relay: true }], refused.state);
+  assert.deepEqual(sent(again.effects), [joinFrame(profile)]);
+  // Cancelled before the timer: the timer does nothing.
+  const cancelled = run([{ type: 'cancel' }, timer.event], refused.state);
+  assert.equal(cancelled.state.phase, 'profile');
+  assert.deepEqual(sent(cancelled.effects), [{ type: 'cancel' }]);
+  // A dropped connection's timer does not put a cancelled page back in the queue either.
+  const dropped = run([{ type: 'offline' }, { type: 'cancel' }, { type: 'rejoin' }], waiting().state);
+  assert.equal(dropped.state.phase, 'profile');
 });

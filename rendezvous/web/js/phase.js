@@ -72,6 +72,10 @@ export function step(state, event) {
     case 'verified':
       return to({ phase: state.pairing ? 'paired' : 'profile' });
 
+    case 'rejoin':
+      // A timer's join: only if the person is still waiting (not if they cancelled meanwhile).
+      if (state.phase !== 'waiting') return same();
+    // falls through
     case 'join': {
       if (state.pairing) return same();
       const profile = event.profile || state.profile;
@@ -94,7 +98,7 @@ export function step(state, event) {
     case 'offline':
       if (state.phase !== 'waiting') return to({ online: false });
       // Waiting users are put back in the queue; a chat in progress does not need the server.
-      out.push({ waitingText: 'Reconnecting…' }, { after: reconnectDelay(state.retry), event: { type: 'join' } });
+      out.push({ waitingText: 'Reconnecting…' }, { after: reconnectDelay(state.retry), event: { type: 'rejoin' } });
       return to({ online: false, retry: state.retry + 1 });
     case 'refused':
       return refused(state, event, out);
@@ -202,6 +206,12 @@ function server(state, frame, out, { to, same, chatting, ended }) {
       }
       // The chat was over already.
       if (frame.code === 'not_in_match') return same();
+      // The matchmaker could not take the join: still waiting, it joins again when told.
+      if (frame.code === 'unavailable' && state.phase === 'waiting') {
+        const after = Math.min(Math.max(Number(frame.retry_after) || 1, 1), 60) * 1000;
+        out.push({ waitingText: explain('unavailable') }, { after, event: { type: 'rejoin' } });
+        return same();
+      }
       if (state.phase === 'waiting') return refused(state, frame, out);
       return note(state, explain(frame.code, frame.message), out);
     default:
