@@ -311,3 +311,46 @@ async fn a_killed_instances_tickets_never_match_anyone() {
     stats_become(alive.addr, 20, 0).await;
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// `/readyz` of `addr`: its status.
+async fn readyz(addr: SocketAddr) -> u16 {
+    reqwest::get(format!("http://{addr}/readyz"))
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// The services start in any order: a rendezvous whose Redis is not up yet starts anyway,
+/// unready, refusing logins as `unavailable`; once Redis is up it is ready and matches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rendezvous_started_before_its_redis_waits_for_it() {
+    let mut redis = RedisServer::start();
+    redis.kill();
+    let v = TestVerifier::new();
+    let dir = std::env::temp_dir().join(format!("anonchat-faults-order-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rendezvous = Process::start(&redis, &v, &dir);
+    assert_eq!(readyz(rendezvous.addr).await, 503);
+    let (mut ws, nonce) = ws::connect(rendezvous.addr, None).await.unwrap();
+    match ws::hello(&mut ws, &v.device(Gender::Male), &nonce).await {
+        Err(ws::WsError::Unexpected { got, .. }) => {
+            assert_eq!(got["code"], "unavailable", "{got}");
+            assert!(got["retry_after"].as_u64().is_some(), "{got}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    redis.restart();
+    let up = Instant::now();
+    while readyz(rendezvous.addr).await != 200 {
+        assert!(up.elapsed() < Duration::from_secs(15), "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "rendezvous started before redis: ready {:?} after redis was up",
+        up.elapsed()
+    );
+    let (mut a, _) = Client::login(rendezvous.addr, &v.device(Gender::Female)).await;
+    let (mut b, _) = Client::login(rendezvous.addr, &v.device(Gender::Male)).await;
+    common::meet_and_signal(&mut a, &mut b).await;
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -260,7 +260,15 @@ async fn daily_limit_stops_joining<S: Store>(store: S) {
 /// its channel (as long as the receiver is kept).
 async fn listening<S: Store>(store: &S) -> tokio::sync::mpsc::Receiver<Inbox> {
     store.heartbeat(INSTANCE, 0).await.unwrap();
-    store.subscribe(INSTANCE).await.unwrap()
+    listen(store, INSTANCE).await
+}
+
+/// Subscribes to `instance`'s channel, once it is listened to.
+async fn listen<S: Store>(store: &S, instance: &str) -> tokio::sync::mpsc::Receiver<Inbox> {
+    let mut rx = store.subscribe(instance).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+    assert_eq!(first.unwrap(), Some(Inbox::Listening));
+    rx
 }
 
 /// A ticket of an instance that is not alive is never matched, and is cleaned when seen: one
@@ -281,7 +289,7 @@ async fn tickets_of_dead_instances_are_never_matched<S: Store>(store: S) {
     assert!(store.cancel("s1").await.unwrap());
 
     store.heartbeat("hung", 1).await.unwrap();
-    let _hung_inbox = store.subscribe("hung").await.unwrap();
+    let _hung_inbox = listen(&store, "hung").await;
     let mut ghost = ticket("ghost2", "pg2", Gender::Female, Want::Any);
     ghost.instance = "hung".into();
     store.join(&ghost, now_ms()).await.unwrap();
@@ -304,7 +312,7 @@ async fn instances_talk_through_their_channels<S: Store>(store: S) {
         0,
         "nobody listens yet"
     );
-    let mut rx = store.subscribe("i2").await.unwrap();
+    let mut rx = listen(&store, "i2").await;
     assert_eq!(store.publish("i2", "hello i2".into()).await.unwrap(), 1);
     let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await

@@ -22,6 +22,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+pub mod redis;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -97,3 +97,39 @@ async fn challenges_and_pairings_are_answered_at_any_verifier_sharing_redis() {
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
 }
+
+/// A verifier whose Redis is not up yet starts anyway, unready, refusing challenges with a 503
+/// (`overloaded`: try again in a moment); once Redis is up it is ready and challenges work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_verifier_started_before_its_redis_waits_for_it() {
+    let mut redis = RedisServer::start();
+    redis.kill();
+    let url = redis.url.clone();
+    let v = start(move |c| {
+        c.redis_url = Some(url);
+        c.workers = Some(1);
+    })
+    .await;
+    let readyz = || async {
+        reqwest::get(format!("http://{}/readyz", v.addr))
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(readyz().await, 503);
+    let (_, public) = device();
+    let (status, body) = challenge(v.addr, &public).await;
+    assert_eq!((status, code(&body)), (503, "overloaded"), "{body}");
+
+    redis.restart();
+    let t0 = std::time::Instant::now();
+    while readyz().await != 200 {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(15),
+            "never ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, body) = challenge(v.addr, &public).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -97,6 +97,13 @@ async fn readyz<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
     {
         return (StatusCode::SERVICE_UNAVAILABLE, "no verifier keys yet").into_response();
     }
+    if !shared.alive() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not alive in the store yet",
+        )
+            .into_response();
+    }
     match shared.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response(),

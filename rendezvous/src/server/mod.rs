@@ -10,6 +10,7 @@ mod web;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -46,6 +47,10 @@ pub struct Shared<S: Store> {
     /// Bumped each time the store turns out to have forgotten this instance: every waiting
     /// session joins again.
     pub store_forgot: watch::Sender<u64>,
+    /// Whether this instance listens on its channel, and whether its last heartbeat reached
+    /// the store: both make it alive to the other instances, and ready.
+    pub listening: AtomicBool,
+    pub beating: AtomicBool,
 }
 
 impl<S: Store> Shared<S> {
@@ -194,14 +199,25 @@ pub async fn start<S: Store>(
         );
     }
     let instance = random_id(9);
-    store
-        .heartbeat(&instance, 0)
-        .await
-        .context("the store does not answer")?;
-    let inbox = store
+    // A store that does not answer yet is not fatal: the heartbeat goes on trying, and the
+    // instance is unready (`/readyz` 503) and refuses logins as unavailable meanwhile.
+    let beating = match store.heartbeat(&instance, 0).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "the store does not answer yet");
+            false
+        }
+    };
+    let mut inbox = store
         .subscribe(&instance)
         .await
         .context("subscribing to this instance's channel")?;
+    // The channel is usually listened to at once; if not, deliver_inbox hears when it is.
+    let listening = beating
+        && matches!(
+            tokio::time::timeout(Duration::from_secs(1), inbox.recv()).await,
+            Ok(Some(crate::store::Inbox::Listening))
+        );
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
@@ -221,6 +237,8 @@ pub async fn start<S: Store>(
         ip_limiter,
         shutdown,
         store_forgot: watch::Sender::new(0),
+        listening: AtomicBool::new(listening),
+        beating: AtomicBool::new(beating),
     });
     let background = [
         tokio::spawn(heartbeat(shared.clone())),
@@ -263,7 +281,8 @@ pub async fn start<S: Store>(
 /// works again soon after the store is back.
 async fn heartbeat<S: Store>(shared: Arc<Shared<S>>) {
     let every = shared.store_heartbeat_interval();
-    let mut wait = every;
+    // Soon at first: the beat at start may have failed (a store that is not up yet).
+    let mut wait = AFTER_A_FAILED_BEAT.min(every);
     loop {
         tokio::time::sleep(wait).await;
         match shared
@@ -272,6 +291,7 @@ async fn heartbeat<S: Store>(shared: Arc<Shared<S>>) {
             .await
         {
             Ok(knew) => {
+                shared.beating.store(true, Ordering::Relaxed);
                 if !knew {
                     tracing::warn!(
                         "the store had forgotten this instance (restarted without its data, or out of reach for longer than HEARTBEAT_TTL): waiting sessions join again"
@@ -281,6 +301,7 @@ async fn heartbeat<S: Store>(shared: Arc<Shared<S>>) {
                 wait = every;
             }
             Err(e) => {
+                shared.beating.store(false, Ordering::Relaxed);
                 tracing::warn!(error = %e, "heartbeat failed");
                 wait = AFTER_A_FAILED_BEAT.min(every);
             }
@@ -292,6 +313,12 @@ async fn heartbeat<S: Store>(shared: Arc<Shared<S>>) {
 const AFTER_A_FAILED_BEAT: Duration = Duration::from_millis(500);
 
 impl<S: Store> Shared<S> {
+    /// Whether other instances see this one alive: it listens on its channel and its last
+    /// heartbeat reached the store.
+    pub fn alive(&self) -> bool {
+        self.listening.load(Ordering::Relaxed) && self.beating.load(Ordering::Relaxed)
+    }
+
     /// The store may have lost this instance's waiting tickets: every waiting session joins
     /// again.
     fn forget(&self) {
@@ -321,11 +348,14 @@ async fn deliver_inbox<S: Store>(
     while let Some(inbound) = inbox.recv().await {
         let payload = match inbound {
             crate::store::Inbox::Payload(p) => p,
-            crate::store::Inbox::Resubscribed => {
-                tracing::warn!(
-                    "this instance counted as dead while its channel was lost: waiting sessions join again"
-                );
+            crate::store::Inbox::Listening => {
+                shared.listening.store(true, Ordering::Relaxed);
+                // Until now the instance counted as dead: joins may have swept its tickets.
                 shared.forget();
+                continue;
+            }
+            crate::store::Inbox::Lost => {
+                shared.listening.store(false, Ordering::Relaxed);
                 continue;
             }
         };

@@ -228,7 +228,8 @@ async fn actual(
     .unwrap();
     builder.reset().await.unwrap();
     builder.heartbeat(LIVE, 0).await.unwrap();
-    let _inbox = builder.subscribe(LIVE).await.unwrap();
+    let mut inbox = builder.subscribe(LIVE).await.unwrap();
+    assert_eq!(inbox.recv().await, Some(crate::store::Inbox::Listening));
     let mut joined = 1_000_000_000; // ms, so that the day is a fixed one
     let today = day(joined as i64 / 1000);
     for (i, q) in case.queue.iter().enumerate() {

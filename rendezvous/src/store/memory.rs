@@ -483,6 +483,8 @@ impl Store for MemoryStore {
 
     async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<Inbox>> {
         let (tx, rx) = mpsc::channel(1024);
+        tx.try_send(Inbox::Listening)
+            .expect("a new channel has room");
         self.lock().channels.insert(instance.to_owned(), tx);
         Ok(rx)
     }

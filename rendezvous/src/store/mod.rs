@@ -231,9 +231,11 @@ pub trait Store: Clone + Send + Sync + 'static {
 pub enum Inbox {
     /// A payload another instance published.
     Payload(String),
-    /// The channel was lost and is listened to again: meanwhile the instance counted as dead,
-    /// so joins may have swept its waiting tickets.
-    Resubscribed,
+    /// The channel is listened to (first, and again after [`Inbox::Lost`]): until then the
+    /// instance counted as dead, so joins may have swept its waiting tickets.
+    Listening,
+    /// The channel was lost (the connection to the store dropped).
+    Lost,
 }
 
 /// The UTC day number, for daily counts.

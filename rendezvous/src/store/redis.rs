@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use ::redis::AsyncCommands;
-use ::redis::aio::ConnectionManager;
+use anonchat_serve::redis::LazyRedis;
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
@@ -22,6 +22,9 @@ use super::*;
 use crate::matcher;
 
 const TICKET_TTL_SECONDS: u64 = 86_400;
+
+/// How long a start waits for Redis before it goes on without it.
+const START_WAIT: Duration = Duration::from_secs(1);
 
 /// A script as Redis runs it: `prelude.lua` (named arguments), then the files given.
 macro_rules! script {
@@ -52,7 +55,7 @@ fn invoke<'a>(
 #[derive(Clone)]
 pub struct RedisStore {
     client: ::redis::Client,
-    conn: ConnectionManager,
+    conn: LazyRedis,
     config: StoreConfig,
     join: Arc<::redis::Script>,
     report: Arc<::redis::Script>,
@@ -90,13 +93,9 @@ impl RedisStore {
             )?,
             None => ::redis::Client::open(url)?,
         };
-        // Every call fails within a few seconds instead of hanging a session when Redis stops
-        // answering; the manager keeps reconnecting in the background.
-        let manager = ::redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(3)))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client.clone(), manager).await?;
+        // A Redis that is not up yet is waited for a moment, then in the background: the
+        // instance starts unready, and its operations fail at once meanwhile.
+        let conn = LazyRedis::connect(client.clone(), "REDIS_URL", START_WAIT).await;
         Ok(RedisStore {
             client,
             conn,
@@ -152,7 +151,7 @@ impl RedisStore {
             ("join_scan", c.scan.to_string()),
         ];
         let reply: Vec<String> = invoke(&self.join, &named)
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn.get()?)
             .await?;
         Reply::parse(reply)
     }
@@ -257,7 +256,7 @@ impl Store for RedisStore {
         session: &str,
         instance: &str,
     ) -> Result<Option<LiveSession>> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         // SET … GET: the claim and the previous holder in one atomic step.
         let old: Option<String> = ::redis::cmd("SET")
             .arg(keys::live(pseudonym))
@@ -271,7 +270,7 @@ impl Store for RedisStore {
     }
 
     async fn release(&self, pseudonym: &str, session: &str) -> Result<()> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let _: i64 = self
             .release
             .key(keys::live(pseudonym))
@@ -282,7 +281,7 @@ impl Store for RedisStore {
     }
 
     async fn live_session(&self, pseudonym: &str) -> Result<Option<LiveSession>> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let value: Option<String> = ::redis::cmd("GET")
             .arg(keys::live(pseudonym))
             .query_async(&mut c)
@@ -291,7 +290,7 @@ impl Store for RedisStore {
     }
 
     async fn admit(&self, pseudonym: &str, now_unix: i64) -> Result<Admission> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let (pttl, used): (i64, Option<u32>) = ::redis::pipe()
             .pttl(keys::ban(pseudonym))
             .get(keys::count(pseudonym, day(now_unix)))
@@ -340,7 +339,7 @@ impl Store for RedisStore {
     }
 
     async fn cancel(&self, session: &str) -> Result<bool> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let (removed, _): (u32, u32) = ::redis::pipe()
             .atomic()
             .zrem(keys::queue(), session)
@@ -351,7 +350,7 @@ impl Store for RedisStore {
     }
 
     async fn block(&self, blocker: &str, blocked: &str) -> Result<()> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let k = keys::blocks(blocker);
         let _: () = ::redis::pipe()
             .atomic()
@@ -365,7 +364,7 @@ impl Store for RedisStore {
     }
 
     async fn report(&self, reporter: &str, target: &str) -> Result<ReportOutcome> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let c_ = &self.config;
         let named = [
             ("reporter", reporter.to_owned()),
@@ -383,7 +382,7 @@ impl Store for RedisStore {
     }
 
     async fn unban(&self, pseudonym: &str) -> Result<bool> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let (bans, _): (u32, u32) = ::redis::pipe()
             .del(keys::ban(pseudonym))
             .del(keys::reports(pseudonym))
@@ -393,7 +392,7 @@ impl Store for RedisStore {
     }
 
     async fn reset(&self) -> Result<()> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let mut keys: Vec<String> = Vec::new();
         {
             let mut iter: ::redis::AsyncIter<String> =
@@ -412,7 +411,7 @@ impl Store for RedisStore {
     }
 
     async fn heartbeat(&self, instance: &str, online: u64) -> Result<bool> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         // SET … GET: the beat and whether the key was still there, in one step.
         let (before,): (Option<String>,) = ::redis::pipe()
             .cmd("SET")
@@ -433,7 +432,7 @@ impl Store for RedisStore {
     }
 
     async fn retire(&self, instance: &str) -> Result<()> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let _: () = ::redis::pipe()
             .del(keys::instance(instance))
             .ignore()
@@ -448,31 +447,58 @@ impl Store for RedisStore {
 
     async fn stats(&self) -> Result<Stats> {
         let (online, waiting): (u64, u64) = invoke(&self.stats, &[])
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.conn.get()?)
             .await?;
         Ok(Stats { online, waiting })
     }
 
     async fn ping(&self) -> Result<()> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         let _: String = ::redis::cmd("PING").query_async(&mut c).await?;
         Ok(())
     }
 
     async fn publish(&self, instance: &str, payload: String) -> Result<u64> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn.get()?;
         Ok(c.publish(keys::channel(instance), payload).await?)
     }
 
     async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<Inbox>> {
         let channel = keys::channel(instance);
-        let mut pubsub = self.client.get_async_pubsub().await?;
-        pubsub.subscribe(&channel).await?;
         let (tx, rx) = mpsc::channel(1024);
         let client = self.client.clone();
         tokio::spawn(async move {
-            let mut stream = pubsub.into_on_message();
+            let mut unheard = false;
+            let mut wait = Duration::from_millis(50);
             loop {
+                let subscribed = async {
+                    let mut p = client.get_async_pubsub().await?;
+                    p.subscribe(&channel).await?;
+                    Ok::<_, ::redis::RedisError>(p)
+                };
+                let pubsub = match subscribed.await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        if !unheard {
+                            tracing::warn!(error = %e, "cannot listen on this instance's channel; trying again");
+                        }
+                        unheard = true;
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(1));
+                        if tx.is_closed() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                wait = Duration::from_millis(50);
+                if unheard {
+                    tracing::info!("listening on this instance's channel again");
+                }
+                if tx.send(Inbox::Listening).await.is_err() {
+                    return;
+                }
+                let mut stream = pubsub.into_on_message();
                 while let Some(msg) = stream.next().await {
                     let Ok(payload) = msg.get_payload::<String>() else {
                         continue;
@@ -481,25 +507,9 @@ impl Store for RedisStore {
                         return; // the instance is gone
                     }
                 }
-                // The connection dropped: subscribe again, soon and then less often.
                 tracing::warn!("pub/sub connection lost; resubscribing");
-                let mut wait = Duration::from_millis(50);
-                loop {
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(1));
-                    if tx.is_closed() {
-                        return;
-                    }
-                    let Ok(mut p) = client.get_async_pubsub().await else {
-                        continue;
-                    };
-                    if p.subscribe(&channel).await.is_ok() {
-                        stream = p.into_on_message();
-                        break;
-                    }
-                }
-                tracing::info!("pub/sub channel listened to again");
-                if tx.send(Inbox::Resubscribed).await.is_err() {
+                unheard = true;
+                if tx.send(Inbox::Lost).await.is_err() {
                     return;
                 }
             }

@@ -659,14 +659,20 @@ async fn jwks(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
-    if state.pool.alive() > 0 {
-        (StatusCode::OK, "ready").into_response()
-    } else {
+    if state.pool.alive() == 0 {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "no inference worker is running",
         )
             .into_response()
+    } else if !state.store.ready().await {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "VERIFIER_REDIS_URL does not answer",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, "ready").into_response()
     }
 }
 

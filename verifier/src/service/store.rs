@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use anonchat_protocol::token::public_key_to_base64url as b64;
 use anonchat_protocol::verify::Step;
+use anonchat_serve::redis::LazyRedis;
 use ed25519_dalek::VerifyingKey;
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use super::challenges::{ChallengeError, Challenges};
@@ -33,7 +33,7 @@ pub enum Store {
 
 /// The Redis side: one connection (reconnecting by itself) and the two lives.
 pub struct RedisOpen {
-    conn: ConnectionManager,
+    conn: LazyRedis,
     challenge_ttl: Duration,
     pair_ttl: Duration,
     /// The scripts, hashed once ([`OPEN_PAIR`], [`DEPOSIT`]).
@@ -136,14 +136,9 @@ impl Store {
     ) -> anyhow::Result<Store> {
         use anyhow::Context;
         let client = redis::Client::open(url).context("VERIFIER_REDIS_URL")?;
-        // A request fails within seconds instead of hanging when Redis stops answering.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(3)))
-            .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .context("connecting to VERIFIER_REDIS_URL")?;
+        // A Redis that is not up yet is waited for a moment, then in the background: until it
+        // answers, challenges and pairings are refused as unavailable.
+        let conn = LazyRedis::connect(client, "VERIFIER_REDIS_URL", Duration::from_secs(1)).await;
         Ok(Store::Redis(RedisOpen {
             conn,
             challenge_ttl,
@@ -151,6 +146,20 @@ impl Store {
             open_pair: redis::Script::new(OPEN_PAIR),
             deposit: redis::Script::new(DEPOSIT),
         }))
+    }
+
+    /// Whether the store answers (readiness): memory always, Redis when a PING does.
+    pub async fn ready(&self) -> bool {
+        match self {
+            Store::Memory { .. } => true,
+            Store::Redis(r) => match r.conn.get() {
+                Ok(mut c) => redis::cmd("PING")
+                    .query_async::<String>(&mut c)
+                    .await
+                    .is_ok(),
+                Err(_) => false,
+            },
+        }
     }
 
     /// A new challenge with `steps` for `key`: its id.
@@ -178,7 +187,7 @@ impl Store {
                     .arg("NX")
                     .arg("PX")
                     .arg((r.challenge_ttl + GRACE).as_millis() as u64)
-                    .query_async(&mut r.conn.clone())
+                    .query_async(&mut r.conn.get().map_err(challenge_down)?)
                     .await
                     .map_err(challenge_down)?;
                 if set {
@@ -207,7 +216,7 @@ impl Store {
                 }
                 let value: Option<String> = redis::cmd("GETDEL")
                     .arg(challenge_key(id))
-                    .query_async(&mut r.conn.clone())
+                    .query_async(&mut r.conn.get().map_err(challenge_down)?)
                     .await
                     .map_err(challenge_down)?;
                 let stored: StoredChallenge = value
@@ -245,7 +254,7 @@ impl Store {
                         .arg(if undisclosed { "1" } else { "0" })
                         .arg(unix_ms() + r.pair_ttl.as_millis() as u64)
                         .arg((r.pair_ttl + GRACE).as_millis() as u64)
-                        .invoke_async(&mut r.conn.clone())
+                        .invoke_async(&mut r.conn.get().map_err(down)?)
                         .await
                         .map_err(down)?;
                     if opened == 1 {
@@ -258,14 +267,21 @@ impl Store {
     }
 
     async fn read_pair(r: &RedisOpen, code: &str) -> Result<StoredPair, PairError> {
-        let fields: std::collections::HashMap<String, String> =
-            r.conn.clone().hgetall(pair_key(code)).await.map_err(down)?;
+        let fields: std::collections::HashMap<String, String> = r
+            .conn
+            .get()
+            .map_err(down)?
+            .hgetall(pair_key(code))
+            .await
+            .map_err(down)?;
         if fields.is_empty() {
             return Err(PairError::Unknown);
         }
         let pair = StoredPair::parse(fields)?;
         if unix_ms() >= pair.expires_ms {
-            let _: Result<(), _> = r.conn.clone().del(pair_key(code)).await;
+            if let Ok(mut c) = r.conn.get() {
+                let _: Result<(), _> = c.del(pair_key(code)).await;
+            }
             return Err(PairError::Expired);
         }
         Ok(pair)
@@ -312,7 +328,7 @@ impl Store {
                     .arg(b64(key.as_bytes()))
                     .arg(token)
                     .arg(unix_ms())
-                    .invoke_async(&mut r.conn.clone())
+                    .invoke_async(&mut r.conn.get().map_err(down)?)
                     .await
                     .map_err(down)?;
                 match done {
@@ -366,8 +382,13 @@ impl Store {
                 loop {
                     if let Some(token) = pair.token {
                         // Whoever deletes it takes it.
-                        let deleted: i64 =
-                            r.conn.clone().del(pair_key(code)).await.map_err(down)?;
+                        let deleted: i64 = r
+                            .conn
+                            .get()
+                            .map_err(down)?
+                            .del(pair_key(code))
+                            .await
+                            .map_err(down)?;
                         return if deleted == 1 {
                             Ok(Some(token))
                         } else {
@@ -405,7 +426,13 @@ impl Store {
                 if !proves(&pair.key) {
                     return Err(CollectError::BadProof);
                 }
-                let _: i64 = r.conn.clone().del(pair_key(code)).await.map_err(down)?;
+                let _: i64 = r
+                    .conn
+                    .get()
+                    .map_err(down)?
+                    .del(pair_key(code))
+                    .await
+                    .map_err(down)?;
                 Ok(())
             }
         }
