@@ -35,6 +35,13 @@ pub enum Envelope {
         to: String,
         match_id: String,
     },
+    /// The partner's session took the match (the answer to `Matched`): only now is the side
+    /// that made it told, so that a match whose other side never hears of it (an instance
+    /// killed or cut off from Redis) is undone instead of leaving someone waiting for an offer.
+    Accepted {
+        to: String,
+        match_id: String,
+    },
     /// The session's right to go on ended (its device connected again elsewhere, or was
     /// banned): it says why and closes.
     Ended {
@@ -51,6 +58,7 @@ impl Envelope {
             Envelope::Matched { to, .. }
             | Envelope::Signal { to, .. }
             | Envelope::PartnerLeft { to, .. }
+            | Envelope::Accepted { to, .. }
             | Envelope::Ended { to, .. } => to,
         }
     }
@@ -107,7 +115,7 @@ impl Envelope {
                     return Err("a partner card outside the profile rules".into());
                 }
             }
-            Envelope::PartnerLeft { .. } | Envelope::Ended { .. } => {}
+            Envelope::PartnerLeft { .. } | Envelope::Accepted { .. } | Envelope::Ended { .. } => {}
         }
         Ok(envelope)
     }

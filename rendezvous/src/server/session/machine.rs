@@ -34,6 +34,10 @@ const LOOK_AGAIN_MAX: Duration = Duration::from_secs(60);
 /// (an envelope already on its way) before it joins again: the queue may have lost it.
 const GONE_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a match made on this side waits for the partner's session to take it before it is
+/// undone (cross-instance, it takes two pub/sub hops: milliseconds).
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// What a client is told to wait when the store does not answer.
 pub const STORE_RETRY_AFTER_SECONDS: u64 = 2;
 
@@ -192,6 +196,8 @@ struct Handing {
     made: Match,
     /// This side's ticket, to join again with if nobody heard.
     ticket: Ticket,
+    /// Until when it waits for the partner's session to accept, once its instance heard.
+    deadline: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -286,6 +292,7 @@ impl Machine {
     pub fn next_timeout(&self) -> Option<Instant> {
         match &self.phase {
             Phase::Queued(w) => w.next,
+            Phase::Handing(h) => h.deadline,
             _ => None,
         }
     }
@@ -331,7 +338,7 @@ impl Machine {
                 },
             ),
             Input::LiveSession(None) => {}
-            Input::Handed { heard } => self.handed(heard, env, &mut out),
+            Input::Handed { heard } => self.handed(heard, now, env, &mut out),
             Input::StoreForgot => {
                 if let Phase::Queued(w) = &mut self.phase {
                     w.rejoin = false;
@@ -350,7 +357,16 @@ impl Machine {
                     out.send(ServerMessage::Blocked {});
                 }
             },
-            Input::Timeout => self.look_again(now, env, &mut out),
+            Input::Timeout => match &self.phase {
+                Phase::Handing(h) if h.deadline.is_some_and(|at| now >= at) => {
+                    // Never accepted: undone, and the partner told in case it still comes.
+                    if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
+                        Self::tell_partner_left(&h.made, &mut out);
+                        self.undo(h.ticket, env, &mut out);
+                    }
+                }
+                _ => self.look_again(now, env, &mut out),
+            },
             Input::Lapsed => out.end(
                 ErrorCode::TokenExpired,
                 "your verification has expired; verify again",
@@ -714,26 +730,42 @@ impl Machine {
                 budget: SignalBudget::default(),
             },
             ticket: mine,
+            deadline: None,
         }));
     }
 
-    /// The partner's side heard of the match (the client is told now, so the offer it will
-    /// get has a match to go to) or did not (its instance is gone: the match is undone, and
-    /// this side joins again, as if it had not happened).
-    fn handed(&mut self, heard: bool, env: &mut impl Env, out: &mut Out) {
-        let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) else {
-            return;
-        };
+    /// The partner's instance heard of the match (now its session accepts it, or leaves, or
+    /// the wait runs out) or did not (its instance is gone: the match is undone).
+    fn handed(&mut self, heard: bool, now: Instant, env: &mut impl Env, out: &mut Out) {
         if heard {
+            if let Phase::Handing(h) = &mut self.phase {
+                h.deadline = Some(now + ACCEPT_TIMEOUT);
+            }
+        } else if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
+            self.undo(h.ticket, env, out);
+        }
+    }
+
+    /// A match this side made that the partner's side did not take: this side joins again,
+    /// and its client never hears of it.
+    fn undo(&mut self, ticket: Ticket, env: &mut impl Env, out: &mut Out) {
+        out.count(Count::Unreachable);
+        out.store(Op::Join {
+            ticket,
+            now_ms: env.now_ms(),
+        });
+    }
+
+    /// The partner's session took the match: this side's client is told now, so the offer it
+    /// will get has a match to go to.
+    fn accepted(&mut self, match_id: &str, out: &mut Out) {
+        if !matches!(&self.phase, Phase::Handing(h) if h.made.id == match_id) {
+            return;
+        }
+        if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
             out.count(Count::Match);
             out.send(h.matched);
             self.phase = Phase::Matched(Box::new(h.made));
-        } else {
-            out.count(Count::Unreachable);
-            out.store(Op::Join {
-                ticket: h.ticket,
-                now_ms: env.now_ms(),
-            });
         }
     }
 
@@ -761,6 +793,11 @@ impl Machine {
                     // The match took the first ticket: the second must not match again.
                     out.store(Op::Cancel);
                 }
+                let accepted = Envelope::Accepted {
+                    to: partner_session.clone(),
+                    match_id: match_id.clone(),
+                };
+                out.route(&partner_instance, accepted);
                 self.phase = Phase::Matched(Box::new(Match {
                     id: match_id.clone(),
                     partner_session,
@@ -782,12 +819,20 @@ impl Machine {
                     out.send(ServerMessage::Signal { match_id, data });
                 }
             }
-            Envelope::PartnerLeft { match_id, .. } => {
-                if matches!(&self.phase, Phase::Matched(m) if m.id == match_id) {
+            Envelope::Accepted { match_id, .. } => self.accepted(&match_id, out),
+            Envelope::PartnerLeft { match_id, .. } => match &self.phase {
+                Phase::Matched(m) if m.id == match_id => {
                     self.phase = Phase::Idle;
                     out.send(ServerMessage::PartnerLeft { match_id });
                 }
-            }
+                // Left (or cancelled) before taking the match: undone, never told.
+                Phase::Handing(h) if h.made.id == match_id => {
+                    if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
+                        self.undo(h.ticket, env, out);
+                    }
+                }
+                _ => {}
+            },
             Envelope::Ended {
                 code,
                 message,
@@ -929,7 +974,13 @@ mod tests {
             assert!(
                 matches!(
                     out.as_slice(),
-                    [Output::Send(ServerMessage::Matched { .. })]
+                    [
+                        Output::Route {
+                            envelope: Envelope::Accepted { .. },
+                            ..
+                        },
+                        Output::Send(ServerMessage::Matched { .. })
+                    ]
                 ),
                 "{out:?}"
             );
@@ -1103,7 +1154,13 @@ mod tests {
         let out = rig.at(Input::Envelope(matched_envelope("m2")), 16);
         assert!(matches!(
             out.as_slice(),
-            [Output::Send(ServerMessage::Matched { .. })]
+            [
+                Output::Route {
+                    envelope: Envelope::Accepted { .. },
+                    ..
+                },
+                Output::Send(ServerMessage::Matched { .. })
+            ]
         ));
         assert_eq!(rig.machine.next_timeout(), None);
     }
@@ -1142,6 +1199,7 @@ mod tests {
                 out.as_slice(),
                 [
                     Output::Store(Op::Cancel),
+                    Output::Route { .. },
                     Output::Send(ServerMessage::Matched { .. })
                 ]
             ),
@@ -1252,6 +1310,77 @@ mod tests {
         assert_eq!(error_code(&out), Some(ErrorCode::NotInMatch));
     }
 
+    /// The partner's instance heard, but its session never takes the match (an instance cut
+    /// off from Redis still counts as a listener there), or has left: undone all the same.
+    #[test]
+    fn a_match_its_partner_never_accepts_is_undone() {
+        let mut rig = Rig::new();
+        let ticket = rig.queue();
+        let partner = Ticket {
+            session: "s-them".into(),
+            instance: "there".into(),
+            pseudonym: "them".into(),
+            ..ticket.clone()
+        };
+        let found = |rig: &mut Rig, at| {
+            rig.at(Input::Timeout, at);
+            let found = Rematch::Matched {
+                partner: partner.clone(),
+                common_interests: vec![],
+            };
+            rig.at(Input::Rematched(Ok(found)), at);
+            assert!(rig.at(Input::Handed { heard: true }, at).is_empty());
+        };
+        found(&mut rig, 5);
+        assert_eq!(
+            rig.machine.next_timeout(),
+            Some(rig.t0 + Duration::from_secs(5) + ACCEPT_TIMEOUT)
+        );
+        let out = rig.at(Input::Timeout, 8);
+        assert_eq!(
+            out,
+            vec![
+                left("id1"),
+                Output::Count(Count::Unreachable),
+                Output::Store(Op::Join {
+                    ticket: ticket.clone(),
+                    now_ms: 1_000_000
+                })
+            ]
+        );
+        // Accepted too late: nothing (the partner was told it left).
+        let late = Envelope::Accepted {
+            to: "s-me".into(),
+            match_id: "id1".into(),
+        };
+        assert!(rig.at(Input::Envelope(late), 9).is_empty());
+
+        // Queued again; this time the partner bounces the match: undone, never told.
+        rig.at(
+            Input::Joined {
+                ticket: ticket.clone(),
+                outcome: Ok(JoinOutcome::Queued { waiting: 2 }),
+            },
+            9,
+        );
+        found(&mut rig, 20);
+        let bounced = Envelope::PartnerLeft {
+            to: "s-me".into(),
+            match_id: "id2".into(),
+        };
+        let out = rig.at(Input::Envelope(bounced), 20);
+        assert!(
+            matches!(
+                out.as_slice(),
+                [
+                    Output::Count(Count::Unreachable),
+                    Output::Store(Op::Join { .. })
+                ]
+            ),
+            "{out:?}"
+        );
+    }
+
     #[test]
     fn a_second_look_that_finds_a_partner_matches_both() {
         let mut rig = Rig::new();
@@ -1288,7 +1417,13 @@ mod tests {
         };
         let (instance, to, partner_session) =
             (instance.clone(), to.clone(), partner_session.clone());
-        let out = rig.at(Input::Handed { heard: true }, 5);
+        // Its instance heard; the client is told once the partner's session accepts.
+        assert_eq!(rig.at(Input::Handed { heard: true }, 5), vec![]);
+        let accepted = Envelope::Accepted {
+            to: "s-me".into(),
+            match_id: "id1".into(),
+        };
+        let out = rig.at(Input::Envelope(accepted), 5);
         let [
             Output::Count(Count::Match),
             Output::Send(ServerMessage::Matched {
