@@ -327,6 +327,30 @@ async fn instances_talk_through_their_channels<S: Store>(store: S) {
     }
 }
 
+/// A join again is nothing while the ticket waits, nothing while a partner's match for it is
+/// on its way, and a join once it is lost or that match was undone.
+async fn a_join_again_tells_lost_from_taken<S: Store>(store: S) {
+    use anonchat_rendezvous::store::Rejoin;
+    let her = ticket("s1", "p1", Gender::Female, Want::Any);
+    store.join(&her, now_ms()).await.unwrap();
+    assert_eq!(
+        store.rejoin(&her, now_ms()).await.unwrap(),
+        Rejoin::StillWaiting
+    );
+    assert!(
+        matched(&store, &ticket("s2", "p2", Gender::Male, Want::Any))
+            .await
+            .is_some()
+    );
+    assert_eq!(store.rejoin(&her, now_ms()).await.unwrap(), Rejoin::Taken);
+    store.untake("s1").await.unwrap();
+    assert!(matches!(
+        store.rejoin(&her, now_ms()).await.unwrap(),
+        Rejoin::Joined(JoinOutcome::Queued { .. })
+    ));
+    assert_eq!(store.stats().await.unwrap().waiting, 1);
+}
+
 /// A heartbeat says whether the store still knew the instance: not on the first beat, nor
 /// after the instance expired (what an outage longer than the TTL, or a restarted Redis without
 /// its data, looks like).
@@ -689,6 +713,7 @@ suite! {
     tickets_of_dead_instances_are_never_matched => super::config(),
     instances_talk_through_their_channels => super::config(),
     a_heartbeat_tells_whether_the_store_forgot_the_instance => super::config(),
+    a_join_again_tells_lost_from_taken => super::config(),
     two_thousand_concurrent_joins_keep_every_rule => super::config(),
     one_device_holds_one_ticket_however_many_sockets => super::scan_of_eight(),
     limits_hold_for_the_partner_too => super::limited(),

@@ -11,7 +11,6 @@
 //! out. Dropping the lab deletes its namespaces, on a failing test too, and a new lab first
 //! deletes the namespaces of earlier test processes that died before they could.
 
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -24,6 +23,8 @@ use anonchat_protocol::token::{Gender, KeySet};
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
 use serde_json::json;
+
+use anonchat_testkit::netns::{exec as run, ip, nft};
 
 use super::browser::Script;
 use super::{Cli, RecordingProxy};
@@ -58,7 +59,7 @@ impl Lab {
     /// The public network with the servers' namespace, and a home behind a router per `homes`.
     pub fn new(homes: &[Nat]) -> Lab {
         static COUNT: AtomicU32 = AtomicU32::new(0);
-        sweep_dead_labs();
+        anonchat_testkit::netns::sweep_dead(PREFIX);
         let id = format!(
             "{PREFIX}{}-{}",
             std::process::id(),
@@ -136,15 +137,8 @@ impl Lab {
     }
 
     fn add_namespace(&mut self, name: &str) {
-        must(Command::new("ip").args(["netns", "add", name]), name);
+        anonchat_testkit::netns::add(name);
         self.namespaces.push(name.to_owned());
-        ip(name, "link set lo up");
-        // IPv4 only: no link-local IPv6 addresses to muddy what the peers see.
-        run(name, &["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-        run(
-            name,
-            &["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"],
-        );
     }
 
     /// `program` to run inside namespace `ns`.
@@ -162,26 +156,9 @@ impl Lab {
     /// A tokio runtime whose threads live in namespace `ns`: sockets made by tasks spawned on it
     /// are that namespace's. It stops with the lab.
     pub fn runtime(&mut self, ns: &str) -> tokio::runtime::Handle {
-        let path = format!("/run/netns/{ns}");
-        let (handle_tx, handle) = std::sync::mpsc::channel();
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).expect("the namespace exists");
-            // SAFETY: setns on a valid namespace fd changes only this thread's network namespace;
-            // threads it spawns (the runtime's) inherit it.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            handle_tx.send(runtime.handle().clone()).unwrap();
-            let _ = stopped.recv();
-            runtime.shutdown_background();
-        });
+        let (handle, stop) = anonchat_testkit::netns::runtime_in(ns);
         self.runtimes.push(stop);
-        handle.recv().unwrap()
+        handle
     }
 }
 
@@ -233,64 +210,6 @@ table ip labnat {{
 }
 
 /// Deletes the namespaces of labs whose test process is gone.
-fn sweep_dead_labs() {
-    let Ok(entries) = std::fs::read_dir("/run/netns") else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split('-').next())
-        else {
-            continue;
-        };
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        }
-    }
-}
-
-fn ip(ns: &str, args: &str) {
-    let mut command = Command::new("ip");
-    command.args(["-n", ns]).args(args.split(' '));
-    must(&mut command, args);
-}
-
-fn run(ns: &str, args: &[&str]) {
-    must(
-        Command::new("ip").args(["netns", "exec", ns]).args(args),
-        &args.join(" "),
-    );
-}
-
-fn nft(ns: &str, rules: &str) {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("nft (Debian's nftables) builds the lab's routers; .ci/run installs it");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rules.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "nft refused:\n{rules}");
-}
-
-fn must(command: &mut Command, what: &str) {
-    let out = command
-        .output()
-        .expect("`ip` (iproute2) builds the network lab; the lab tests run as root");
-    assert!(
-        out.status.success(),
-        "lab: `{what}` failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 // --- the servers on the public network --------------------------------------------------------
 
 /// coturn's shared secret in the lab.

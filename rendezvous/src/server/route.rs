@@ -25,6 +25,10 @@ pub enum Envelope {
         transport: Transport,
         partner_session: String,
         partner_instance: String,
+        /// When it was made (wall-clock ms; 0: unknown): one that arrives later than the wait
+        /// for its acceptance (a partition that healed) is stale, and bounced.
+        #[serde(default)]
+        made_ms: u64,
     },
     Signal {
         to: String,

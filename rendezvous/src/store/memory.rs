@@ -356,6 +356,11 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn untake(&self, session: &str) -> Result<()> {
+        self.lock().taken.remove(session);
+        Ok(())
+    }
+
     async fn cancel(&self, session: &str) -> Result<bool> {
         let mut inner = self.lock();
         let before = inner.queue.len();

@@ -338,6 +338,12 @@ impl Store for RedisStore {
         })
     }
 
+    async fn untake(&self, session: &str) -> Result<()> {
+        let mut c = self.conn.get()?;
+        let _: () = c.del(keys::taken(session)).await?;
+        Ok(())
+    }
+
     async fn cancel(&self, session: &str) -> Result<bool> {
         let mut c = self.conn.get()?;
         let (removed, _): (u32, u32) = ::redis::pipe()

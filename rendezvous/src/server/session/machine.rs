@@ -147,6 +147,8 @@ pub enum Op {
     },
     /// Not answered.
     Cancel,
+    /// Forgets that a partner took `session`'s ticket (the match was undone). Not answered.
+    Untake { session: String },
     /// Answered by [`Input::Reported`].
     Report { target: String },
     /// Answered by [`Input::Blocked`].
@@ -362,7 +364,7 @@ impl Machine {
                     // Never accepted: undone, and the partner told in case it still comes.
                     if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
                         Self::tell_partner_left(&h.made, &mut out);
-                        self.undo(h.ticket, env, &mut out);
+                        self.undo(h, env, &mut out);
                     }
                 }
                 _ => self.look_again(now, env, &mut out),
@@ -707,6 +709,7 @@ impl Machine {
             transport,
             partner_session: self.session.clone(),
             partner_instance: self.instance.clone(),
+            made_ms: env.now_ms(),
         };
         let matched = ServerMessage::Matched {
             match_id: match_id.clone(),
@@ -742,16 +745,20 @@ impl Machine {
                 h.deadline = Some(now + ACCEPT_TIMEOUT);
             }
         } else if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
-            self.undo(h.ticket, env, out);
+            self.undo(h, env, out);
         }
     }
 
     /// A match this side made that the partner's side did not take: this side joins again,
     /// and its client never hears of it.
-    fn undo(&mut self, ticket: Ticket, env: &mut impl Env, out: &mut Out) {
+    /// The partner's ticket is free to join again at once (not "taken" for a while).
+    fn undo(&mut self, handing: Box<Handing>, env: &mut impl Env, out: &mut Out) {
         out.count(Count::Unreachable);
+        out.store(Op::Untake {
+            session: handing.made.partner_session,
+        });
         out.store(Op::Join {
-            ticket,
+            ticket: handing.ticket,
             now_ms: env.now_ms(),
         });
     }
@@ -779,8 +786,11 @@ impl Machine {
                 transport,
                 partner_session,
                 partner_instance,
+                made_ms,
                 ..
             } => {
+                let stale = made_ms != 0
+                    && env.now_ms() > made_ms.saturating_add(ACCEPT_TIMEOUT.as_millis() as u64);
                 let Phase::Queued(w) = &self.phase else {
                     // Cancelled or gone meanwhile: the other side must not wait for us.
                     let back = Envelope::PartnerLeft {
@@ -789,6 +799,10 @@ impl Machine {
                     };
                     return out.route(&partner_instance, back);
                 };
+                if stale {
+                    // Its maker gave up on it already (and told us so, on the same route).
+                    return;
+                }
                 if w.rejoined {
                     // The match took the first ticket: the second must not match again.
                     out.store(Op::Cancel);
@@ -828,7 +842,7 @@ impl Machine {
                 // Left (or cancelled) before taking the match: undone, never told.
                 Phase::Handing(h) if h.made.id == match_id => {
                     if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
-                        self.undo(h.ticket, env, out);
+                        self.undo(h, env, out);
                     }
                 }
                 _ => {}
@@ -1009,6 +1023,7 @@ mod tests {
             transport: Transport::Webrtc,
             partner_session: "s-them".into(),
             partner_instance: "there".into(),
+            made_ms: 1_000_000,
         }
     }
 
@@ -1050,6 +1065,49 @@ mod tests {
             data: serde_json::json!({}),
         };
         assert_eq!(rig.at(Input::Envelope(signal), 1), vec![]);
+    }
+
+    /// A match that arrives after its maker stopped waiting for the answer (a partition that
+    /// healed, a slow route) is not taken: the session goes on waiting.
+    #[test]
+    fn a_stale_match_is_not_taken() {
+        let mut rig = Rig::new();
+        rig.queue();
+        let Envelope::Matched {
+            to,
+            match_id,
+            role,
+            partner,
+            receipt,
+            transport,
+            partner_session,
+            partner_instance,
+            ..
+        } = matched_envelope("m1")
+        else {
+            unreachable!()
+        };
+        let stale = Envelope::Matched {
+            to,
+            match_id,
+            role,
+            partner,
+            receipt,
+            transport,
+            partner_session,
+            partner_instance,
+            made_ms: 1_000_000 - ACCEPT_TIMEOUT.as_millis() as u64 - 1,
+        };
+        assert_eq!(rig.at(Input::Envelope(stale), 1), vec![]);
+        assert!(rig.machine.next_timeout().is_some(), "still waiting");
+        assert!(matches!(
+            rig.at(Input::Envelope(matched_envelope("m2")), 1)
+                .as_slice(),
+            [
+                Output::Route { .. },
+                Output::Send(ServerMessage::Matched { .. })
+            ]
+        ));
     }
 
     #[test]
@@ -1299,6 +1357,9 @@ mod tests {
             out,
             vec![
                 Output::Count(Count::Unreachable),
+                Output::Store(Op::Untake {
+                    session: "s-ghost".into()
+                }),
                 Output::Store(Op::Join {
                     ticket: ticket.clone(),
                     now_ms: 1_000_000
@@ -1342,6 +1403,9 @@ mod tests {
             vec![
                 left("id1"),
                 Output::Count(Count::Unreachable),
+                Output::Store(Op::Untake {
+                    session: "s-them".into()
+                }),
                 Output::Store(Op::Join {
                     ticket: ticket.clone(),
                     now_ms: 1_000_000
@@ -1374,6 +1438,7 @@ mod tests {
                 out.as_slice(),
                 [
                     Output::Count(Count::Unreachable),
+                    Output::Store(Op::Untake { .. }),
                     Output::Store(Op::Join { .. })
                 ]
             ),

@@ -414,6 +414,10 @@ async fn perform<S: Store>(
             let _ = store.cancel(session).await;
             None
         }
+        Op::Untake { session } => {
+            let _ = store.untake(&session).await;
+            None
+        }
         Op::Report { target } => {
             let outcome = store.report(pseudonym, &target).await;
             Some(Input::Reported { target, outcome })
