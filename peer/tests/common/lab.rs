@@ -209,7 +209,6 @@ table ip labnat {{
     )
 }
 
-/// Deletes the namespaces of labs whose test process is gone.
 // --- the servers on the public network --------------------------------------------------------
 
 /// coturn's shared secret in the lab.
