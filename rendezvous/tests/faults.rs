@@ -354,3 +354,143 @@ async fn a_rendezvous_started_before_its_redis_waits_for_it() {
     common::meet_and_signal(&mut a, &mut b).await;
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// A `redis-server` inside namespace `ns`, on TCP port [`NS_REDIS_PORT`] of 127.0.0.1 and
+/// 127.0.0.2 (one instance is cut off through the first, the other uses the second), killed
+/// when dropped.
+struct NsRedis(std::process::Child);
+
+const NS_REDIS_PORT: u16 = 6390;
+
+impl NsRedis {
+    fn start(ns: &str) -> NsRedis {
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "redis-server", "--port"])
+            .arg(NS_REDIS_PORT.to_string())
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "127.0.0.2",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs it)");
+        NsRedis(child)
+    }
+}
+
+impl Drop for NsRedis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One instance loses Redis (its packets dropped by nftables inside a namespace this test made:
+/// no reset, the connection just goes silent) while another keeps it: the cut-off instance turns
+/// unready and refuses joins instead of matching wrongly; nobody on the other instance is told of
+/// a match with its waiting user; when the partition heals it is ready again and its waiting
+/// user is matched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_cut_off_from_redis_matches_nobody_until_it_heals() {
+    use anonchat_testkit::netns::{Namespace, nft};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_test_writer()
+        .try_init();
+    let mut ns = Namespace::new("anonchat-part-");
+    let runtime = ns.runtime();
+    let _redis = NsRedis::start(&ns.name);
+    let name = ns.name.clone();
+    let lab = runtime.spawn(async move {
+        let url = |host: &str| format!("redis://{host}:{NS_REDIS_PORT}");
+        let t0 = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.2", NS_REDIS_PORT))
+            .await
+            .is_err()
+        {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let store = |host| {
+            let url = url(host);
+            async move {
+                anonchat_rendezvous::store::redis::RedisStore::connect(&url, StoreConfig::default())
+                    .await
+                    .unwrap()
+            }
+        };
+        let v = TestVerifier::new();
+        let cut = common::start(store("127.0.0.1").await, &v, |_| {}).await;
+        let other = common::start(store("127.0.0.2").await, &v, |_| {}).await;
+        let (mut adam, _) = Client::login(cut.addr, &v.device(Gender::Male)).await;
+        adam.join("adam", "f").await;
+        adam.expect("queued").await;
+        let (mut abel, _) = Client::login(cut.addr, &v.device(Gender::Male)).await;
+
+        // Packets to and from Redis's first address are dropped: only `cut` uses it.
+        let port = NS_REDIS_PORT;
+        nft(
+            &name,
+            &format!(
+                "table inet partition {{\n chain out {{\n  type filter hook output priority 0;\n  \
+                 ip daddr 127.0.0.1 tcp dport {port} drop\n  \
+                 ip saddr 127.0.0.1 tcp sport {port} drop\n }}\n}}\n"
+            ),
+        );
+        let partitioned = Instant::now();
+        while readyz(cut.addr).await != 503 {
+            assert!(
+                partitioned.elapsed() < Duration::from_secs(20),
+                "still ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let unready_in = partitioned.elapsed();
+        assert_eq!(readyz(other.addr).await, 200, "the other instance is fine");
+        // A join on the cut-off instance is refused, within seconds.
+        let asked = Instant::now();
+        abel.join("abel", "f").await;
+        let (refusal, _) = until(&mut abel, "error", Duration::from_secs(20)).await;
+        assert_eq!(refusal["code"], "unavailable", "{refusal}");
+        let refused_in = asked.elapsed();
+        // A woman on the other instance: Adam's ticket is still in Redis, but she is never told
+        // of a match with him (his instance never accepts it): she is queued.
+        let (mut eve, _) = Client::login(other.addr, &v.device(Gender::Female)).await;
+        eve.join("eve", "m").await;
+        let (_, before) = until(&mut eve, "queued", Duration::from_secs(10)).await;
+        assert!(before.is_empty(), "{before:?}");
+        eve.quiet(500).await;
+
+        // Healed: the instance is ready again, and Adam, who waited all along, meets Eve.
+        nft(&name, "delete table inet partition");
+        let healed = Instant::now();
+        while readyz(cut.addr).await != 200 {
+            assert!(
+                healed.elapsed() < Duration::from_secs(30),
+                "never ready again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let ready_in = healed.elapsed();
+        let (adam_matched, passed) = until(&mut adam, "matched", Duration::from_secs(20)).await;
+        assert!(passed.is_empty(), "{passed:?}");
+        let (eve_matched, _) = until(&mut eve, "matched", Duration::from_secs(5)).await;
+        assert_eq!(adam_matched["match_id"], eve_matched["match_id"]);
+        let matched_in = healed.elapsed();
+        adam.quiet(500).await;
+        println!(
+            "partition: unready {unready_in:?} after the cut, a join refused in {refused_in:?}; \
+             ready {ready_in:?} after healing, its waiting user matched {matched_in:?} after"
+        );
+    });
+    lab.await.unwrap();
+}

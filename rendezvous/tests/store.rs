@@ -328,27 +328,35 @@ async fn instances_talk_through_their_channels<S: Store>(store: S) {
 }
 
 /// A join again is nothing while the ticket waits, nothing while a partner's match for it is
-/// on its way, and a join once it is lost or that match was undone.
+/// on its way, and a join once it is lost or that match was undone; an undone match leaves no
+/// trace (not a last partner, not one of today's matches).
 async fn a_join_again_tells_lost_from_taken<S: Store>(store: S) {
     use anonchat_rendezvous::store::Rejoin;
     let her = ticket("s1", "p1", Gender::Female, Want::Any);
+    let him = ticket("s2", "p2", Gender::Male, Want::Any);
+    let today = || (now_ms() / 1000) as i64;
+    let before = store.admit("p1", today()).await.unwrap();
     store.join(&her, now_ms()).await.unwrap();
     assert_eq!(
         store.rejoin(&her, now_ms()).await.unwrap(),
         Rejoin::StillWaiting
     );
-    assert!(
-        matched(&store, &ticket("s2", "p2", Gender::Male, Want::Any))
-            .await
-            .is_some()
-    );
+    assert!(matched(&store, &him).await.is_some());
     assert_eq!(store.rejoin(&her, now_ms()).await.unwrap(), Rejoin::Taken);
-    store.untake("s1").await.unwrap();
+    assert_ne!(store.admit("p1", today()).await.unwrap(), before, "counted");
+    store.undo("p2", "p1", "s1", now_ms()).await.unwrap();
+    assert_eq!(
+        store.admit("p1", today()).await.unwrap(),
+        before,
+        "not counted"
+    );
     assert!(matches!(
         store.rejoin(&her, now_ms()).await.unwrap(),
         Rejoin::Joined(JoinOutcome::Queued { .. })
     ));
-    assert_eq!(store.stats().await.unwrap().waiting, 1);
+    // Not each other's last partner: they can meet right away.
+    assert!(matched(&store, &him).await.is_some());
+    assert_eq!(store.stats().await.unwrap().waiting, 0);
 }
 
 /// A heartbeat says whether the store still knew the instance: not on the first beat, nor

@@ -18,6 +18,25 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_number_of_retries(2)
 }
 
+/// The connection settings of `url` (`redis://`, `rediss://`, `redis+unix://`) with TCP tuned
+/// to notice a Redis that went silent (a partition drops packets without a reset): the kernel
+/// gives up on data unacknowledged for 5 s (`TCP_USER_TIMEOUT`) and probes an idle connection
+/// after 5 s (keepalive, 3 probes 1 s apart), so the connection manager reconnects instead of
+/// waiting out minutes of retransmissions, and a silent pub/sub connection is noticed too.
+pub fn connection_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
+    use redis::IntoConnectionInfo;
+    use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(5))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    let tcp = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
+        .set_user_timeout(Duration::from_secs(5));
+    Ok(url.into_connection_info()?.set_tcp_settings(tcp))
+}
+
 /// The first wait between connection attempts, doubled after each failure up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(250);
 const MAX_WAIT: Duration = Duration::from_secs(10);

@@ -79,11 +79,6 @@ pub fn live(pseudonym: &str) -> String {
     format!("{LIVE}{pseudonym}")
 }
 
-/// That a partner took `session`'s waiting ticket moments ago.
-pub fn taken(session: &str) -> String {
-    format!("{TAKEN}{session}")
-}
-
 /// An instance's pub/sub channel.
 pub fn channel(instance: &str) -> String {
     format!("{CHANNEL}{instance}")

@@ -356,8 +356,28 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn untake(&self, session: &str) -> Result<()> {
-        self.lock().taken.remove(session);
+    async fn undo(
+        &self,
+        me: &str,
+        partner: &str,
+        partner_session: &str,
+        now_ms: u64,
+    ) -> Result<()> {
+        let mut inner = self.lock();
+        let today = day((now_ms / 1000) as i64);
+        inner.taken.remove(partner_session);
+        for (who, other) in [(me, partner), (partner, me)] {
+            if inner
+                .last_partner
+                .get(who)
+                .is_some_and(|l| l.value == other)
+            {
+                inner.last_partner.remove(who);
+            }
+            if let Some(count) = inner.counts.get_mut(&(who.to_owned(), today)) {
+                count.value = count.value.saturating_sub(1);
+            }
+        }
         Ok(())
     }
 

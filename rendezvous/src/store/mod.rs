@@ -177,9 +177,16 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// moments ago (the match is on its way: joining again would let a second partner take
     /// it), else a join. Atomic.
     fn rejoin(&self, ticket: &Ticket, now_ms: u64) -> impl Future<Output = Result<Rejoin>> + Send;
-    /// Forgets that a partner took `session`'s ticket: the match was undone, so its session's
-    /// next join again must not wait for it.
-    fn untake(&self, session: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Undoes a match that did not stand (the partner's side never took it): the partner's
+    /// ticket is no longer taken (its session's next join again must not wait for it), and
+    /// neither `me` nor `partner` keeps the other as last partner or as one of today's matches.
+    fn undo(
+        &self,
+        me: &str,
+        partner: &str,
+        partner_session: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
     /// Takes a session's ticket out of the queue; false if it was not there (already matched).
     fn cancel(&self, session: &str) -> impl Future<Output = Result<bool>> + Send;
     fn block(&self, blocker: &str, blocked: &str) -> impl Future<Output = Result<()>> + Send;

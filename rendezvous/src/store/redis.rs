@@ -61,6 +61,7 @@ pub struct RedisStore {
     report: Arc<::redis::Script>,
     sweep: Arc<::redis::Script>,
     stats: Arc<::redis::Script>,
+    undo: Arc<::redis::Script>,
     release: Arc<::redis::Script>,
 }
 
@@ -83,15 +84,16 @@ impl RedisStore {
         // rustls picks no cryptography by itself when a build holds two (the workspace's
         // WebRTC brings ring, reqwest aws-lc-rs): name one, once per process.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let info = anonchat_serve::redis::connection_info(url)?;
         let client = match ca_pem {
             Some(root_cert) => ::redis::Client::build_with_tls(
-                url,
+                info,
                 ::redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(root_cert),
                 },
             )?,
-            None => ::redis::Client::open(url)?,
+            None => ::redis::Client::open(info)?,
         };
         // A Redis that is not up yet is waited for a moment, then in the background: the
         // instance starts unready, and its operations fail at once meanwhile.
@@ -104,6 +106,7 @@ impl RedisStore {
             report: script!("rules.lua", "report.lua"),
             sweep: script!("sweep.lua"),
             stats: script!("stats.lua"),
+            undo: script!("undo.lua"),
             // Positional: one key and one argument.
             release: Arc::new(::redis::Script::new(include_str!("lua/release.lua"))),
         })
@@ -338,9 +341,25 @@ impl Store for RedisStore {
         })
     }
 
-    async fn untake(&self, session: &str) -> Result<()> {
-        let mut c = self.conn.get()?;
-        let _: () = c.del(keys::taken(session)).await?;
+    async fn undo(
+        &self,
+        me: &str,
+        partner: &str,
+        partner_session: &str,
+        now_ms: u64,
+    ) -> Result<()> {
+        let named = [
+            ("me", me.to_owned()),
+            ("partner", partner.to_owned()),
+            ("partner_session", partner_session.to_owned()),
+            (
+                "count_suffix",
+                keys::count_suffix(day((now_ms / 1000) as i64)),
+            ),
+        ];
+        let _: i64 = invoke(&self.undo, &named)
+            .invoke_async(&mut self.conn.get()?)
+            .await?;
         Ok(())
     }
 

@@ -135,7 +135,9 @@ impl Store {
         pair_ttl: Duration,
     ) -> anyhow::Result<Store> {
         use anyhow::Context;
-        let client = redis::Client::open(url).context("VERIFIER_REDIS_URL")?;
+        let client = anonchat_serve::redis::connection_info(url)
+            .and_then(redis::Client::open)
+            .context("VERIFIER_REDIS_URL")?;
         // A Redis that is not up yet is waited for a moment, then in the background: until it
         // answers, challenges and pairings are refused as unavailable.
         let conn = LazyRedis::connect(client, "VERIFIER_REDIS_URL", Duration::from_secs(1)).await;

@@ -147,8 +147,12 @@ pub enum Op {
     },
     /// Not answered.
     Cancel,
-    /// Forgets that a partner took `session`'s ticket (the match was undone). Not answered.
-    Untake { session: String },
+    /// Undoes a match that did not stand, with `partner` (see `Store::undo`). Not answered.
+    Undo {
+        partner: String,
+        partner_session: String,
+        now_ms: u64,
+    },
     /// Answered by [`Input::Reported`].
     Report { target: String },
     /// Answered by [`Input::Blocked`].
@@ -200,6 +204,8 @@ struct Handing {
     ticket: Ticket,
     /// Until when it waits for the partner's session to accept, once its instance heard.
     deadline: Option<Instant>,
+    /// The partner's pseudonym, to undo the match by.
+    partner: String,
 }
 
 #[derive(Debug)]
@@ -734,6 +740,7 @@ impl Machine {
             },
             ticket: mine,
             deadline: None,
+            partner: partner.pseudonym,
         }));
     }
 
@@ -754,8 +761,10 @@ impl Machine {
     /// The partner's ticket is free to join again at once (not "taken" for a while).
     fn undo(&mut self, handing: Box<Handing>, env: &mut impl Env, out: &mut Out) {
         out.count(Count::Unreachable);
-        out.store(Op::Untake {
-            session: handing.made.partner_session,
+        out.store(Op::Undo {
+            partner: handing.partner,
+            partner_session: handing.made.partner_session,
+            now_ms: env.now_ms(),
         });
         out.store(Op::Join {
             ticket: handing.ticket,
@@ -1357,8 +1366,10 @@ mod tests {
             out,
             vec![
                 Output::Count(Count::Unreachable),
-                Output::Store(Op::Untake {
-                    session: "s-ghost".into()
+                Output::Store(Op::Undo {
+                    partner: "ghost".into(),
+                    partner_session: "s-ghost".into(),
+                    now_ms: 1_000_000
                 }),
                 Output::Store(Op::Join {
                     ticket: ticket.clone(),
@@ -1403,8 +1414,10 @@ mod tests {
             vec![
                 left("id1"),
                 Output::Count(Count::Unreachable),
-                Output::Store(Op::Untake {
-                    session: "s-them".into()
+                Output::Store(Op::Undo {
+                    partner: "them".into(),
+                    partner_session: "s-them".into(),
+                    now_ms: 1_000_000
                 }),
                 Output::Store(Op::Join {
                     ticket: ticket.clone(),
@@ -1438,7 +1451,7 @@ mod tests {
                 out.as_slice(),
                 [
                     Output::Count(Count::Unreachable),
-                    Output::Store(Op::Untake { .. }),
+                    Output::Store(Op::Undo { .. }),
                     Output::Store(Op::Join { .. })
                 ]
             ),

@@ -414,8 +414,14 @@ async fn perform<S: Store>(
             let _ = store.cancel(session).await;
             None
         }
-        Op::Untake { session } => {
-            let _ = store.untake(&session).await;
+        Op::Undo {
+            partner,
+            partner_session,
+            now_ms,
+        } => {
+            let _ = store
+                .undo(pseudonym, &partner, &partner_session, now_ms)
+                .await;
             None
         }
         Op::Report { target } => {
