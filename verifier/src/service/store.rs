@@ -268,6 +268,13 @@ impl Store {
         }
     }
 
+    /// Deletes pairing `code`: whether this call deleted it (whoever deletes it takes it).
+    async fn delete_pair(r: &RedisOpen, code: &str) -> Result<bool, PairError> {
+        let mut c = r.conn.get().map_err(down)?;
+        let deleted: i64 = c.del(pair_key(code)).await.map_err(down)?;
+        Ok(deleted == 1)
+    }
+
     async fn read_pair(r: &RedisOpen, code: &str) -> Result<StoredPair, PairError> {
         let fields: std::collections::HashMap<String, String> = r
             .conn
@@ -281,9 +288,7 @@ impl Store {
         }
         let pair = StoredPair::parse(fields)?;
         if unix_ms() >= pair.expires_ms {
-            if let Ok(mut c) = r.conn.get() {
-                let _: Result<(), _> = c.del(pair_key(code)).await;
-            }
+            let _ = Self::delete_pair(r, code).await;
             return Err(PairError::Expired);
         }
         Ok(pair)
@@ -383,15 +388,7 @@ impl Store {
                 }
                 loop {
                     if let Some(token) = pair.token {
-                        // Whoever deletes it takes it.
-                        let deleted: i64 = r
-                            .conn
-                            .get()
-                            .map_err(down)?
-                            .del(pair_key(code))
-                            .await
-                            .map_err(down)?;
-                        return if deleted == 1 {
+                        return if Self::delete_pair(r, code).await? {
                             Ok(Some(token))
                         } else {
                             Err(PairError::Unknown.into())
@@ -428,13 +425,7 @@ impl Store {
                 if !proves(&pair.key) {
                     return Err(CollectError::BadProof);
                 }
-                let _: i64 = r
-                    .conn
-                    .get()
-                    .map_err(down)?
-                    .del(pair_key(code))
-                    .await
-                    .map_err(down)?;
+                Self::delete_pair(r, code).await?;
                 Ok(())
             }
         }

@@ -990,6 +990,24 @@ mod tests {
             ticket
         }
 
+        /// Looks again (at `at` s) and finds `partner`, whose ticket is `mine`'s but for its
+        /// session, instance and pseudonym; what the machine answers.
+        fn finds(&mut self, mine: &Ticket, who: (&str, &str, &str), at: u64) -> Vec<Output> {
+            let (session, instance, pseudonym) = who;
+            self.at(Input::Timeout, at);
+            let partner = Ticket {
+                session: session.into(),
+                instance: instance.into(),
+                pseudonym: pseudonym.into(),
+                ..mine.clone()
+            };
+            let found = Rematch::Matched {
+                partner,
+                common_interests: vec!["jazz".into()],
+            };
+            self.at(Input::Rematched(Ok(found)), at)
+        }
+
         /// Queued, then matched by a partner's instance; returns the match id.
         fn matched(&mut self) -> String {
             self.queue();
@@ -1343,20 +1361,7 @@ mod tests {
     fn a_match_nobody_hears_is_undone_and_this_side_joins_again() {
         let mut rig = Rig::new();
         let ticket = rig.queue();
-        rig.at(Input::Timeout, 5);
-        let partner = Ticket {
-            session: "s-ghost".into(),
-            instance: "dead".into(),
-            pseudonym: "ghost".into(),
-            ..ticket.clone()
-        };
-        let out = rig.at(
-            Input::Rematched(Ok(Rematch::Matched {
-                partner,
-                common_interests: vec![],
-            })),
-            5,
-        );
+        let out = rig.finds(&ticket, ("s-ghost", "dead", "ghost"), 5);
         let [Output::Store(Op::Hand { instance, .. })] = out.as_slice() else {
             panic!("{out:?}");
         };
@@ -1388,19 +1393,8 @@ mod tests {
     fn a_match_its_partner_never_accepts_is_undone() {
         let mut rig = Rig::new();
         let ticket = rig.queue();
-        let partner = Ticket {
-            session: "s-them".into(),
-            instance: "there".into(),
-            pseudonym: "them".into(),
-            ..ticket.clone()
-        };
         let found = |rig: &mut Rig, at| {
-            rig.at(Input::Timeout, at);
-            let found = Rematch::Matched {
-                partner: partner.clone(),
-                common_interests: vec![],
-            };
-            rig.at(Input::Rematched(Ok(found)), at);
+            rig.finds(&ticket, ("s-them", "there", "them"), at);
             assert!(rig.at(Input::Handed { heard: true }, at).is_empty());
         };
         found(&mut rig, 5);
@@ -1463,20 +1457,7 @@ mod tests {
     fn a_second_look_that_finds_a_partner_matches_both() {
         let mut rig = Rig::new();
         let ticket = rig.queue();
-        rig.at(Input::Timeout, 5);
-        let partner = Ticket {
-            session: "s-them".into(),
-            instance: "there".into(),
-            pseudonym: "them".into(),
-            ..ticket.clone()
-        };
-        let out = rig.at(
-            Input::Rematched(Ok(Rematch::Matched {
-                partner,
-                common_interests: vec!["jazz".into()],
-            })),
-            5,
-        );
+        let out = rig.finds(&ticket, ("s-them", "there", "them"), 5);
         // The partner's side hears first; then this side's client is told.
         let [
             Output::Store(Op::Hand {
