@@ -22,6 +22,19 @@ pub struct Config {
     /// unset: the system's roots.
     #[arg(long, env = "REDIS_CA_FILE")]
     pub redis_ca_file: Option<PathBuf>,
+    /// Redis Sentinels (`host:port`, comma-separated) to ask which server is the primary,
+    /// instead of REDIS_URL; the rendezvous follows a failover. Needs REDIS_SENTINEL_MASTER.
+    #[arg(
+        long,
+        env = "REDIS_SENTINELS",
+        value_delimiter = ',',
+        conflicts_with = "redis_url",
+        requires = "redis_sentinel_master"
+    )]
+    pub redis_sentinels: Vec<String>,
+    /// The name the sentinels monitor the primary under (`sentinel monitor NAME …`).
+    #[arg(long, env = "REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
     /// The verifier's JWKS document, fetched at start and every 5 minutes.
     #[arg(long, env = "VERIFIER_JWKS_URL")]
     pub verifier_jwks_url: Option<String>,
@@ -134,6 +147,11 @@ impl Config {
         let mut c: Config = anonchat_serve::defaults();
         c.addr = "127.0.0.1:0".parse().expect("a valid address");
         c
+    }
+
+    /// Whether several instances share a Redis (by URL or through Sentinel).
+    pub fn shares_redis(&self) -> bool {
+        self.redis_url.is_some() || !self.redis_sentinels.is_empty()
     }
 
     pub fn store_config(&self) -> StoreConfig {

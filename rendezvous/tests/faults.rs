@@ -494,3 +494,190 @@ async fn an_instance_cut_off_from_redis_matches_nobody_until_it_heals() {
     });
     lab.await.unwrap();
 }
+
+/// A process killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn redis_server(args: &[&str]) -> Child {
+    Child(
+        std::process::Command::new("redis-server")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs it)"),
+    )
+}
+
+/// `redis-cli -p PORT ARGS…`'s output, empty when it cannot connect.
+fn cli(port: u16, args: &[&str]) -> String {
+    std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Polls `ok` every 100 ms for `within`; panics with `what` if it never holds.
+async fn eventually(what: &str, within: Duration, ok: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < within, "{what} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Redis Sentinel: a primary, a replica and three sentinels (quorum two). The primary is
+/// killed (SIGKILL) while a user waits; the sentinels promote the replica, the rendezvous
+/// (configured with `REDIS_SENTINELS`, never told an address) moves to it, and the waiting user
+/// is matched with the next joiner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_keeps_the_queue_working() {
+    let dir = std::env::temp_dir().join(format!("anonchat-sentinel-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (primary_port, replica_port) = (free_port(), free_port());
+    let base = |port: u16| {
+        vec![
+            "--port".to_owned(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--save".into(),
+            String::new(),
+            "--appendonly".into(),
+            "no".into(),
+        ]
+    };
+    let primary_args = base(primary_port);
+    let mut primary = redis_server(&primary_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut replica_args = base(replica_port);
+    replica_args.extend([
+        "--replicaof".into(),
+        "127.0.0.1".into(),
+        primary_port.to_string(),
+    ]);
+    let _replica = redis_server(&replica_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut sentinels = Vec::new();
+    let mut ports = Vec::new();
+    for i in 0..3 {
+        let port = free_port();
+        let conf = dir.join(format!("sentinel{i}.conf"));
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor m 127.0.0.1 {primary_port} 2\n\
+                 sentinel down-after-milliseconds m 1000\nsentinel failover-timeout m 5000\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        sentinels.push(redis_server(&[conf.to_str().unwrap(), "--sentinel"]));
+        ports.push(port);
+    }
+    let replication = || cli(replica_port, &["info", "replication"]);
+    eventually("the replica in sync", Duration::from_secs(20), || {
+        replication().contains("master_link_status:up")
+    })
+    .await;
+    eventually(
+        "the sentinels know the replica and each other",
+        Duration::from_secs(30),
+        || {
+            ports.iter().all(|&p| {
+                cli(p, &["sentinel", "replicas", "m"]).contains(&replica_port.to_string())
+                    && cli(p, &["sentinel", "sentinels", "m"])
+                        .matches("runid")
+                        .count()
+                        == 2
+            })
+        },
+    )
+    .await;
+
+    let v = TestVerifier::new();
+    let mut config = common::config();
+    config.redis_sentinels = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    config.redis_sentinel_master = Some("m".into());
+    let rendezvous = anonchat_rendezvous::server::start_from_config(
+        config,
+        anonchat_rendezvous::server::Keys::Fixed(v.keys()),
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    let (mut adam, _) = Client::login(rendezvous.addr, &v.device(Gender::Male)).await;
+    adam.join("adam", "f").await;
+    adam.expect("queued").await;
+    // Replicated before the primary dies (asynchronous replication: a write in its last
+    // moment can be lost, which is why waiting sessions join again after a failover).
+    eventually("the ticket replicated", Duration::from_secs(5), || {
+        cli(replica_port, &["zcard", "{ac}:queue"]).trim() == "1"
+    })
+    .await;
+
+    let _ = primary.0.kill();
+    let _ = primary.0.wait();
+    let killed = Instant::now();
+    eventually("the replica promoted", Duration::from_secs(30), || {
+        replication().contains("role:master")
+    })
+    .await;
+    let promoted_in = killed.elapsed();
+    // Eve joins (again, while the rendezvous is still moving to the new primary).
+    let eve_device = v.device(Gender::Female);
+    let (eve_matched, matched_in) = loop {
+        assert!(
+            killed.elapsed() < Duration::from_secs(40),
+            "no match after the failover"
+        );
+        let Ok((mut ws, _)) = ws::login(rendezvous.addr, None, &eve_device).await else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        ws::send(&mut ws, &ws::join_frame("eve", "m"))
+            .await
+            .unwrap();
+        let mut eve = Client {
+            ws,
+            session: String::new(),
+        };
+        let mut matched = None;
+        while let Ok(Some(frame)) = ws::next(&mut eve.ws, Duration::from_secs(3)).await {
+            match frame["type"].as_str() {
+                Some("matched") => {
+                    matched = Some(frame);
+                    break;
+                }
+                Some("queued") => continue,
+                _ => break, // unavailable: connect and join again
+            }
+        }
+        if let Some(m) = matched {
+            break (m, killed.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (adam_matched, _) = until(&mut adam, "matched", Duration::from_secs(10)).await;
+    assert_eq!(adam_matched["match_id"], eve_matched["match_id"]);
+    println!(
+        "sentinel failover: replica promoted {promoted_in:?} after the primary was killed; first match {matched_in:?} after"
+    );
+    drop(sentinels);
+    std::fs::remove_dir_all(dir).ok();
+}

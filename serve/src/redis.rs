@@ -1,13 +1,16 @@
-//! A Redis connection the services can start without: a background task connects (and the
-//! connection manager reconnects by itself afterwards), while every operation before the first
-//! connection fails at once with a clear error instead of waiting on a connect. So a service
-//! whose Redis is not up yet starts, answers `/readyz` with 503 and serves what needs no Redis.
+//! A Redis connection the services can start without, and that follows a Sentinel failover: a
+//! background task connects (the connection manager reconnects by itself afterwards) while every
+//! operation before the first connection fails at once with a clear error instead of waiting on
+//! a connect; with Sentinel, the task asks the sentinels every second which server is the
+//! primary and moves to the new one after a failover. So a service whose Redis is not up yet
+//! starts, answers `/readyz` with 503, and serves what needs no Redis.
 
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError};
+use tokio::sync::watch;
 
 /// How long a command may take: every call fails within a few seconds instead of hanging a
 /// request or a session when Redis stops answering.
@@ -18,83 +21,181 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_number_of_retries(2)
 }
 
-/// The connection settings of `url` (`redis://`, `rediss://`, `redis+unix://`) with TCP tuned
-/// to notice a Redis that went silent (a partition drops packets without a reset): the kernel
-/// gives up on data unacknowledged for 5 s (`TCP_USER_TIMEOUT`) and probes an idle connection
-/// after 5 s (keepalive, 3 probes 1 s apart), so the connection manager reconnects instead of
-/// waiting out minutes of retransmissions, and a silent pub/sub connection is noticed too.
-pub fn connection_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
-    use redis::IntoConnectionInfo;
+/// TCP tuned to notice a Redis that went silent (a partition drops packets without a reset):
+/// the kernel gives up on data unacknowledged for 5 s (`TCP_USER_TIMEOUT`) and probes an idle
+/// connection after 5 s (keepalive, 3 probes 1 s apart), so the connection manager reconnects
+/// instead of waiting out minutes of retransmissions, and a silent pub/sub connection is
+/// noticed too.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
     use redis::io::tcp::{TcpSettings, socket2::TcpKeepalive};
     let keepalive = TcpKeepalive::new()
         .with_time(Duration::from_secs(5))
         .with_interval(Duration::from_secs(1))
         .with_retries(3);
-    let tcp = TcpSettings::default()
+    TcpSettings::default()
         .set_nodelay(true)
         .set_keepalive(keepalive)
-        .set_user_timeout(Duration::from_secs(5));
-    Ok(url.into_connection_info()?.set_tcp_settings(tcp))
+        .set_user_timeout(Duration::from_secs(5))
 }
 
+/// The connection settings of `url` (`redis://`, `rediss://`, `redis+unix://`), with
+/// [`tcp_settings`].
+pub fn connection_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
+    use redis::IntoConnectionInfo;
+    Ok(url.into_connection_info()?.set_tcp_settings(tcp_settings()))
+}
+
+/// Which Redis to use.
+pub enum Target {
+    /// One server.
+    Client(redis::Client),
+    /// The primary that the sentinels (`host:port` each) know as `master`.
+    Sentinel {
+        sentinels: Vec<String>,
+        master: String,
+    },
+}
+
+/// How often the sentinels are asked which server is the primary.
+const SENTINEL_EVERY: Duration = Duration::from_secs(1);
 /// The first wait between connection attempts, doubled after each failure up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(250);
 const MAX_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
+struct Current {
+    client: redis::Client,
+    conn: ConnectionManager,
+}
+
+struct Shared {
+    current: RwLock<Option<Current>>,
+    /// Counts the servers connected to: changes when the first connection is made, and after
+    /// each failover.
+    changes: watch::Sender<u64>,
+}
+
+#[derive(Clone)]
 pub struct LazyRedis {
-    conn: Arc<OnceLock<ConnectionManager>>,
+    shared: Arc<Shared>,
 }
 
 impl LazyRedis {
-    /// Starts connecting to `client` (`what` names the setting, for the log) and waits up to
+    /// Starts connecting to `target` (`what` names the setting, for the log) and waits up to
     /// `wait` for the first connection; past that it goes on trying in the background, backing
     /// off to every 10 s, until it connects or the handle is dropped.
-    pub async fn connect(client: redis::Client, what: &'static str, wait: Duration) -> LazyRedis {
-        let conn = Arc::new(OnceLock::new());
-        let (done, connected) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(keep_connecting(client, Arc::downgrade(&conn), what, done));
-        if tokio::time::timeout(wait, connected).await.is_err() {
+    pub async fn connect(target: Target, what: &'static str, wait: Duration) -> LazyRedis {
+        let shared = Arc::new(Shared {
+            current: RwLock::new(None),
+            changes: watch::Sender::new(0),
+        });
+        let mut changes = shared.changes.subscribe();
+        tokio::spawn(keep_connected(target, Arc::downgrade(&shared), what));
+        let first = tokio::time::timeout(wait, changes.wait_for(|n| *n > 0)).await;
+        if first.is_err() {
             tracing::warn!("{what} does not answer yet: starting anyway, not ready until it does");
         }
-        LazyRedis { conn }
+        LazyRedis { shared }
+    }
+
+    fn current(&self) -> Option<Current> {
+        (self.shared.current.read())
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The connection, or an I/O error when there has never been one yet.
     pub fn get(&self) -> Result<ConnectionManager, RedisError> {
-        self.conn
-            .get()
-            .cloned()
+        self.current()
+            .map(|c| c.conn)
             .ok_or_else(|| RedisError::from((ErrorKind::Io, "not connected to Redis yet")))
+    }
+
+    /// A client of the server in use now (for what needs a connection of its own: pub/sub).
+    pub fn client(&self) -> Option<redis::Client> {
+        self.current().map(|c| c.client)
+    }
+
+    /// Changes when the server in use changes (a failover): a pub/sub connection to the old
+    /// one must move.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.shared.changes.subscribe()
     }
 }
 
-async fn keep_connecting(
-    client: redis::Client,
-    cell: Weak<OnceLock<ConnectionManager>>,
-    what: &'static str,
-    done: tokio::sync::oneshot::Sender<()>,
-) {
-    let mut wait = FIRST_WAIT;
-    let mut failed = false;
-    loop {
-        match ConnectionManager::new_with_config(client.clone(), manager_config()).await {
-            Ok(conn) => {
-                let Some(cell) = cell.upgrade() else { return };
-                let _ = cell.set(conn);
-                if failed {
-                    tracing::info!("{what} answers: connected");
-                }
-                let _ = done.send(());
-                return;
-            }
-            Err(e) => {
-                if cell.strong_count() == 0 {
+/// Where a client connects, for comparing servers and for the log (never a password).
+fn address(client: &redis::Client) -> String {
+    client.get_connection_info().addr().to_string()
+}
+
+async fn keep_connected(target: Target, shared: Weak<Shared>, what: &'static str) {
+    let mut sentinel = match &target {
+        Target::Sentinel { sentinels, .. } => {
+            let nodes: Vec<String> = sentinels.iter().map(|s| format!("redis://{s}")).collect();
+            match redis::sentinel::Sentinel::build(nodes) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "{what}: the sentinels' addresses are not usable");
                     return;
                 }
+            }
+        }
+        Target::Client(_) => None,
+    };
+    let node =
+        redis::sentinel::SentinelNodeConnectionInfo::default().set_tcp_settings(tcp_settings());
+    let mut wait = FIRST_WAIT;
+    let mut failing = false;
+    loop {
+        let resolved = match (&target, sentinel.as_mut()) {
+            (Target::Sentinel { master, .. }, Some(s)) => {
+                s.async_master_for(master, Some(&node)).await
+            }
+            (Target::Client(c), _) => Ok(c.clone()),
+            (Target::Sentinel { .. }, None) => return,
+        };
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        let in_use = (strong.current.read())
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| address(&c.client));
+        let step = match resolved {
+            Ok(client) if in_use.as_deref() == Some(address(&client).as_str()) => Ok(false),
+            Ok(client) => {
+                match ConnectionManager::new_with_config(client.clone(), manager_config()).await {
+                    Ok(conn) => {
+                        let to = address(&client);
+                        *strong.current.write().unwrap_or_else(|p| p.into_inner()) =
+                            Some(Current { client, conn });
+                        strong.changes.send_modify(|n| *n += 1);
+                        if failing || in_use.is_some() {
+                            tracing::info!(server = %to, "{what} answers: connected");
+                        }
+                        Ok(true)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        drop(strong);
+        match step {
+            Ok(_) => {
+                failing = false;
+                wait = FIRST_WAIT;
+                if sentinel.is_none() {
+                    return; // one server: the connection manager reconnects by itself
+                }
+                tokio::time::sleep(SENTINEL_EVERY).await;
+            }
+            Err(e) => {
                 // The URL may hold a password: the error's text, never the URL.
-                tracing::warn!(error = %e, ?wait, "cannot connect to {what} yet; trying again");
-                failed = true;
+                if !failing {
+                    tracing::warn!(error = %e, "cannot connect to {what} yet; trying again");
+                }
+                failing = true;
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(MAX_WAIT);
             }

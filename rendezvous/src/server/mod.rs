@@ -127,14 +127,28 @@ fn random_id(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// Starts the server on the store its configuration names: Redis at `redis_url` (trusting
-/// `redis_ca_file` for `rediss://`), else the in-memory store. What the binary runs, and the
+/// Starts the server on the store its configuration names: the primary `redis_sentinels` name,
+/// or Redis at `redis_url` (trusting `redis_ca_file` for `rediss://`), else the in-memory store. What the binary runs, and the
 /// tests that start a server the way an operator does.
 pub async fn start_from_config(
     config: Config,
     keys: Keys,
     until: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
+    if let (false, Some(master)) = (
+        config.redis_sentinels.is_empty(),
+        config.redis_sentinel_master.clone(),
+    ) {
+        let sentinels = config.redis_sentinels.clone();
+        let store = crate::store::redis::RedisStore::connect_sentinel(
+            sentinels,
+            master,
+            config.store_config(),
+        )
+        .await
+        .context("REDIS_SENTINELS")?;
+        return start(config, store, keys, until).await;
+    }
     let Some(url) = config.redis_url.clone() else {
         tracing::info!("no REDIS_URL: using the in-memory store (one process)");
         let store = crate::store::memory::MemoryStore::new(config.store_config());
@@ -163,7 +177,7 @@ pub async fn start<S: Store>(
 ) -> anyhow::Result<Running> {
     let secret = match &config.server_secret {
         Some(s) if !s.is_empty() => s.as_bytes().to_vec(),
-        _ if config.redis_url.is_some() => {
+        _ if config.shares_redis() => {
             anyhow::bail!("SERVER_SECRET is required with Redis, so that instances agree")
         }
         _ => {

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use ::redis::AsyncCommands;
-use anonchat_serve::redis::LazyRedis;
+use anonchat_serve::redis::{LazyRedis, Target};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
@@ -54,7 +54,6 @@ fn invoke<'a>(
 
 #[derive(Clone)]
 pub struct RedisStore {
-    client: ::redis::Client,
     conn: LazyRedis,
     config: StoreConfig,
     join: Arc<::redis::Script>,
@@ -97,9 +96,24 @@ impl RedisStore {
         };
         // A Redis that is not up yet is waited for a moment, then in the background: the
         // instance starts unready, and its operations fail at once meanwhile.
-        let conn = LazyRedis::connect(client.clone(), "REDIS_URL", START_WAIT).await;
-        Ok(RedisStore {
-            client,
+        Ok(Self::on(Target::Client(client), "REDIS_URL", config).await)
+    }
+
+    /// As [`connect`](Self::connect), to the primary that the Redis Sentinels at `sentinels`
+    /// (`host:port` each) know as `master`, following it through a failover.
+    pub async fn connect_sentinel(
+        sentinels: Vec<String>,
+        master: String,
+        config: StoreConfig,
+    ) -> Result<Self> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let target = Target::Sentinel { sentinels, master };
+        Ok(Self::on(target, "REDIS_SENTINELS", config).await)
+    }
+
+    async fn on(target: Target, what: &'static str, config: StoreConfig) -> Self {
+        let conn = LazyRedis::connect(target, what, START_WAIT).await;
+        RedisStore {
             conn,
             config,
             join: script!("rules.lua", "join.lua"),
@@ -109,7 +123,7 @@ impl RedisStore {
             undo: script!("undo.lua"),
             // Positional: one key and one argument.
             release: Arc::new(::redis::Script::new(include_str!("lua/release.lua"))),
-        })
+        }
     }
 
     /// One run of `join.lua`.
@@ -491,12 +505,17 @@ impl Store for RedisStore {
     async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<Inbox>> {
         let channel = keys::channel(instance);
         let (tx, rx) = mpsc::channel(1024);
-        let client = self.client.clone();
+        let conn = self.conn.clone();
         tokio::spawn(async move {
             let mut unheard = false;
             let mut wait = Duration::from_millis(50);
+            let mut changes = conn.changes();
             loop {
+                changes.borrow_and_update();
                 let subscribed = async {
+                    let client = conn.client().ok_or_else(|| {
+                        ::redis::RedisError::from((::redis::ErrorKind::Io, "not connected yet"))
+                    })?;
                     let mut p = client.get_async_pubsub().await?;
                     p.subscribe(&channel).await?;
                     Ok::<_, ::redis::RedisError>(p)
@@ -524,15 +543,22 @@ impl Store for RedisStore {
                     return;
                 }
                 let mut stream = pubsub.into_on_message();
-                while let Some(msg) = stream.next().await {
-                    let Ok(payload) = msg.get_payload::<String>() else {
-                        continue;
-                    };
-                    if tx.send(Inbox::Payload(payload)).await.is_err() {
-                        return; // the instance is gone
+                loop {
+                    tokio::select! {
+                        msg = stream.next() => {
+                            let Some(msg) = msg else { break };
+                            let Ok(payload) = msg.get_payload::<String>() else {
+                                continue;
+                            };
+                            if tx.send(Inbox::Payload(payload)).await.is_err() {
+                                return; // the instance is gone
+                            }
+                        }
+                        // A failover: the channel moves to the new primary.
+                        Ok(()) = changes.changed() => break,
                     }
                 }
-                tracing::warn!("pub/sub connection lost; resubscribing");
+                tracing::warn!("pub/sub connection lost (or the primary changed); resubscribing");
                 unheard = true;
                 if tx.send(Inbox::Lost).await.is_err() {
                     return;

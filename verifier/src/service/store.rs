@@ -140,7 +140,8 @@ impl Store {
             .context("VERIFIER_REDIS_URL")?;
         // A Redis that is not up yet is waited for a moment, then in the background: until it
         // answers, challenges and pairings are refused as unavailable.
-        let conn = LazyRedis::connect(client, "VERIFIER_REDIS_URL", Duration::from_secs(1)).await;
+        let target = anonchat_serve::redis::Target::Client(client);
+        let conn = LazyRedis::connect(target, "VERIFIER_REDIS_URL", Duration::from_secs(1)).await;
         Ok(Store::Redis(RedisOpen {
             conn,
             challenge_ttl,
