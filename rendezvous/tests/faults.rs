@@ -552,8 +552,13 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
     let dir = std::env::temp_dir().join(format!("anonchat-sentinel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (primary_port, replica_port) = (free_port(), free_port());
+    // Replication writes a snapshot to disk: in the test's directory, never the working tree.
     let base = |port: u16| {
         vec![
+            "--dir".to_owned(),
+            dir.display().to_string(),
+            "--dbfilename".into(),
+            format!("{port}.rdb"),
             "--port".to_owned(),
             port.to_string(),
             "--bind".into(),
