@@ -78,7 +78,12 @@ fn configuration(front: SocketAddr, one: SocketAddr, two: SocketAddr) -> String 
 }
 
 fn start_balancer(front: SocketAddr, one: SocketAddr, two: SocketAddr) -> Balancer {
-    let dir = std::env::temp_dir().join(format!("anonchat-haproxy-{}", std::process::id()));
+    // One directory per balancer: the tests of this file run at the same time.
+    let dir = std::env::temp_dir().join(format!(
+        "anonchat-haproxy-{}-{}",
+        std::process::id(),
+        front.port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("anonchat.cfg");
     std::fs::write(&cfg, configuration(front, one, two)).unwrap();
@@ -96,6 +101,25 @@ fn start_balancer(front: SocketAddr, one: SocketAddr, two: SocketAddr) -> Balanc
         .spawn()
         .unwrap();
     Balancer { child, dir }
+}
+
+/// Waits until the balancer answers and has seen both instances ready (its checks run every
+/// second).
+async fn balancer_up(front: SocketAddr) {
+    let t0 = Instant::now();
+    loop {
+        let ok = reqwest::get(format!("http://{front}/readyz"))
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ok && t0.elapsed() > Duration::from_millis(1500) {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "HAProxy never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// This instance's authenticated sockets, from its own metrics.
@@ -137,21 +161,7 @@ async fn clients_behind_haproxy_meet_across_two_instances() {
     .await;
     let front: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let _balancer = start_balancer(front, one.addr, two.addr);
-    // Up once the balancer answers and has seen both instances ready.
-    let t0 = Instant::now();
-    loop {
-        let ok = reqwest::get(format!("http://{front}/readyz"))
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        if ok && t0.elapsed() > Duration::from_millis(1500) {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(15),
-            "HAProxy never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    balancer_up(front).await;
 
     // Round robin: two logins through one address land on the two instances. They come from
     // two addresses, so one a minute each lets both in.
@@ -190,4 +200,72 @@ async fn clients_behind_haproxy_meet_across_two_instances() {
     assert!(common::get_text(front, "/").await.contains("AnonChat"));
     drop(b);
     a.expect("partner_left").await;
+}
+
+/// A rolling restart: one instance stops gracefully (what SIGTERM does) while a chat crosses to
+/// the other instance and a user waits on it. The chat's partner is not told it ended (the chat
+/// goes on peer to peer); the waiting user, told `shutting_down` with `retry_after`, connects
+/// again through the balancer after the protocol's first backoff, lands on the other instance,
+/// and is queued and matched there; the stopped instance comes back into the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_loses_no_chat_and_no_waiting_user() {
+    use anonchat_protocol::rendezvous::reconnect_delay_ms;
+    let redis = RedisServer::start();
+    let v = TestVerifier::new();
+    let store = || common::redis(&redis, StoreConfig::default());
+    let one = common::start(store().await, &v, |_| {}).await;
+    let two = common::start(store().await, &v, |_| {}).await;
+    let (one_addr, two_addr) = (one.addr, two.addr);
+    let front: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _balancer = start_balancer(front, one_addr, two_addr);
+    balancer_up(front).await;
+    let (mut a, _) = Client::login(one_addr, &v.device(Gender::Female)).await;
+    let (mut b, _) = Client::login(two_addr, &v.device(Gender::Male)).await;
+    common::meet_and_signal(&mut a, &mut b).await;
+    let walt = v.device(Gender::Male);
+    let (mut w, _) = Client::login(one_addr, &walt).await;
+    w.join("walt", "f").await;
+    w.expect("queued").await;
+
+    let stopped = Instant::now();
+    let stopping = tokio::spawn(one.shutdown());
+    let bye = w.expect_error("shutting_down").await;
+    let retry_after = bye["retry_after"].as_u64().expect("a retry_after");
+    a.expect_error("shutting_down").await;
+    // As a client does: connect again after the first backoff, through the one address.
+    let backoff = Duration::from_millis(reconnect_delay_ms(0, rand::random()));
+    tokio::time::sleep(backoff.saturating_sub(stopped.elapsed())).await;
+    let (mut w, _) = Client::login(front, &walt).await;
+    w.join("walt", "f").await;
+    w.expect("queued").await;
+    let waited = stopped.elapsed();
+    let (mut eve, _) = Client::login(front, &v.device(Gender::Female)).await;
+    eve.join("eve", "m").await;
+    let me = eve.expect("matched").await;
+    assert_eq!(w.expect("matched").await["match_id"], me["match_id"]);
+    b.quiet(1000).await; // no partner_left: the chat is not over
+    stopping.await.unwrap().unwrap();
+    println!(
+        "rolling restart: the waiting user queued again {waited:?} after the stop began (told retry_after {retry_after} s, first backoff {backoff:?})"
+    );
+    assert!(
+        waited < Duration::from_secs(retry_after.max(1)) + Duration::from_secs(1),
+        "waited {waited:?}"
+    );
+
+    // The instance comes back on its address and into the pool.
+    let back = common::start(store().await, &v, |c| c.addr = one_addr).await;
+    assert_eq!(back.addr, one_addr);
+    balancer_up(front).await;
+    let mut on = std::collections::HashSet::new();
+    for _ in 0..4 {
+        let (c, _) = Client::login(front, &v.device(Gender::Male)).await;
+        on.insert((sockets(one_addr).await, sockets(two_addr).await));
+        drop(c);
+    }
+    assert!(
+        on.iter().any(|&(one, _)| one > 0),
+        "the restarted instance takes clients again: {on:?}"
+    );
+    b.quiet(200).await;
 }

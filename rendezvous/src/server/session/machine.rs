@@ -381,12 +381,20 @@ impl Machine {
                 None,
                 CLOSE_POLICY,
             ),
-            Input::ShuttingDown => out.end(
-                ErrorCode::ShuttingDown,
-                "the server is restarting; reconnect in a moment",
-                Some(1),
-                CLOSE_GOING_AWAY,
-            ),
+            Input::ShuttingDown => {
+                // A chat goes on peer to peer without this server: its partner is not told the
+                // chat ended (it would close it), only this side's server connection ends. (A
+                // set-up still signaling fails on the partner's side by its own timeout.)
+                if let Phase::Matched(_) | Phase::Handing(_) = self.phase {
+                    self.phase = Phase::Idle;
+                }
+                out.end(
+                    ErrorCode::ShuttingDown,
+                    "the server is restarting; reconnect in a moment",
+                    Some(1),
+                    CLOSE_GOING_AWAY,
+                )
+            }
             Input::Idle => out.end(
                 ErrorCode::Timeout,
                 "no frame for too long",
@@ -1186,6 +1194,27 @@ mod tests {
         assert!(!out.contains(&left(&id)));
         let out = rig.at(Input::Closed, 1);
         assert_eq!(out, vec![left(&id)], "still in the match until the end");
+    }
+
+    #[test]
+    fn a_restart_ends_the_connection_but_not_the_partners_chat() {
+        let mut rig = Rig::new();
+        rig.matched();
+        let out = rig.at(Input::ShuttingDown, 1);
+        assert_eq!(error_code(&out), Some(ErrorCode::ShuttingDown));
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Route { .. })),
+            "{out:?}"
+        );
+        assert_eq!(rig.at(Input::Closed, 1), vec![], "nobody told partner_left");
+        // A waiting ticket still leaves the queue.
+        let mut waiting = Rig::new();
+        waiting.queue();
+        waiting.at(Input::ShuttingDown, 1);
+        assert_eq!(
+            waiting.at(Input::Closed, 1),
+            vec![Output::Store(Op::Cancel)]
+        );
     }
 
     #[test]
