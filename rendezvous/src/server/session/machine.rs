@@ -434,11 +434,17 @@ impl Machine {
                     "you are in a match: leave it instead",
                 ),
                 _ => {
-                    if matches!(self.phase, Phase::Queued(_)) {
-                        out.store(Op::Cancel);
+                    match std::mem::replace(&mut self.phase, Phase::Idle) {
+                        Phase::Queued(_) => out.store(Op::Cancel),
+                        // A match its client has not heard of yet: the partner is told, and
+                        // it leaves no trace.
+                        Phase::Handing(h) => {
+                            Self::tell_partner_left(&h.made, out);
+                            Self::forget_match(&h, env, out);
+                        }
+                        Phase::Idle | Phase::Matched(_) => {}
                     }
                     // A match racing with the cancel finds the session idle and is bounced.
-                    self.phase = Phase::Idle;
                     out.send(ServerMessage::Cancelled {});
                 }
             },
@@ -486,7 +492,8 @@ impl Machine {
         env: &mut impl Env,
         out: &mut Out,
     ) {
-        if matches!(self.phase, Phase::Queued(_)) {
+        // (A match its client has not heard of yet is, to the client, still waiting.)
+        if matches!(self.phase, Phase::Queued(_) | Phase::Handing(_)) {
             return out.error(ErrorCode::AlreadyQueued, "already waiting for a match");
         }
         // Joining again from a match is "next": the partner is told.
@@ -769,13 +776,18 @@ impl Machine {
     /// The partner's ticket is free to join again at once (not "taken" for a while).
     fn undo(&mut self, handing: Box<Handing>, env: &mut impl Env, out: &mut Out) {
         out.count(Count::Unreachable);
-        out.store(Op::Undo {
-            partner: handing.partner,
-            partner_session: handing.made.partner_session,
-            now_ms: env.now_ms(),
-        });
+        Self::forget_match(&handing, env, out);
         out.store(Op::Join {
             ticket: handing.ticket,
+            now_ms: env.now_ms(),
+        });
+    }
+
+    /// The store forgets a match that did not stand (see `Store::undo`).
+    fn forget_match(handing: &Handing, env: &mut impl Env, out: &mut Out) {
+        out.store(Op::Undo {
+            partner: handing.partner.clone(),
+            partner_session: handing.made.partner_session.clone(),
             now_ms: env.now_ms(),
         });
     }
@@ -1194,6 +1206,36 @@ mod tests {
         assert!(!out.contains(&left(&id)));
         let out = rig.at(Input::Closed, 1);
         assert_eq!(out, vec![left(&id)], "still in the match until the end");
+    }
+
+    /// A cancel while the partner's side has not yet accepted: the partner is told, the store
+    /// forgets the match, and a late acceptance changes nothing.
+    #[test]
+    fn a_cancel_during_a_hand_over_frees_the_partner() {
+        let mut rig = Rig::new();
+        let ticket = rig.queue();
+        rig.finds(&ticket, ("s-them", "there", "them"), 5);
+        rig.at(Input::Handed { heard: true }, 5);
+        let out = rig.text(serde_json::json!({"type": "join", "profile": {"nickname": "Sam", "bio": "likes long walks"}, "want": "any"}));
+        assert_eq!(error_code(&out), Some(ErrorCode::AlreadyQueued));
+        let out = rig.text(serde_json::json!({"type": "cancel"}));
+        assert_eq!(
+            out,
+            vec![
+                left("id1"),
+                Output::Store(Op::Undo {
+                    partner: "them".into(),
+                    partner_session: "s-them".into(),
+                    now_ms: 1_000_000
+                }),
+                Output::Send(ServerMessage::Cancelled {})
+            ]
+        );
+        let late = Envelope::Accepted {
+            to: "s-me".into(),
+            match_id: "id1".into(),
+        };
+        assert!(rig.at(Input::Envelope(late), 6).is_empty());
     }
 
     #[test]
