@@ -28,14 +28,6 @@ impl Drop for Balancer {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The committed configuration with its listening address and its two servers replaced.
 fn configuration(front: SocketAddr, one: SocketAddr, two: SocketAddr) -> String {
     let committed = std::fs::read_to_string(
@@ -159,7 +151,9 @@ async fn clients_behind_haproxy_meet_across_two_instances() {
         behind,
     )
     .await;
-    let front: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let front: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     let _balancer = start_balancer(front, one.addr, two.addr);
     balancer_up(front).await;
 
@@ -216,7 +210,9 @@ async fn a_rolling_restart_loses_no_chat_and_no_waiting_user() {
     let one = common::start(store().await, &v, |_| {}).await;
     let two = common::start(store().await, &v, |_| {}).await;
     let (one_addr, two_addr) = (one.addr, two.addr);
-    let front: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let front: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
     let _balancer = start_balancer(front, one_addr, two_addr);
     balancer_up(front).await;
     let (mut a, _) = Client::login(one_addr, &v.device(Gender::Female)).await;

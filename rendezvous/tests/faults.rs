@@ -505,14 +505,6 @@ impl Drop for Child {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn redis_server(args: &[&str]) -> Child {
     Child(
         std::process::Command::new("redis-server")
@@ -551,7 +543,7 @@ async fn eventually(what: &str, within: Duration, ok: impl Fn() -> bool) {
 async fn a_sentinel_failover_keeps_the_queue_working() {
     let dir = std::env::temp_dir().join(format!("anonchat-sentinel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (primary_port, replica_port) = (free_port(), free_port());
+    let (primary_port, replica_port) = (common::free_port(), common::free_port());
     // Replication writes a snapshot to disk: in the test's directory, never the working tree.
     let base = |port: u16| {
         vec![
@@ -581,7 +573,7 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
     let mut sentinels = Vec::new();
     let mut ports = Vec::new();
     for i in 0..3 {
-        let port = free_port();
+        let port = common::free_port();
         let conf = dir.join(format!("sentinel{i}.conf"));
         std::fs::write(
             &conf,

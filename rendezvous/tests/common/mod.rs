@@ -106,3 +106,12 @@ pub fn jwks_file(dir: &std::path::Path, v: &TestVerifier) -> std::path::PathBuf 
     std::fs::write(&jwks, serde_json::to_vec(&v.jwks()).unwrap()).unwrap();
     jwks
 }
+
+/// A loopback TCP port free a moment ago (for a server that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
