@@ -128,64 +128,94 @@ fn address(client: &redis::Client) -> String {
     client.get_connection_info().addr().to_string()
 }
 
-async fn keep_connected(target: Target, shared: Weak<Shared>, what: &'static str) {
-    let mut sentinel = match &target {
-        Target::Sentinel { sentinels, .. } => {
-            let nodes: Vec<String> = sentinels.iter().map(|s| format!("redis://{s}")).collect();
-            match redis::sentinel::Sentinel::build(nodes) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    tracing::error!(error = %e, "{what}: the sentinels' addresses are not usable");
-                    return;
+/// Where the server to use comes from: one client, or the sentinels' answer.
+enum Source {
+    One(redis::Client),
+    Sentinel {
+        sentinel: redis::sentinel::Sentinel,
+        master: String,
+        node: redis::sentinel::SentinelNodeConnectionInfo,
+    },
+}
+
+impl Source {
+    fn new(target: Target) -> redis::RedisResult<Source> {
+        Ok(match target {
+            Target::Client(c) => Source::One(c),
+            Target::Sentinel { sentinels, master } => {
+                let nodes: Vec<String> = sentinels.iter().map(|s| format!("redis://{s}")).collect();
+                Source::Sentinel {
+                    sentinel: redis::sentinel::Sentinel::build(nodes)?,
+                    master,
+                    node: redis::sentinel::SentinelNodeConnectionInfo::default()
+                        .set_tcp_settings(tcp_settings()),
                 }
             }
+        })
+    }
+
+    /// The server to use now.
+    async fn resolve(&mut self) -> redis::RedisResult<redis::Client> {
+        match self {
+            Source::One(c) => Ok(c.clone()),
+            Source::Sentinel {
+                sentinel,
+                master,
+                node,
+            } => sentinel.async_master_for(master, Some(node)).await,
         }
-        Target::Client(_) => None,
-    };
-    let node =
-        redis::sentinel::SentinelNodeConnectionInfo::default().set_tcp_settings(tcp_settings());
-    let mut wait = FIRST_WAIT;
-    let mut failing = false;
-    loop {
-        let resolved = match (&target, sentinel.as_mut()) {
-            (Target::Sentinel { master, .. }, Some(s)) => {
-                s.async_master_for(master, Some(&node)).await
-            }
-            (Target::Client(c), _) => Ok(c.clone()),
-            (Target::Sentinel { .. }, None) => return,
-        };
-        let Some(strong) = shared.upgrade() else {
-            return;
-        };
-        let in_use = (strong.current.read())
+    }
+}
+
+impl Shared {
+    /// Makes `client` the server in use, unless it already is.
+    async fn use_server(&self, client: redis::Client, what: &str) -> redis::RedisResult<()> {
+        let to = address(&client);
+        let in_use = (self.current.read())
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|c| address(&c.client));
+        if in_use.as_deref() == Some(to.as_str()) {
+            return Ok(());
+        }
+        let conn = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Current { client, conn });
+        self.changes.send_modify(|n| *n += 1);
+        if in_use.is_some() {
+            tracing::info!(server = %to, "{what}: moved to the new primary");
+        }
+        Ok(())
+    }
+}
+
+async fn keep_connected(target: Target, shared: Weak<Shared>, what: &'static str) {
+    let mut source = match Source::new(target) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "{what}: the sentinels' addresses are not usable");
+            return;
+        }
+    };
+    let mut wait = FIRST_WAIT;
+    let mut failing = false;
+    loop {
+        let resolved = source.resolve().await;
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
         let step = match resolved {
-            Ok(client) if in_use.as_deref() == Some(address(&client).as_str()) => Ok(false),
-            Ok(client) => {
-                match ConnectionManager::new_with_config(client.clone(), manager_config()).await {
-                    Ok(conn) => {
-                        let to = address(&client);
-                        *strong.current.write().unwrap_or_else(|p| p.into_inner()) =
-                            Some(Current { client, conn });
-                        strong.changes.send_modify(|n| *n += 1);
-                        if failing || in_use.is_some() {
-                            tracing::info!(server = %to, "{what} answers: connected");
-                        }
-                        Ok(true)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            Ok(client) => strong.use_server(client, what).await,
             Err(e) => Err(e),
         };
         drop(strong);
         match step {
-            Ok(_) => {
+            Ok(()) => {
+                if failing {
+                    tracing::info!("{what} answers: connected");
+                }
                 failing = false;
                 wait = FIRST_WAIT;
-                if sentinel.is_none() {
+                if let Source::One(_) = source {
                     return; // one server: the connection manager reconnects by itself
                 }
                 tokio::time::sleep(SENTINEL_EVERY).await;

@@ -64,7 +64,7 @@ impl Metrics {
         registry.register("bans", "Bans caused by reports", m.bans.clone());
         registry.register(
             "unreachable",
-            "Matches undone because the partner's instance did not hear of them",
+            "Matches undone because the partner's side did not hear of them or did not take them",
             m.unreachable.clone(),
         );
         registry.register(

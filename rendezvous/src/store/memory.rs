@@ -24,15 +24,6 @@ enum Look {
     Taken,
 }
 
-/// What a look is for (as `join.lua`'s modes).
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    Join,
-    Rejoin,
-    /// A waiting ticket's look at a slice of those behind it, from the `skip`th.
-    Again(usize),
-}
-
 #[derive(Clone)]
 pub struct MemoryStore {
     inner: Arc<Mutex<Inner>>,
@@ -93,10 +84,7 @@ impl MemoryStore {
                 return Look::Stays;
             }
         }
-        let again = match mode {
-            Mode::Again(skip) => Some(skip),
-            Mode::Join | Mode::Rejoin => None,
-        };
+        let again = mode.again();
         let today = day((now_ms / 1000) as i64);
         let limit = self.config.daily_match_limit;
         match inner.admission(&ticket.pseudonym, today, limit, now) {

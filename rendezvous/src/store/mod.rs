@@ -105,6 +105,34 @@ pub enum Rematch {
     Gone,
 }
 
+/// What a look at the queue is for: `join.lua`'s modes, and the memory store's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Mode {
+    Join,
+    Rejoin,
+    /// A waiting ticket's look at a slice of those behind it, from the `skip`th.
+    Again(usize),
+}
+
+impl Mode {
+    /// The mode's name in `join.lua`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Mode::Join => "join",
+            Mode::Rejoin => "rejoin",
+            Mode::Again(_) => "again",
+        }
+    }
+
+    /// Where a look again starts, for a look again.
+    pub(crate) fn again(self) -> Option<usize> {
+        match self {
+            Mode::Again(skip) => Some(skip),
+            Mode::Join | Mode::Rejoin => None,
+        }
+    }
+}
+
 /// What a join again found (see [`Store::rejoin`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejoin {

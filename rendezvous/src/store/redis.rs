@@ -128,10 +128,7 @@ impl RedisStore {
 
     /// One run of `join.lua`.
     async fn look(&self, ticket: &Ticket, now_ms: u64, mode: Mode) -> Result<Reply> {
-        let again = match mode {
-            Mode::Again(skip) => Some(skip),
-            Mode::Join | Mode::Rejoin => None,
-        };
+        let again = mode.again();
         let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
         let c = &self.config;
         let named = [
@@ -203,25 +200,6 @@ impl RedisStore {
 
     fn secs(d: Duration) -> u64 {
         d.as_secs().max(1)
-    }
-}
-
-/// What `join.lua` is asked to do.
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    Join,
-    Rejoin,
-    /// A waiting ticket's look at a slice of those behind it, from the `skip`th.
-    Again(usize),
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Join => "join",
-            Mode::Rejoin => "rejoin",
-            Mode::Again(_) => "again",
-        }
     }
 }
 

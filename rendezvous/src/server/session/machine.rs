@@ -41,6 +41,17 @@ pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// What a client is told to wait when the store does not answer.
 pub const STORE_RETRY_AFTER_SECONDS: u64 = 2;
 
+/// The refusal of what the store could not answer (a join, a login): `unavailable`, with when
+/// to try again.
+pub fn store_unavailable(what: &str) -> ServerMessage {
+    ServerMessage::Error {
+        code: ErrorCode::Unavailable,
+        message: format!("the matchmaker is unavailable; {what} again in a moment"),
+        retry_after: Some(STORE_RETRY_AFTER_SECONDS),
+        field: None,
+    }
+}
+
 /// What the machine needs from the world besides time.
 pub trait Env {
     /// A fresh random id (a match's).
@@ -175,14 +186,14 @@ pub enum Count {
     NotSignaling(&'static str),
     Report,
     Ban,
-    /// A match undone because the partner's side did not hear of it.
+    /// A match undone because the partner's side did not hear of it or did not take it.
     Unreachable,
 }
 
 #[derive(Debug)]
 struct Waiting {
     ticket: Ticket,
-    /// When to look again; none once the ticket is gone from the queue (a match is coming).
+    /// When to look again (none while a join again is on its way to the store).
     next: Option<Instant>,
     every: Duration,
     /// Looks taken so far: each one looks at the next slice of the queue behind this ticket.
@@ -365,16 +376,15 @@ impl Machine {
                     out.send(ServerMessage::Blocked {});
                 }
             },
-            Input::Timeout => match &self.phase {
-                Phase::Handing(h) if h.deadline.is_some_and(|at| now >= at) => {
-                    // Never accepted: undone, and the partner told in case it still comes.
-                    if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
-                        Self::tell_partner_left(&h.made, &mut out);
-                        self.undo(h, env, &mut out);
-                    }
+            Input::Timeout => {
+                // Never accepted: undone, and the partner told in case it still comes.
+                if let Some(h) = self.take_handing(|h| h.deadline.is_some_and(|at| now >= at)) {
+                    Self::tell_partner_left(&h.made, &mut out);
+                    self.undo(h, env, &mut out);
+                } else {
+                    self.look_again(now, env, &mut out);
                 }
-                _ => self.look_again(now, env, &mut out),
-            },
+            }
             Input::Lapsed => out.end(
                 ErrorCode::TokenExpired,
                 "your verification has expired; verify again",
@@ -583,12 +593,7 @@ impl Machine {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "join failed");
-                out.send(ServerMessage::Error {
-                    code: ErrorCode::Unavailable,
-                    message: "the matchmaker is unavailable; join again in a moment".into(),
-                    retry_after: Some(STORE_RETRY_AFTER_SECONDS),
-                    field: None,
-                });
+                out.send(store_unavailable("join"));
             }
         }
     }
@@ -766,14 +771,25 @@ impl Machine {
             if let Phase::Handing(h) = &mut self.phase {
                 h.deadline = Some(now + ACCEPT_TIMEOUT);
             }
-        } else if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
+        } else if let Some(h) = self.take_handing(|_| true) {
             self.undo(h, env, out);
         }
     }
 
+    /// The match being handed over, if `which` holds for it; the session is idle after.
+    fn take_handing(&mut self, which: impl Fn(&Handing) -> bool) -> Option<Box<Handing>> {
+        if !matches!(&self.phase, Phase::Handing(h) if which(h)) {
+            return None;
+        }
+        match std::mem::replace(&mut self.phase, Phase::Idle) {
+            Phase::Handing(h) => Some(h),
+            _ => None,
+        }
+    }
+
     /// A match this side made that the partner's side did not take: this side joins again,
-    /// and its client never hears of it.
-    /// The partner's ticket is free to join again at once (not "taken" for a while).
+    /// and its client never hears of it; the store forgets the match (the partner's ticket is
+    /// free to join again at once, not "taken" for a while).
     fn undo(&mut self, handing: Box<Handing>, env: &mut impl Env, out: &mut Out) {
         out.count(Count::Unreachable);
         Self::forget_match(&handing, env, out);
@@ -795,10 +811,7 @@ impl Machine {
     /// The partner's session took the match: this side's client is told now, so the offer it
     /// will get has a match to go to.
     fn accepted(&mut self, match_id: &str, out: &mut Out) {
-        if !matches!(&self.phase, Phase::Handing(h) if h.made.id == match_id) {
-            return;
-        }
-        if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
+        if let Some(h) = self.take_handing(|h| h.made.id == match_id) {
             out.count(Count::Match);
             out.send(h.matched);
             self.phase = Phase::Matched(Box::new(h.made));
@@ -870,7 +883,7 @@ impl Machine {
                 }
                 // Left (or cancelled) before taking the match: undone, never told.
                 Phase::Handing(h) if h.made.id == match_id => {
-                    if let Phase::Handing(h) = std::mem::replace(&mut self.phase, Phase::Idle) {
+                    if let Some(h) = self.take_handing(|_| true) {
                         self.undo(h, env, out);
                     }
                 }

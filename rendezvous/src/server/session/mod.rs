@@ -227,12 +227,7 @@ async fn handshake<S: Store>(
         }),
         Err(e) => {
             tracing::warn!(error = %e, "store unavailable during handshake");
-            Err(ServerMessage::Error {
-                code: ErrorCode::Unavailable,
-                message: "the matchmaker is unavailable; connect again in a moment".into(),
-                retry_after: Some(machine::STORE_RETRY_AFTER_SECONDS),
-                field: None,
-            })
+            Err(machine::store_unavailable("connect"))
         }
     }
 }
