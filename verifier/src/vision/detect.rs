@@ -1,25 +1,36 @@
-//! YuNet (2023mar): letterboxing into its fixed 640×640 BGR input, and decoding its twelve
-//! output tensors (anchor-free, one prior per cell) into faces, with greedy NMS.
+//! YuNet (2023mar): letterboxing into its input canvas, and decoding its twelve output tensors
+//! (anchor-free, one prior per cell) into faces, with greedy NMS.
+//!
+//! Two canvases. The reference (MODELS.md §1), for single photos: the image letterboxed into
+//! 640×640. A burst's frames: the same scale (the longer side at 640), on the smallest canvas
+//! whose sides are multiples of 32, so a 640×480 camera frame costs three quarters of a
+//! reference look and is not resampled at all.
 
 use super::resize::{View, bilinear};
 use super::{BoxF, Face};
 
-/// The detector's fixed input side.
+/// The reference canvas's side (the model file's declared input), and every canvas's longer
+/// side for the image.
 pub const INPUT: usize = 640;
 /// Feature-map strides, in the order of the model's outputs.
 pub const STRIDES: [usize; 3] = [8, 16, 32];
+/// A burst canvas's sides are multiples of the coarsest stride.
+const ALIGN: usize = 32;
 
-/// How the image was scaled into the top-left corner of the 640×640 canvas.
+/// How the image was scaled into the top-left corner of a canvas.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Letterbox {
     pub new_w: usize,
     pub new_h: usize,
     pub scale_x: f32,
     pub scale_y: f32,
+    pub canvas_w: usize,
+    pub canvas_h: usize,
 }
 
 impl Letterbox {
-    /// Sizes are rounded half to even, as the reference pipeline's Python `round` does.
+    /// The reference: the longer side at 640, on a 640×640 canvas. Sizes are rounded half to
+    /// even, as the reference pipeline's Python `round` does.
     pub fn for_size(width: usize, height: usize) -> Self {
         let s = INPUT as f64 / width.max(height) as f64;
         let new_w = ((width as f64 * s).round_ties_even() as usize).clamp(1, INPUT);
@@ -29,27 +40,46 @@ impl Letterbox {
             new_h,
             scale_x: new_w as f32 / width as f32,
             scale_y: new_h as f32 / height as f32,
+            canvas_w: INPUT,
+            canvas_h: INPUT,
         }
+    }
+
+    /// A burst's frame: the reference's scale, the canvas cut to the image's aligned size.
+    pub fn for_frame(width: usize, height: usize) -> Self {
+        let lb = Self::for_size(width, height);
+        Letterbox {
+            canvas_w: lb.new_w.div_ceil(ALIGN) * ALIGN,
+            canvas_h: lb.new_h.div_ceil(ALIGN) * ALIGN,
+            ..lb
+        }
+    }
+
+    /// Floats the canvas takes: three planes.
+    pub fn floats(&self) -> usize {
+        3 * self.canvas_w * self.canvas_h
     }
 }
 
-/// Fills `tensor` (3×640×640, BGR planes, raw 0..255) with the image resized into the top-left
-/// corner of a black canvas.
-pub fn letterbox(image: View<'_>, tensor: &mut [f32]) -> Letterbox {
-    assert_eq!(tensor.len(), 3 * INPUT * INPUT);
-    let lb = Letterbox::for_size(image.width, image.height);
+/// Fills `tensor` (the canvas's three planes, BGR, raw 0..255) with the image resized into the
+/// top-left corner of a black canvas.
+pub fn letterbox(image: View<'_>, lb: &Letterbox, tensor: &mut [f32]) {
+    assert_eq!(tensor.len(), lb.floats());
     let mut resized = bilinear(image, lb.new_w, lb.new_h);
-    tensor.fill(0.0);
-    let plane = INPUT * INPUT;
-    for y in 0..lb.new_h {
-        let row = &resized[y * lb.new_w * 3..(y + 1) * lb.new_w * 3];
-        for (p, &c) in [2usize, 1, 0].iter().enumerate() {
-            let dst = &mut tensor[p * plane + y * INPUT..p * plane + y * INPUT + lb.new_w];
-            planar_row(row, c, dst);
+    let (w, plane) = (lb.canvas_w, lb.canvas_w * lb.canvas_h);
+    for (p, &c) in [2usize, 1, 0].iter().enumerate() {
+        let dst = &mut tensor[p * plane..(p + 1) * plane];
+        for (y, row) in dst.chunks_exact_mut(w).enumerate() {
+            if y < lb.new_h {
+                let src = &resized[y * lb.new_w * 3..(y + 1) * lb.new_w * 3];
+                planar_row(src, c, &mut row[..lb.new_w]);
+                row[lb.new_w..].fill(0.0);
+            } else {
+                row.fill(0.0);
+            }
         }
     }
     zeroize::Zeroize::zeroize(&mut resized);
-    lb
 }
 
 fn planar_row(row: &[u8], channel: usize, dst: &mut [f32]) {
@@ -67,12 +97,17 @@ pub struct StrideOutput<'a> {
     pub kps: &'a [f32],
 }
 
-/// Decodes the cells scoring at least `threshold`, in letterboxed coordinates.
-pub fn decode(outputs: &[StrideOutput<'_>; 3], threshold: f32) -> Vec<Face> {
+/// Decodes the cells scoring at least `threshold`, in the coordinates of a canvas of `canvas`
+/// (width, height).
+pub fn decode(
+    outputs: &[StrideOutput<'_>; 3],
+    canvas: (usize, usize),
+    threshold: f32,
+) -> Vec<Face> {
     let mut faces = Vec::new();
     for (out, &stride) in outputs.iter().zip(STRIDES.iter()) {
-        let cols = INPUT / stride;
-        let cells = cols * cols;
+        let cols = canvas.0 / stride;
+        let cells = cols * (canvas.1 / stride);
         if out.cls.len() < cells
             || out.obj.len() < cells
             || out.bbox.len() < 4 * cells
@@ -160,10 +195,42 @@ mod tests {
         assert_eq!((lb.new_w, lb.new_h), (640, 640));
         let img = vec![255u8; 20 * 10 * 3];
         let mut tensor = vec![1.0; 3 * INPUT * INPUT];
-        let lb = letterbox(View::new(&img, 20, 10), &mut tensor);
+        let lb = Letterbox::for_size(20, 10);
+        letterbox(View::new(&img, 20, 10), &lb, &mut tensor);
         assert_eq!((lb.new_w, lb.new_h), (640, 320));
         assert_eq!(tensor[319 * INPUT], 255.0);
         assert_eq!(tensor[320 * INPUT], 0.0, "below the image is black");
+    }
+
+    #[test]
+    fn a_frames_canvas_is_the_references_scale_cut_to_aligned_sides() {
+        let lb = Letterbox::for_frame(400, 300);
+        assert_eq!(
+            (lb.new_w, lb.new_h, lb.canvas_w, lb.canvas_h),
+            (640, 480, 640, 480)
+        );
+        let lb = Letterbox::for_frame(1280, 720);
+        assert_eq!(
+            (lb.new_w, lb.new_h, lb.canvas_w, lb.canvas_h),
+            (640, 360, 640, 384)
+        );
+        assert_eq!(Letterbox::for_frame(480, 640).canvas_w, 480);
+        // The image at the top left, black to the right and below, nothing left of what the
+        // buffer held before.
+        let img = vec![255u8; 30 * 17 * 3];
+        let lb = Letterbox::for_frame(30, 17);
+        assert_eq!(
+            (lb.new_w, lb.new_h, lb.canvas_w, lb.canvas_h),
+            (640, 363, 640, 384)
+        );
+        let mut tensor = vec![7.0; lb.floats()];
+        letterbox(View::new(&img, 30, 17), &lb, &mut tensor);
+        let plane = 640 * 384;
+        for p in 0..3 {
+            assert_eq!(tensor[p * plane + 362 * 640 + 639], 255.0);
+            assert_eq!(tensor[p * plane + 363 * 640], 0.0);
+        }
+        assert!(tensor.iter().all(|&v| v == 0.0 || v == 255.0));
     }
 
     #[test]
@@ -192,7 +259,7 @@ mod tests {
             bbox: &data[k][2],
             kps: &data[k][3],
         });
-        let faces = decode(&outs, 0.9);
+        let faces = decode(&outs, (INPUT, INPUT), 0.9);
         assert_eq!(faces.len(), 1);
         let f = faces[0];
         assert!((f.score - 0.9).abs() < 1e-6);
@@ -201,7 +268,7 @@ mod tests {
             (5.5 * 16.0 - 8.0, 3.5 * 16.0 - 8.0, 16.0, 16.0)
         );
         assert_eq!(f.landmarks[0], [5.25 * 16.0, 3.0 * 16.0]);
-        assert!(decode(&outs, 0.91).is_empty());
+        assert!(decode(&outs, (INPUT, INPUT), 0.91).is_empty());
     }
 
     #[test]
