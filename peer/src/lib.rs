@@ -8,6 +8,7 @@ pub mod image_check;
 pub mod libp2p_session;
 pub mod rendezvous;
 pub mod session;
+pub mod tls;
 pub mod transport;
 pub mod verify;
 pub mod webrtc_session;

@@ -50,6 +50,8 @@ impl RendezvousClient {
             url: url.to_owned(),
             reason,
         };
+        // wss:// trusts the system's roots (and SSL_CERT_FILE's), as https:// does.
+        crate::tls::crypto_provider();
         // No Nagle: signaling is small frames, each waited for.
         let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
             .await

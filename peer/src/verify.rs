@@ -57,7 +57,7 @@ pub async fn verify(
         url: url.clone(),
         reason: e.to_string(),
     };
-    let response = reqwest::Client::new()
+    let response = http()
         .post(&url)
         .multipart(form)
         .send()
@@ -150,7 +150,7 @@ pub async fn open_pairing(
     identity: &Identity,
     undisclosed: bool,
 ) -> Result<Pairing, VerifyError> {
-    let client = reqwest::Client::new();
+    let client = http();
     let url = format!("{}/v1/pair", base(base_url));
     let body = anonchat_protocol::pair::PairRequest {
         public_key: public_key(identity),
@@ -185,6 +185,7 @@ pub async fn collect(
     code: &str,
 ) -> Result<SavedToken, VerifyError> {
     let wait = std::time::Duration::from_secs(anonchat_protocol::pair::COLLECT_WAIT_SECONDS);
+    crate::tls::crypto_provider();
     let client = reqwest::Client::builder()
         .timeout(wait + std::time::Duration::from_secs(10))
         .build()
@@ -203,10 +204,16 @@ pub async fn collect(
 pub async fn cancel(base_url: &str, identity: &Identity, code: &str) -> Result<(), VerifyError> {
     let url = format!("{}/v1/pair/{code}/cancel", base(base_url));
     let proof = anonchat_protocol::pair::prove(code, |m| identity.sign(m));
-    let response = post_json(&reqwest::Client::new(), url, &proof).await?;
+    let response = post_json(&http(), url, &proof).await?;
     if response.status().is_success() {
         Ok(())
     } else {
         Err(refusal(response).await)
     }
+}
+
+/// A client for the verifier (https:// as the system, or `SSL_CERT_FILE`, trusts).
+fn http() -> reqwest::Client {
+    crate::tls::crypto_provider();
+    reqwest::Client::new()
 }

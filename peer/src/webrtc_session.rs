@@ -369,12 +369,7 @@ fn fingerprint(description: Option<RTCSessionDescription>) -> String {
 }
 
 fn api(options: &Options) -> webrtc::api::API {
-    // Two TLS backends end up in this process (reqwest's and DTLS's), so rustls cannot pick a
-    // default crypto provider by itself: name one, once. A provider installed earlier wins.
-    static PROVIDER: std::sync::Once = std::sync::Once::new();
-    PROVIDER.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+    crate::tls::crypto_provider();
     let mut settings = SettingEngine::default();
     // No multicast DNS: hostnames would be resolved on the local network.
     settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);

@@ -40,8 +40,15 @@ fn isolated(name: &str) -> bool {
 
 /// The verifier and a rendezvous serving the page, each allowing the other's origin.
 struct System {
+    /// The page, as the browser opens it.
     page: String,
+    /// The services as a terminal client reaches them, and what else it needs in its
+    /// environment.
     verifier: String,
+    rendezvous: String,
+    terminal_env: Vec<(&'static str, PathBuf)>,
+    /// What else the browser's scenario needs in its environment.
+    browser_env: Vec<(&'static str, PathBuf)>,
     _verifier: service::Running,
     _rendezvous: server::Running,
 }
@@ -52,7 +59,55 @@ impl System {
         Self::start_with(|c| c.verify_mode = service::VerifyMode::Photo).await
     }
 
+    /// Both services over HTTPS, with certificates from a CA made for the test, at a name that
+    /// is not localhost (`anonchat.test`, mapped to loopback in the browser), where only TLS
+    /// makes the page a secure context. The browser trusts the CA through an NSS database (as
+    /// a desktop does), the terminal through `SSL_CERT_FILE`; it reaches the services by
+    /// address, which the certificate names too. The verifier in photo mode.
+    async fn start_tls(dir: &Path) -> System {
+        let ca = anonchat_testkit::TestCa::new();
+        let (cert, key) = ca.write(dir, "server", &[TLS_HOST, "127.0.0.1"]);
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let home = dir.join("browser-home");
+        trust_in_nss(&home.join(".pki/nssdb"), &ca_file);
+        let tls = |http: &mut anonchat_serve::HttpLimits| {
+            http.tls_cert_file = Some(cert.clone());
+            http.tls_key_file = Some(key.clone());
+        };
+        let mut system = Self::start_on(
+            TLS_HOST,
+            "https",
+            |c| {
+                c.verify_mode = service::VerifyMode::Photo;
+                tls(&mut c.http);
+            },
+            |c| tls(&mut c.http),
+        )
+        .await;
+        system.terminal_env.push(("SSL_CERT_FILE", ca_file));
+        system.browser_env.push(("HOME", home));
+        system
+            .browser_env
+            .push(("DEVICE", PathBuf::from("https-partner")));
+        system.browser_env.push((
+            "HOST_RULES",
+            PathBuf::from(format!("MAP {TLS_HOST} 127.0.0.1")),
+        ));
+        system
+    }
+
     async fn start_with(tune: impl FnOnce(&mut ServiceConfig)) -> System {
+        Self::start_on("127.0.0.1", "http", tune, |_| {}).await
+    }
+
+    /// The services on loopback, named `host` in the page's URLs, spoken to with `scheme`.
+    async fn start_on(
+        host: &str,
+        scheme: &str,
+        tune: impl FnOnce(&mut ServiceConfig),
+        tune_rendezvous: impl FnOnce(&mut Config),
+    ) -> System {
         // The verifier's decisions (why a burst was refused) in the test's output.
         let _ = tracing_subscriber::fmt()
             .with_env_filter("anonchat_verifier=info")
@@ -63,30 +118,64 @@ impl System {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        let page = format!("http://{rendezvous_addr}");
+        let port = rendezvous_addr.port();
+        let page = format!("{scheme}://{host}:{port}");
         let mut config = ServiceConfig::local(models_dir());
         config.rate_limit_per_minute = 0;
         config.client_origins = vec![page.clone()];
         tune(&mut config);
         let verifier = service::start(config).await.unwrap();
-        let verifier_url = format!("http://{}", verifier.addr);
-        let config = Config {
+        let verifier_port = verifier.addr.port();
+        let mut config = Config {
             addr: rendezvous_addr,
             rate_limit_per_minute: 0,
-            verifier_url: Some(verifier_url.clone()),
+            verifier_url: Some(format!("{scheme}://{host}:{verifier_port}")),
             ..Config::local()
         };
+        tune_rendezvous(&mut config);
         let keys = Keys::Fixed(KeySet::from_jwks(&verifier.jwks).unwrap());
         let rendezvous = server::start_from_config(config, keys, std::future::pending())
             .await
             .unwrap();
         System {
             page,
-            verifier: verifier_url,
+            verifier: format!("{scheme}://127.0.0.1:{verifier_port}"),
+            rendezvous: format!("{scheme}://127.0.0.1:{port}"),
+            terminal_env: Vec::new(),
+            browser_env: Vec::new(),
             _verifier: verifier,
             _rendezvous: rendezvous,
         }
     }
+}
+
+/// The name the HTTPS test serves the page at.
+const TLS_HOST: &str = "anonchat.test";
+
+/// A new NSS database at `db` (Chromium's trust store on Linux, `$HOME/.pki/nssdb`) that trusts
+/// the CA in `ca` to identify web sites.
+fn trust_in_nss(db: &Path, ca: &Path) {
+    std::fs::create_dir_all(db).unwrap();
+    let db = format!("sql:{}", db.display());
+    let certutil = |args: &[&str]| {
+        let out = std::process::Command::new("certutil")
+            .args(args)
+            .output()
+            .expect("certutil (Debian's libnss3-tools) makes the browser's trust store; .ci/run installs it");
+        assert!(out.status.success(), "certutil {args:?}: {out:?}");
+    };
+    certutil(&["-N", "-d", &db, "--empty-password"]);
+    certutil(&[
+        "-A",
+        "-d",
+        &db,
+        "-t",
+        "C,,",
+        "-n",
+        "AnonChat test CA",
+        "-i",
+        &ca.display().to_string(),
+    ]);
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -350,11 +439,20 @@ async fn terminal(system: &System, home: &Path, photo: &Path) -> common::Cli {
         .arg(photo)
         .env("ANONCHAT_HOME", home)
         .env("ANONCHAT_VERIFIER", &system.verifier)
+        .envs(system.terminal_env.iter().cloned())
         .output()
         .await
         .unwrap();
     assert!(verified.status.success(), "{verified:?}");
-    common::Cli::start("terminal", home, &format!("{}/v1/ws", system.page))
+    let mut chat = tokio::process::Command::new(env!("CARGO_BIN_EXE_anonchat"));
+    chat.args(["chat", "--loopback-only"])
+        .envs(system.terminal_env.iter().cloned());
+    common::Cli::spawn(
+        "terminal",
+        home,
+        &format!("{}/v1/ws", system.rendezvous),
+        chat,
+    )
 }
 
 /// A small real PNG: a gradient.
@@ -368,72 +466,135 @@ fn png(path: &Path, width: u32) -> Vec<u8> {
 
 #[test]
 fn the_browser_chats_with_the_terminal_client() {
-    use anonchat_peer::session::Event;
-    use serde_json::json;
     if !isolated("the_browser_chats_with_the_terminal_client") {
         return;
     }
     runtime().block_on(async {
-        let system = System::start().await;
         let dir = common::home("browser-terminal");
-        let camera = still_camera(&dir);
-        let to_terminal = dir.join("from-browser.png");
-        let sent_by_browser = png(&to_terminal, 300);
-        let to_browser = dir.join("from-terminal.png");
-        png(&to_browser, 240);
-
-        let mut terminal = terminal(&system, &dir.join("terminal"), &face("m_obama_official.jpg")).await;
-        terminal
-            .send(json!({"cmd": "join", "nickname": "terminal", "bio": "typing in a terminal", "interests": ["jazz"]}))
-            .await;
-        terminal.events.expect("queued", |e| matches!(e, Event::Queued { .. })).await;
-
-        let mut browser = Script::start(
-            "terminal.mjs",
-            &system.page,
-            &[("CAMERA", &camera), ("IMAGE", &to_terminal)],
-        );
-        // The browser starts, verifies with the camera and joins first: as long as the script's
-        // own steps may take (under load, more than 10 s).
-        let Event::Matched { partner } = terminal.events.expect_within(Duration::from_secs(60), "matched", |e| matches!(e, Event::Matched { .. })).await else {
-            unreachable!()
-        };
-        assert_eq!((partner.nickname.as_str(), partner.gender.as_str()), ("webcam", "F"));
-        assert_eq!(partner.common_interests, ["jazz"]);
-        let code = terminal.events.connected().await;
-        let shown = browser.expect("safety_code").await;
-        assert_eq!(shown["safety_code"], code.as_str(), "both sides show the same code");
-        assert_eq!(shown["partner"], "terminal");
-
-        terminal.send(json!({"cmd": "send", "text": "hello from the terminal"})).await;
-        terminal.events.expect("ack", |e| matches!(e, Event::Ack { .. })).await;
-        terminal.events.expect("typing", |e| *e == Event::Typing { on: true }).await;
-        terminal
-            .events
-            .expect("message", |e| matches!(e, Event::Message { text, .. } if text == "hi terminal"))
-            .await;
-        browser.expect("delivered").await;
-
-        terminal.send(json!({"cmd": "typing", "on": true})).await;
-        browser.expect("saw_typing").await;
-        terminal.send(json!({"cmd": "image", "path": to_browser})).await;
-        let width = browser.expect("image_width").await;
-        assert_eq!(width["image_width"], 240);
-        terminal.events.expect("image", |e| matches!(e, Event::Image { path: None, .. })).await;
-        terminal.send(json!({"cmd": "save"})).await;
-        let Event::Saved { path, .. } = terminal.events.expect("saved", |e| matches!(e, Event::Saved { .. })).await else {
-            unreachable!()
-        };
-        assert_eq!(std::fs::read(path).unwrap(), sent_by_browser, "the image arrives intact");
-        browser.expect("image_delivered").await;
-
-        terminal.send(json!({"cmd": "leave"})).await;
-        let ended = browser.expect("ended").await;
-        assert_eq!(ended["ended"], "Your partner left.");
-        browser.done().await;
-        terminal.send(json!({"cmd": "quit"})).await;
-        let _ = tokio::time::timeout(Duration::from_secs(5), terminal.child.wait()).await;
+        chat_between_browser_and_terminal(&System::start().await, &dir).await;
     });
+}
+
+/// The same over HTTPS: the page, its verifier and its WebSocket from a name that is not
+/// localhost, a secure context only because of TLS; the terminal client over https:// and
+/// wss://.
+#[test]
+fn the_page_over_https_with_a_test_ca_verifies_and_chats_with_the_terminal() {
+    if !isolated("the_page_over_https_with_a_test_ca_verifies_and_chats_with_the_terminal") {
+        return;
+    }
+    runtime().block_on(async {
+        let dir = common::home("browser-https");
+        let system = System::start_tls(&dir).await;
+        assert!(system.page.starts_with("https://anonchat.test:"));
+        chat_between_browser_and_terminal(&system, &dir).await;
+    });
+}
+
+/// Browser ↔ `anonchat chat --json` through `system`: the page, opened where the system says,
+/// is a secure context, verifies with the camera, chats both ways (text, typing, images) with
+/// the same safety code on both sides, and sees the terminal leave.
+async fn chat_between_browser_and_terminal(system: &System, dir: &Path) {
+    use anonchat_peer::session::Event;
+    use serde_json::json;
+    let camera = still_camera(dir);
+    let to_terminal = dir.join("from-browser.png");
+    let sent_by_browser = png(&to_terminal, 300);
+    let to_browser = dir.join("from-terminal.png");
+    png(&to_browser, 240);
+
+    let mut terminal = terminal(system, &dir.join("terminal"), &face("m_obama_official.jpg")).await;
+    terminal
+        .send(json!({"cmd": "join", "nickname": "terminal", "bio": "typing in a terminal", "interests": ["jazz"]}))
+        .await;
+    terminal
+        .events
+        .expect("queued", |e| matches!(e, Event::Queued { .. }))
+        .await;
+
+    let mut env: Vec<(&str, &Path)> = vec![("CAMERA", &camera), ("IMAGE", &to_terminal)];
+    env.extend(system.browser_env.iter().map(|(k, v)| (*k, v.as_path())));
+    let mut browser = Script::start("terminal.mjs", &system.page, &env);
+    let opened = browser.expect("secure").await;
+    assert_eq!(opened["origin"], system.page.as_str());
+    assert_eq!(opened["secure"], true, "the page is a secure context");
+    // The browser starts, verifies with the camera and joins first: as long as the script's
+    // own steps may take (under load, more than 10 s).
+    let Event::Matched { partner } = terminal
+        .events
+        .expect_within(Duration::from_secs(60), "matched", |e| {
+            matches!(e, Event::Matched { .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (partner.nickname.as_str(), partner.gender.as_str()),
+        ("webcam", "F")
+    );
+    assert_eq!(partner.common_interests, ["jazz"]);
+    let code = terminal.events.connected().await;
+    let shown = browser.expect("safety_code").await;
+    assert_eq!(
+        shown["safety_code"],
+        code.as_str(),
+        "both sides show the same code"
+    );
+    assert_eq!(shown["partner"], "terminal");
+
+    terminal
+        .send(json!({"cmd": "send", "text": "hello from the terminal"}))
+        .await;
+    terminal
+        .events
+        .expect("ack", |e| matches!(e, Event::Ack { .. }))
+        .await;
+    terminal
+        .events
+        .expect("typing", |e| *e == Event::Typing { on: true })
+        .await;
+    terminal
+        .events
+        .expect(
+            "message",
+            |e| matches!(e, Event::Message { text, .. } if text == "hi terminal"),
+        )
+        .await;
+    browser.expect("delivered").await;
+
+    terminal.send(json!({"cmd": "typing", "on": true})).await;
+    browser.expect("saw_typing").await;
+    terminal
+        .send(json!({"cmd": "image", "path": to_browser}))
+        .await;
+    let width = browser.expect("image_width").await;
+    assert_eq!(width["image_width"], 240);
+    terminal
+        .events
+        .expect("image", |e| matches!(e, Event::Image { path: None, .. }))
+        .await;
+    terminal.send(json!({"cmd": "save"})).await;
+    let Event::Saved { path, .. } = terminal
+        .events
+        .expect("saved", |e| matches!(e, Event::Saved { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        std::fs::read(path).unwrap(),
+        sent_by_browser,
+        "the image arrives intact"
+    );
+    browser.expect("image_delivered").await;
+
+    terminal.send(json!({"cmd": "leave"})).await;
+    let ended = browser.expect("ended").await;
+    assert_eq!(ended["ended"], "Your partner left.");
+    browser.done().await;
+    terminal.send(json!({"cmd": "quit"})).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), terminal.child.wait()).await;
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! The HTTP accept loop both services share, so that no client can hold the process's
 //! descriptors or memory by sending slowly: a cap on open connections kept below the process's
 //! open-file limit (WebSockets count until their socket closes), a deadline for each request's
-//! headers that is also the longest a kept-alive connection may sit idle, and a cap on the
-//! bytes of a request head. hyper's own HTTP/1 server does the parsing; nothing here reads HTTP.
+//! headers (and for a TLS handshake) that is also the longest a kept-alive connection may sit
+//! idle, and a cap on the bytes of a request head. hyper's own HTTP/1 server does the parsing;
+//! nothing here reads HTTP. With `TLS_CERT_FILE` and `TLS_KEY_FILE` it speaks HTTPS ([`tls`]).
 
 use std::future::Future;
 use std::io;
@@ -25,6 +26,9 @@ use tower::ServiceExt;
 pub mod redis;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
+
+pub use tls::{Tls, TlsError};
 
 /// Descriptors kept free for everything that is not a client: log files, the store, models,
 /// the accept itself.
@@ -51,6 +55,23 @@ pub struct HttpLimits {
     /// could write it).
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// PEM certificate chain to serve HTTPS with (with TLS_KEY_FILE). Read again when the file
+    /// changes or on SIGHUP. Unset: plain HTTP, for localhost or behind a TLS-terminating proxy.
+    #[arg(
+        long,
+        env = "TLS_CERT_FILE",
+        value_name = "PATH",
+        requires = "tls_key_file"
+    )]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of TLS_CERT_FILE's certificate.
+    #[arg(
+        long,
+        env = "TLS_KEY_FILE",
+        value_name = "PATH",
+        requires = "tls_cert_file"
+    )]
+    pub tls_key_file: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpLimits {
@@ -168,6 +189,11 @@ impl HttpLimits {
             .unwrap_or(peer)
     }
 
+    /// The TLS configuration the settings ask for, read now: `None` for plain HTTP.
+    pub fn tls(&self) -> Result<Option<Arc<Tls>>, TlsError> {
+        Tls::from_files(self.tls_cert_file.as_deref(), self.tls_key_file.as_deref())
+    }
+
     /// The connection cap in force: the setting, never above what the descriptors allow.
     pub fn connections(&self) -> usize {
         let room = open_file_limit().map_or(usize::MAX, |n| {
@@ -195,16 +221,19 @@ pub struct Options {
     pub nodelay: bool,
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting, lets every
-/// connection finish its request in flight, and returns. Handlers see the client's address as
-/// axum's `ConnectInfo<SocketAddr>`.
+/// Serves `app` on `listener` (over TLS when `tls` is given, reloading its files as they
+/// change) until `shutdown` resolves, then stops accepting, lets every connection finish its
+/// request in flight, and returns. Handlers see the client's address as axum's
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: &HttpLimits,
     options: Options,
+    tls: Option<Arc<Tls>>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
+    let reloading = tls.clone().map(|t| tokio::spawn(t.watch(tls::POLL)));
     let slots = Arc::new(Semaphore::new(limits.connections()));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -239,33 +268,63 @@ pub async fn serve(
         if options.nodelay {
             let _ = tcp.set_nodelay(true);
         }
-        let io = TokioIo::new(Counted { tcp, _slot: slot });
+        let counted = Counted { tcp, _slot: slot };
         let app = app.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            app.clone().oneshot(request)
-        });
         let http = http.clone();
-        let mut stopping = stopping.clone();
+        let stopping = stopping.clone();
+        let handshake = tls.as_ref().map(|t| t.acceptor());
+        let deadline = limits.header_timeout;
         connections.spawn(async move {
-            let connection = http.serve_connection(io, service).with_upgrades();
-            tokio::pin!(connection);
-            let result = tokio::select! {
-                result = connection.as_mut() => result,
-                () = async { let _ = stopping.wait_for(|s| *s).await; } => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
+            let Some(acceptor) = handshake else {
+                return connection(counted, peer, app, &http, stopping).await;
             };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            // A handshake is bounded like a request's headers: a client that stalls in it
+            // gives its slot back.
+            match tokio::time::timeout(deadline, acceptor.accept(counted)).await {
+                Ok(Ok(stream)) => connection(stream, peer, app, &http, stopping).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
         });
     }
     drop(listener);
     let _ = stop.send(true);
     while connections.join_next().await.is_some() {}
+    if let Some(r) = reloading {
+        r.abort();
+    }
     Ok(())
+}
+
+/// One client connection, plain or TLS, served until it ends or the server stops (then the
+/// request in flight finishes first).
+async fn connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    app: Router,
+    http: &hyper::server::conn::http1::Builder,
+    mut stopping: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(request)
+    });
+    let connection = http
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(connection);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = async { let _ = stopping.wait_for(|s| *s).await; } => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(error = %e, %peer, "connection ended with an error");
+    }
 }
 
 /// A client socket holding one connection slot until it is dropped, even after an upgrade

@@ -40,7 +40,7 @@ impl Server {
         };
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
-            serve(listener, app, &limits, Options::default(), async {
+            serve(listener, app, &limits, Options::default(), None, async {
                 let _ = stopped.await;
             })
             .await

@@ -1,7 +1,9 @@
 // Shared by the browser scenarios: Debian's chromium through playwright-core, one context per
 // device, the page's flows as functions, and a screenshot of every screen.
 // Environment: ANONCHAT_URL (the rendezvous, which serves the page), CAMERA (a .y4m file),
-// SCREENSHOTS (a folder), SECURE_ORIGINS (origins to treat as secure, comma-separated).
+// SCREENSHOTS (a folder), SECURE_ORIGINS (origins to treat as secure, comma-separated),
+// HOST_RULES (Chromium's --host-resolver-rules: a test's host names to loopback). Chromium
+// trusts the CAs of the NSS database under $HOME/.pki/nssdb, as on a desktop.
 
 import { chromium } from 'playwright-core';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -33,6 +35,7 @@ export async function launch() {
       // The network lab serves the page from a plain-http address that is not localhost:
       // let it count as a secure context there (camera and WebCrypto need one).
       ...(process.env.SECURE_ORIGINS ? [`--unsafely-treat-insecure-origin-as-secure=${process.env.SECURE_ORIGINS}`] : []),
+      ...(process.env.HOST_RULES ? [`--host-resolver-rules=${process.env.HOST_RULES}`] : []),
     ],
   });
 }
@@ -42,7 +45,7 @@ export async function device(name, at = url) {
   // Screenshots of an earlier run of this device would pass for this run's.
   if (screenshots) {
     mkdirSync(screenshots, { recursive: true });
-    for (const f of readdirSync(screenshots)) if (f.startsWith(`${name}-`)) rmSync(joinPath(screenshots, f));
+    for (const f of readdirSync(screenshots)) if (f.startsWith(`${name}-`)) rmSync(joinPath(screenshots, f), { force: true });
   }
   const context = await launch();
   const page = context.pages()[0] || (await context.newPage());
@@ -50,6 +53,9 @@ export async function device(name, at = url) {
   page.on('pageerror', e => report({ device: name, page_error: String(e) }));
   await page.goto(at);
   await page.waitForSelector('body[data-screen]');
+  // Where the page came from, and whether the browser counts it as a secure context (the
+  // camera and WebCrypto need one).
+  report({ device: name, ...(await page.evaluate(() => ({ origin: location.origin, secure: isSecureContext }))) });
   return { name, context, page };
 }
 

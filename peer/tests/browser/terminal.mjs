@@ -1,11 +1,12 @@
 // Browser ↔ `anonchat chat --json` (driven by the Rust side of the test): text both ways with
 // delivery ticks, typing, an image each way, the same safety code, and the terminal leaving.
-// IMAGE: a PNG to send.
+// IMAGE: a PNG to send; DEVICE: the device's name in the screenshots (tests running side by side
+// keep theirs apart).
 
 import { connected, device, join, report, run, screen, shot, verifyWithCamera, waitForText } from './lib.mjs';
 
 await run(async devices => {
-  const d = await device('terminal-partner');
+  const d = await device(process.env.DEVICE || 'terminal-partner');
   devices.push(d);
   await verifyWithCamera(d);
   await join(d, 'webcam', 'Chatting from a browser tab', 'jazz, film');

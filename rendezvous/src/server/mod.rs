@@ -232,6 +232,8 @@ pub async fn start<S: Store>(
             tokio::time::timeout(Duration::from_secs(1), inbox.recv()).await,
             Ok(Some(crate::store::Inbox::Listening))
         );
+    let tls = config.http.tls().context("TLS_CERT_FILE, TLS_KEY_FILE")?;
+    let https = tls.is_some();
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
@@ -270,7 +272,7 @@ pub async fn start<S: Store>(
         // Signaling is many small frames, each waited for: no Nagle delay on them.
         let options = anonchat_serve::Options { nodelay: true };
         let http = shared.config.http.clone();
-        let serve = anonchat_serve::serve(listener, app, &http, options, async move {
+        let serve = anonchat_serve::serve(listener, app, &http, options, tls, async move {
             let _ = stopped.wait_for(|s| *s).await;
         });
         let result = serve.await;
@@ -281,7 +283,7 @@ pub async fn start<S: Store>(
         tracing::info!("rendezvous stopped");
         result.map_err(Into::into)
     });
-    tracing::info!(%addr, %instance, "rendezvous listening");
+    tracing::info!(%addr, %instance, https, "rendezvous listening");
     Ok(Running {
         addr,
         instance,

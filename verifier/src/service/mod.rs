@@ -242,6 +242,7 @@ pub async fn start_until(
     .with_context(|| format!("loading the models from {}", config.models_dir.display()))?;
     let limiter = NonZeroU32::new(config.rate_limit_per_minute)
         .map(|n| RateLimiter::keyed(Quota::per_minute(n)));
+    let tls = config.http.tls().context("TLS_CERT_FILE, TLS_KEY_FILE")?;
     let listener = TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("binding {}", config.addr))?;
@@ -270,6 +271,7 @@ pub async fn start_until(
     tokio::spawn(forget_idle_clients(Arc::downgrade(&state)));
     let http = state.config.http.clone();
     let state_mode = state.config.verify_mode;
+    let state_https = tls.is_some();
     let app = router(state);
     let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -279,14 +281,14 @@ pub async fn start_until(
                 _ = until => {}
             }
         };
-        anonchat_serve::serve(listener, app, &http, Options::default(), stop).await
+        anonchat_serve::serve(listener, app, &http, Options::default(), tls, stop).await
     });
     if state_mode == VerifyMode::Photo {
         tracing::warn!(
             "VERIFY_MODE=photo: a single uploaded photo makes a token, so anyone's photo will do; use active outside development"
         );
     }
-    tracing::info!(%addr, workers, queue, "verifier listening");
+    tracing::info!(%addr, workers, queue, https = state_https, "verifier listening");
     Ok(Running {
         addr,
         jwks,
