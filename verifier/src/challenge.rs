@@ -6,6 +6,7 @@
 //! says which figure each comes from); `tests/headturn.rs` runs the rules on those bursts.
 
 use crate::models::Manifest;
+use crate::vision::BoxF;
 use crate::vision::embed::Pose;
 
 pub use anonchat_protocol::verify::Step;
@@ -23,6 +24,8 @@ fn sign(step: Step) -> f32 {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Frame {
     pub pose: Pose,
+    /// Where the face is in the frame.
+    pub face: BoxF,
     /// Passive liveness, P(real), of the frame's face: needed on frontal frames only (real
     /// turned frames score low, so the rules ask nothing of them), so it may be left unmeasured
     /// on the others. A frontal frame without it fails.
@@ -45,6 +48,9 @@ pub struct Rules {
     pub depth: f32,
     /// Cosine to the most frontal frame below which a frame shows someone else.
     pub same_person: f32,
+    /// Overlap (IoU) of the face's boxes in two frames in a row below which the face jumped:
+    /// another face, somewhere else, cut in.
+    pub continuity: f32,
     /// P(real) every frontal frame must reach.
     pub live: f32,
     /// Plausible capture time of the whole burst, first to last frame.
@@ -74,6 +80,10 @@ impl Default for Rules {
             depth: 0.35,
             // models.toml says why: one burst's frames score ≥ 0.65, different people ≤ 0.27.
             same_person: manifest.embedder.threshold.unwrap_or(0.45),
+            // The shared real bursts, frames 250-400 ms apart, overlap by 0.90 or more (the
+            // turn) and 0.65 (the woman rolling her head); 0.3 is a face moving by half its
+            // width between two frames.
+            continuity: 0.3,
             // The liveness model's own threshold (the pipeline uses the configured
             // LIVENESS_THRESHOLD instead, as it does for photos); real frontal frames score
             // 0.96-1.00.
@@ -104,6 +114,8 @@ pub enum Refusal {
     Flat { frame: usize },
     #[error("the frames do not all show the same person")]
     NotSamePerson { frame: usize, cosine: f32 },
+    #[error("the face jumped from one place to another between two frames")]
+    Jumped { frame: usize, iou: f32 },
     #[error("hold still facing the camera in good light")]
     NotLive { frame: usize, live: Option<f32> },
     #[error("the frames' capture times are not plausible")]
@@ -150,7 +162,8 @@ pub fn most_frontal(frames: &[Frame]) -> Option<usize> {
 /// The frames compared with the most frontal frame (which gives gender) are the last frame of
 /// each step's hold: the ones that prove that this person turned each way. An embedding costs
 /// more than all the rest of a frame's checks together (BENCHMARKS.md), and the frames in
-/// between decide nothing.
+/// between decide nothing; every frame must still show its face where the frame before showed
+/// it, so that no other face is cut in anywhere.
 pub fn judge(
     steps: &[Step],
     frames: &[Frame],
@@ -194,6 +207,15 @@ pub fn judge(
             return Err(Refusal::NotLive {
                 frame,
                 live: f.live,
+            });
+        }
+    }
+    for (frame, pair) in frames.windows(2).enumerate() {
+        let iou = pair[0].face.iou(&pair[1].face);
+        if iou < rules.continuity {
+            return Err(Refusal::Jumped {
+                frame: frame + 1,
+                iou,
             });
         }
     }
@@ -270,6 +292,12 @@ mod tests {
             .enumerate()
             .map(|(i, &yaw)| Frame {
                 pose: Pose { yaw, width: 1.0 },
+                face: BoxF {
+                    x: 100.0,
+                    y: 80.0,
+                    w: 120.0,
+                    h: 150.0,
+                },
                 live: Some(0.99),
                 at_ms: Some(i as u64 * 200),
             })
@@ -377,6 +405,27 @@ mod tests {
         frames[2].pose.width = 0.95;
         frames[3].pose.width = 0.94;
         assert!(judge(&[Step::Left, Step::Right], &frames, SAME, &r).is_ok());
+    }
+
+    #[test]
+    fn a_face_that_jumps_between_two_frames_is_someone_else_cut_in() {
+        let r = Rules::default();
+        let mut frames = burst(&TURNS);
+        // Moving a little between frames, as a head does, is fine.
+        for (i, f) in frames.iter_mut().enumerate() {
+            f.face.x += 8.0 * i as f32;
+        }
+        assert!(judge(&[Step::Left, Step::Right], &frames, SAME, &r).is_ok());
+        // A frame in between, which no other rule reads, with a face elsewhere.
+        frames[5].face.x += 200.0;
+        assert!(matches!(
+            judge(&[Step::Left, Step::Right], &frames, SAME, &r),
+            Err(Refusal::Jumped { frame: 5, .. })
+        ));
+        assert_eq!(
+            crate::error::VerifyError::from(Refusal::Jumped { frame: 5, iou: 0.0 }),
+            crate::error::VerifyError::NotSamePerson
+        );
     }
 
     #[test]

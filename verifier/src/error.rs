@@ -57,7 +57,7 @@ impl From<crate::challenge::Refusal> for VerifyError {
         use crate::challenge::Refusal;
         match r {
             Refusal::Empty => VerifyError::BadRequest("no frames".into()),
-            Refusal::NotSamePerson { .. } => VerifyError::NotSamePerson,
+            Refusal::NotSamePerson { .. } | Refusal::Jumped { .. } => VerifyError::NotSamePerson,
             // A picture that tilts, or a frontal face the liveness model calls a spoof.
             Refusal::Flat { .. } | Refusal::NotLive { .. } => VerifyError::SpoofDetected,
             Refusal::NotFrontalFirst | Refusal::StepMissed { .. } | Refusal::Timing => {

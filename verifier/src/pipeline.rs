@@ -188,6 +188,7 @@ impl Pipeline {
             large_enough(p, &face)?;
             let mut frame = Frame {
                 pose: Pose::of(&face.landmarks),
+                face: face.bbox,
                 live: None,
                 at_ms: at_ms.map(|t| t[i]),
             };

@@ -150,6 +150,7 @@ fn burst(models: &mut Models, parts: &[(&str, &[usize])]) -> Burst {
             let live = models.liveness(pixels.view(), &face).unwrap();
             b.frames.push(Frame {
                 pose: Pose::of(&face.landmarks),
+                face: face.bbox,
                 live: Some(live),
                 at_ms: Some(b.frames.len() as u64 * 250),
             });
@@ -235,6 +236,15 @@ fn the_real_turn_passes_in_either_order_and_the_others_are_refused() {
     mixed.frames.push(mixed.frames[last]);
     mixed.embeddings.push(mixed.embeddings[last].clone());
     mixed.frames[last + 1].at_ms = Some(mixed.frames[last].at_ms.unwrap() + 250);
+    // Her face is elsewhere in her frame: it jumps.
+    assert!(matches!(
+        judged(&mixed, &[Right, Left]),
+        Err(Refusal::Jumped { frame: 8, .. })
+    ));
+    // Cut in where his face was, only SFace tells them apart.
+    let his = mixed.frames[last - 1].face;
+    mixed.frames[last].face = his;
+    mixed.frames[last + 1].face = his;
     assert!(matches!(
         judged(&mixed, &[Right, Left]),
         Err(Refusal::NotSamePerson { .. })
@@ -317,6 +327,7 @@ fn tilted_prints_of_a_frontal_photo_are_refused() {
                 let live = models.liveness(view, &face).unwrap();
                 b.frames.push(Frame {
                     pose: Pose::of(&face.landmarks),
+                    face: face.bbox,
                     live: Some(live),
                     at_ms: Some(b.frames.len() as u64 * 250),
                 });
