@@ -118,3 +118,153 @@ fn systemd_accepts_the_units() {
     );
     assert!(out.status.success() && said.trim().is_empty(), "{said}");
 }
+
+/// `promtool` (Debian's prometheus package; .ci/run installs it) in `deploy/prometheus/`.
+fn promtool(args: &[&str]) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus");
+    let out = std::process::Command::new("promtool")
+        .args(args)
+        .current_dir(&dir)
+        .output()
+        .expect(
+            "promtool (Debian's prometheus package) checks the alert rules; .ci/run installs it",
+        );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool {args:?}:\n{text}");
+    text
+}
+
+#[test]
+fn the_alert_rules_load_and_fire_on_the_situations_they_are_for() {
+    assert!(promtool(&["check", "rules", "anonchat.rules.yml"]).contains("SUCCESS"));
+    promtool(&["check", "config", "prometheus.yml"]);
+    // Each alert against series made for it (anonchat.rules.test.yml), firing and not.
+    assert!(promtool(&["test", "rules", "anonchat.rules.test.yml"]).contains("SUCCESS"));
+}
+
+/// The `name="value"` pairs of `text` for label `name`.
+fn label_values<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    let key = format!("{name}=\"");
+    text.match_indices(&key)
+        .filter(|(at, _)| {
+            // Not the tail of a longer label name.
+            !text[..*at]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+        .filter_map(|(at, _)| {
+            let rest = &text[at + key.len()..];
+            rest.find('"').map(|end| &rest[..end])
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alert_rules_name_only_what_the_services_export() {
+    use anonchat_rendezvous::config::Config;
+    use anonchat_rendezvous::server::{self, Keys};
+    use anonchat_verifier::service::{self, ServiceConfig};
+    use std::collections::HashSet;
+    use strum::IntoEnumIterator;
+
+    let mut vc = ServiceConfig::local(anonchat_testkit::fixtures::models_dir());
+    vc.rate_limit_per_minute = 0;
+    vc.verify_mode = service::VerifyMode::Photo;
+    let verifier = service::start(vc).await.unwrap();
+    let base = format!("http://{}", verifier.addr);
+    let mut rc = Config::local();
+    rc.verifier_jwks_url = Some(format!("{base}/.well-known/jwks.json"));
+    let keys = Keys::from_config(&rc).unwrap();
+    let rendezvous = server::start_from_config(rc, keys, std::future::pending())
+        .await
+        .unwrap();
+    // One verification, so that the per-stage series exist.
+    let home = std::env::temp_dir().join(format!("anonchat-deploy-metrics-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let device = anonchat_peer::identity::Identity::load_or_create(&home).unwrap();
+    let photo = anonchat_testkit::fixtures::face("m_obama_official.jpg");
+    anonchat_peer::verify::verify(&base, &device, photo, false)
+        .await
+        .unwrap();
+    let mut scraped = String::new();
+    for url in [
+        format!("{base}/metrics"),
+        format!("http://{}/metrics", rendezvous.addr),
+    ] {
+        scraped += &reqwest::get(&url).await.unwrap().text().await.unwrap();
+    }
+    let exported: HashSet<&str> = scraped
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for ready in [
+        "rendezvous_ready 1",
+        "verifier_ready 1",
+        "verifier_workers ",
+    ] {
+        assert!(
+            scraped.lines().any(|l| l.starts_with(ready)),
+            "no {ready:?} in\n{scraped}"
+        );
+    }
+
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus/anonchat.rules.yml"),
+    )
+    .unwrap();
+    let exprs: String = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut named = 0;
+    for word in exprs.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+        if !(word.starts_with("rendezvous_") || word.starts_with("verifier_")) {
+            continue;
+        }
+        let family = ["_total", "_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| word.strip_suffix(suffix))
+            .unwrap_or(word);
+        assert!(
+            exported.contains(family),
+            "the rules name {word}, which no service exports ({exported:?})"
+        );
+        named += 1;
+    }
+    assert!(
+        named >= 10,
+        "the rules name {named} of the services' metrics"
+    );
+    // Label values: the protocols' error codes, and stages that are measured.
+    let rendezvous_codes: Vec<&str> = anonchat_protocol::rendezvous::ErrorCode::iter()
+        .map(|c| c.as_str())
+        .collect();
+    for code in label_values(&exprs, "label") {
+        assert!(
+            rendezvous_codes.contains(&code),
+            "no rendezvous error code {code:?}"
+        );
+    }
+    let verifier_codes: Vec<&str> = anonchat_protocol::verify::ErrorCode::iter()
+        .map(|c| c.as_str())
+        .collect();
+    for outcome in label_values(&exprs, "outcome") {
+        assert!(
+            verifier_codes.contains(&outcome) || outcome == "verified",
+            "no verifier outcome {outcome:?}"
+        );
+    }
+    for stage in label_values(&exprs, "stage") {
+        assert!(
+            scraped.contains(&format!("stage=\"{stage}\"")),
+            "no stage {stage:?} is measured"
+        );
+    }
+}

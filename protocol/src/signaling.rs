@@ -88,6 +88,10 @@ pub enum NotSignaling {
 }
 
 impl NotSignaling {
+    /// Every [`NotSignaling::label`], for metrics to start at zero.
+    pub const LABELS: [&'static str; 6] =
+        ["shape", "sdp", "candidate", "libp2p", "budget", "window"];
+
     /// A short label for metrics.
     pub fn label(&self) -> &'static str {
         match self {
@@ -465,6 +469,23 @@ fn token_host(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_refusals_label_is_listed() {
+        for refusal in [
+            NotSignaling::Shape(String::new()),
+            NotSignaling::Sdp(""),
+            NotSignaling::Candidate(""),
+            NotSignaling::Libp2p(""),
+            NotSignaling::Budget(""),
+            NotSignaling::WindowClosed,
+        ] {
+            assert!(
+                NotSignaling::LABELS.contains(&refusal.label()),
+                "{refusal:?}"
+            );
+        }
+    }
     use serde_json::json;
 
     const OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\

@@ -88,29 +88,33 @@ async fn stats<S: Store>(
     }
 }
 
-async fn readyz<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+/// Whether this instance should be given clients, or why not: /readyz answers it, and the
+/// `rendezvous_ready` gauge reports it to monitoring.
+async fn readiness<S: Store>(shared: &Shared<S>) -> Result<(), &'static str> {
     if shared
         .keys
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .is_none()
     {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no verifier keys yet").into_response();
+        return Err("no verifier keys yet");
     }
     if !shared.alive() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not alive in the store yet",
-        )
-            .into_response();
+        return Err("not alive in the store yet");
     }
-    match shared.store.ping().await {
+    shared.store.ping().await.map_err(|_| "store unreachable")
+}
+
+async fn readyz<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    match readiness(&shared).await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
 }
 
 async fn metrics<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Response {
+    let ready = readiness(&shared).await.is_ok();
+    shared.metrics.ready.set(i64::from(ready));
     (
         [(
             header::CONTENT_TYPE,

@@ -5,6 +5,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use strum::IntoEnumIterator;
+
+use anonchat_protocol::signaling::NotSignaling;
+
+/// The `not_signaling` label of an envelope from another instance that is not one.
+pub const FROM_INSTANCE: &str = "from_instance";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Label {
@@ -14,6 +20,8 @@ pub struct Label {
 pub struct Metrics {
     registry: Registry,
     pub connections: Gauge,
+    /// 1 while the instance is ready (what /readyz says), set when scraped.
+    pub ready: Gauge,
     pub matches: Counter,
     pub signals_forwarded: Counter,
     pub not_signaling: Family<Label, Counter>,
@@ -29,6 +37,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("rendezvous");
         let m = Metrics {
             connections: Gauge::default(),
+            ready: Gauge::default(),
             matches: Counter::default(),
             signals_forwarded: Counter::default(),
             not_signaling: Family::default(),
@@ -43,6 +52,11 @@ impl Metrics {
             "connections",
             "Authenticated sockets on this instance",
             m.connections.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 while this instance takes clients (its /readyz is 200): the verifier's keys, alive in the store",
+            m.ready.clone(),
         );
         registry.register(
             "matches",
@@ -72,6 +86,18 @@ impl Metrics {
             "Times the store had forgotten this instance (its waiting sessions joined again)",
             m.store_forgot.clone(),
         );
+        // Every series an alert reads exists from the start, at zero: a rate over a series
+        // that appears only with its first event misses that event.
+        for code in anonchat_protocol::rendezvous::ErrorCode::iter() {
+            drop(m.errors.get_or_create(&Label {
+                label: code.as_str().to_owned(),
+            }));
+        }
+        for label in NotSignaling::LABELS.into_iter().chain([FROM_INSTANCE]) {
+            drop(m.not_signaling.get_or_create(&Label {
+                label: label.to_owned(),
+            }));
+        }
         Metrics { registry, ..m }
     }
 

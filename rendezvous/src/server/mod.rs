@@ -378,7 +378,7 @@ async fn deliver_inbox<S: Store>(
         match Envelope::from_instance(&payload, &shared.config.signal_limits()) {
             Ok(envelope) => shared.route(&shared.instance.clone(), envelope).await,
             Err(e) => {
-                Metrics::label(&shared.metrics.not_signaling, "from_instance");
+                Metrics::label(&shared.metrics.not_signaling, metrics::FROM_INSTANCE);
                 tracing::warn!(error = %e, "refused an envelope from another instance");
             }
         }

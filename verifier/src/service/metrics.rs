@@ -3,8 +3,10 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use strum::IntoEnumIterator;
 
 use crate::pipeline::Timings;
 
@@ -22,6 +24,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<Outcome, Counter>,
     stages: Family<Stage, Histogram>,
+    ready: Gauge,
+    workers: Gauge,
 }
 
 impl Metrics {
@@ -41,11 +45,39 @@ impl Metrics {
             "Time spent in each pipeline stage",
             stages.clone(),
         );
+        // Every outcome an alert reads exists from the start, at zero.
+        for outcome in ["verified"]
+            .into_iter()
+            .chain(anonchat_protocol::verify::ErrorCode::iter().map(|c| c.as_str()))
+        {
+            drop(requests.get_or_create(&Outcome {
+                outcome: outcome.to_owned(),
+            }));
+        }
+        let (ready, workers) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "ready",
+            "1 while the verifier takes requests (its /readyz is 200)",
+            ready.clone(),
+        );
+        registry.register(
+            "workers",
+            "Inference workers running (VERIFIER_WORKERS when all is well)",
+            workers.clone(),
+        );
         Metrics {
             registry,
             requests,
             stages,
+            ready,
+            workers,
         }
+    }
+
+    /// What is read when the metrics are scraped: readiness and live workers.
+    pub fn scraped(&self, ready: bool, workers: usize) {
+        self.ready.set(i64::from(ready));
+        self.workers.set(i64::try_from(workers).unwrap_or(i64::MAX));
     }
 
     pub fn outcome(&self, outcome: &str) {
@@ -62,6 +94,7 @@ impl Metrics {
             ("detect", t.detect),
             ("liveness", t.liveness),
             ("gender", t.gender),
+            ("embed", t.embed),
         ] {
             if !d.is_zero() {
                 self.stages

@@ -660,25 +660,28 @@ async fn jwks(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+/// Whether the verifier can take requests, or why not: /readyz answers it, and the
+/// `verifier_ready` gauge reports it to monitoring.
+async fn readiness(state: &AppState) -> Result<(), &'static str> {
     if state.pool.alive() == 0 {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no inference worker is running",
-        )
-            .into_response()
+        Err("no inference worker is running")
     } else if !state.store.ready().await {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "VERIFIER_REDIS_URL does not answer",
-        )
-            .into_response()
+        Err("VERIFIER_REDIS_URL does not answer")
     } else {
-        (StatusCode::OK, "ready").into_response()
+        Ok(())
+    }
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    match readiness(&state).await {
+        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
     }
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let ready = readiness(&state).await.is_ok();
+    state.metrics.scraped(ready, state.pool.alive());
     (
         [(
             header::CONTENT_TYPE,
