@@ -274,3 +274,158 @@ async fn the_alert_rules_name_only_what_the_services_export() {
         );
     }
 }
+
+/// The README's "from scratch" block of "Deploying with systemd", as written.
+fn readme_deployment() -> String {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let from = readme
+        .find("From scratch, on a Debian 12 machine")
+        .expect("the README's deployment section");
+    let block = &readme[from..];
+    let start = block.find("```sh\n").expect("its shell block") + "```sh\n".len();
+    let end = start + block[start..].find("```").unwrap();
+    block[start..end].to_owned()
+}
+
+/// A systemd `EnvironmentFile`: `KEY=VALUE` lines, comments (`#`, `;`) and blank lines skipped,
+/// one pair of surrounding quotes taken off a value.
+fn environment_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with(';'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| {
+            let v = v.trim();
+            let unquoted = ['"', '\'']
+                .iter()
+                .find_map(|q| v.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+                .unwrap_or(v);
+            (k.trim().to_owned(), unquoted.to_owned())
+        })
+        .collect()
+}
+
+/// The README's deployment, followed on this machine: its commands as written (inside a
+/// network namespace, every absolute path under a scratch directory, the binaries the tests
+/// built), then `systemctl enable --now` as systemd does it, then its own checks.
+#[test]
+fn the_readmes_deployment_followed_from_scratch_serves() {
+    if !anonchat_testkit::netns::isolated("the_readmes_deployment_followed_from_scratch_serves") {
+        return;
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = std::env::temp_dir().join(format!("anonchat-deploy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    // The binaries `cargo test --workspace` built beside this test's own.
+    let bins = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .to_path_buf();
+    for bin in ["anonchat-verifier", "anonchat-rendezvous"] {
+        if !bins.join(bin).exists() {
+            let built = std::process::Command::new(env!("CARGO"))
+                .args(["build", "-p", bin, "--bin", bin])
+                .current_dir(repo)
+                .status()
+                .unwrap();
+            assert!(built.success(), "building {bin}");
+        }
+    }
+    let relocate = |text: &str| -> String {
+        let mut text = text.replace("target/release/", &format!("{}/", bins.display()));
+        for dir in [
+            "/usr/local/bin",
+            "/opt/anonchat",
+            "/etc/anonchat",
+            "/etc/systemd/system",
+        ] {
+            text = text.replace(dir, &format!("{}{dir}", scratch.display()));
+        }
+        text
+    };
+    let block = relocate(&readme_deployment());
+    let (before, rest) = block
+        .split_once("systemctl enable --now ")
+        .expect("the block starts the services with systemctl");
+    let (units, after) = rest.split_once('\n').unwrap();
+    for dir in ["usr/local/bin", "opt", "etc/systemd/system"] {
+        std::fs::create_dir_all(scratch.join(dir)).unwrap();
+    }
+
+    // What apt-get install redis-server leaves running.
+    let redis = std::process::Command::new("redis-server")
+        .args(["--port", "6379", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (.ci/run installs it)");
+    let shell = |script: &str| {
+        // Left out: installing packages, making a system account, building in release.
+        let prelude = format!(
+            "apt-get() {{ :; }}; useradd() {{ :; }}; chown() {{ :; }}; cargo() {{ :; }}\n\
+             export PATH={}/usr/local/bin:$PATH\n",
+            scratch.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &format!("{prelude}{script}")])
+            .current_dir(repo)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "the README's commands failed:\n{script}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    shell(before);
+
+    // systemctl enable --now: each unit's ExecStart with its EnvironmentFile, nothing else.
+    let mut services = Vec::new();
+    for unit in units.split_whitespace() {
+        let text = relocate(
+            &std::fs::read_to_string(scratch.join(format!("etc/systemd/system/{unit}.service")))
+                .unwrap(),
+        );
+        let setting = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .unwrap_or_else(|| panic!("{unit} has no {key}"))
+                .to_owned()
+        };
+        let env = environment_file(&std::fs::read_to_string(setting("EnvironmentFile")).unwrap());
+        let exec = setting("ExecStart");
+        let mut argv = exec.split_whitespace();
+        let child = std::process::Command::new(argv.next().unwrap())
+            .args(argv)
+            .env_clear()
+            .envs(env)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{unit}: {exec}: {e}"));
+        services.push(child);
+    }
+    let checked = std::panic::catch_unwind(|| shell(after));
+    for mut child in services.into_iter().chain([redis]) {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let answers = checked.unwrap();
+    assert_eq!(
+        answers.matches("ready").count(),
+        2,
+        "both /readyz: {answers}"
+    );
+    // What the block wrote is what the services ran with.
+    let written = std::fs::read_to_string(scratch.join("etc/anonchat/rendezvous.env")).unwrap();
+    let secret = environment_file(&written)
+        .into_iter()
+        .find(|(k, _)| k == "SERVER_SECRET")
+        .unwrap()
+        .1;
+    assert_eq!(secret.len(), 64, "openssl's 32 random bytes, in hex");
+    std::fs::remove_dir_all(&scratch).unwrap();
+}

@@ -15,28 +15,9 @@ use std::time::Duration;
 use anonchat_protocol::token::KeySet;
 use anonchat_rendezvous::config::Config;
 use anonchat_rendezvous::server::{self, Keys};
+use anonchat_testkit::netns::isolated;
 use anonchat_verifier::service::{self, ServiceConfig};
 use common::browser::{Script, camera_file, face, models_dir};
-
-/// Runs test `name` again inside a private network namespace; returns whether this process is
-/// the one inside (which then runs the test body).
-fn isolated(name: &str) -> bool {
-    if std::env::var_os("ANONCHAT_ISOLATED").is_some() {
-        return true;
-    }
-    let status = std::process::Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
-        .arg(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env("ANONCHAT_ISOLATED", "1")
-        .status()
-        .expect("`unshare` (util-linux) and `ip` (iproute2) isolate the browser tests; .ci/run installs them");
-    assert!(
-        status.success(),
-        "{name} failed in its network namespace (output above)"
-    );
-    false
-}
 
 /// The verifier and a rendezvous serving the page, each allowing the other's origin.
 struct System {

@@ -146,3 +146,35 @@ fn must(command: &mut Command, what: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs test `name` of this test binary again inside a private network namespace whose only
+/// network is loopback (`unshare --net`), and returns whether this process is the one inside
+/// (which then runs the test body; the one outside returns false and has asserted that the
+/// inside run passed). In there a test may use well-known ports, and nothing it starts can
+/// reach or be reached from another network.
+pub fn isolated(name: &str) -> bool {
+    if std::env::var_os("ANONCHAT_ISOLATED").is_some() {
+        return true;
+    }
+    let status = Command::new("unshare")
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && exec \"$@\"",
+            "sh",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("ANONCHAT_ISOLATED", "1")
+        .status()
+        .expect(
+            "`unshare` (util-linux) and `ip` (iproute2) isolate the test; .ci/run installs them",
+        );
+    assert!(
+        status.success(),
+        "{name} failed in its network namespace (output above)"
+    );
+    false
+}
