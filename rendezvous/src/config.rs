@@ -35,6 +35,18 @@ pub struct Config {
     /// The name the sentinels monitor the primary under (`sentinel monitor NAME …`).
     #[arg(long, env = "REDIS_SENTINEL_MASTER")]
     pub redis_sentinel_master: Option<String>,
+    /// A Redis Cluster's nodes (`redis://host:port`, comma-separated; any of them will do, the
+    /// rest are found), instead of REDIS_URL. Every key the rendezvous writes shares one hash
+    /// tag: they live on one node (and its replicas), which scripts need; the cluster spreads
+    /// other applications' keys, not these.
+    #[arg(
+        long,
+        env = "REDIS_CLUSTER_NODES",
+        value_delimiter = ',',
+        conflicts_with_all = ["redis_url", "redis_sentinels"],
+        hide_env_values = true
+    )]
+    pub redis_cluster_nodes: Vec<String>,
     /// The verifier's JWKS document, fetched at start and every 5 minutes.
     #[arg(long, env = "VERIFIER_JWKS_URL")]
     pub verifier_jwks_url: Option<String>,
@@ -149,9 +161,11 @@ impl Config {
         c
     }
 
-    /// Whether several instances share a Redis (by URL or through Sentinel).
+    /// Whether several instances share a Redis (by URL, through Sentinel, or a cluster).
     pub fn shares_redis(&self) -> bool {
-        self.redis_url.is_some() || !self.redis_sentinels.is_empty()
+        self.redis_url.is_some()
+            || !self.redis_sentinels.is_empty()
+            || !self.redis_cluster_nodes.is_empty()
     }
 
     pub fn store_config(&self) -> StoreConfig {

@@ -936,6 +936,37 @@ macro_rules! both_stores {
     };
 }
 
+/// The same on a real Redis Cluster (three primaries): what crosses instances, and what
+/// walks the keys (the admin reset).
+macro_rules! on_a_cluster {
+    ($($name:ident),* $(,)?) => {
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let cluster = crate::common::RedisCluster::start();
+                    let nodes = cluster.nodes();
+                    super::$name(move |c| {
+                        let nodes = nodes.clone();
+                        async move { anonchat_rendezvous::store::redis::RedisStore::connect_cluster(nodes, c).await.unwrap() }
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
+}
+
+on_a_cluster! {
+    whole_protocol,
+    dropped_socket_tells_the_partner,
+    receipts_report_and_block,
+    http_endpoints_and_admin,
+    two_instances_share_one_store,
+    one_live_session_per_device,
+    envelopes_from_other_instances_are_checked_again,
+}
+
 both_stores! {
     handshake_and_welcome,
     turn_credentials_are_fresh_per_match,

@@ -1,5 +1,5 @@
-//! One test suite, run on both stores: the in-memory store and the Redis store against a real
-//! `redis-server`.
+//! One test suite, run on both stores: the in-memory store, and the Redis store against a real
+//! `redis-server` and against a real Redis Cluster of three primaries.
 
 mod common;
 
@@ -229,6 +229,38 @@ async fn reports_ban_at_the_threshold_and_count_once_per_reporter<S: Store>(stor
         !store.report("r4", "target").await.unwrap().banned,
         "reports start again after an unban"
     );
+}
+
+/// The admin reset forgets queue, bans and reports, and keeps the running instances.
+async fn reset_forgets_all_but_the_instances<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 1).await.unwrap();
+    let now = (now_ms() / 1000) as i64;
+    for reporter in ["r1", "r2", "r3"] {
+        store.report(reporter, "target").await.unwrap();
+    }
+    assert!(matches!(
+        store.admit("target", now).await.unwrap(),
+        Admission::Banned { .. }
+    ));
+    assert_eq!(
+        store
+            .join(&ticket("sw", "waiter", Gender::Male, Want::M), now_ms())
+            .await
+            .unwrap(),
+        JoinOutcome::Queued { waiting: 1 }
+    );
+    store.reset().await.unwrap();
+    assert_eq!(store.stats().await.unwrap().waiting, 0);
+    assert!(matches!(
+        store.admit("target", now).await.unwrap(),
+        Admission::Welcome { .. }
+    ));
+    assert_eq!(store.report("r1", "target").await.unwrap().reporters, 1);
+    assert!(
+        store.heartbeat(INSTANCE, 1).await.unwrap(),
+        "the instance's heartbeat is kept"
+    );
+    assert_eq!(store.stats().await.unwrap().online, 1);
 }
 
 async fn daily_limit_stops_joining<S: Store>(store: S) {
@@ -707,6 +739,23 @@ macro_rules! suite {
                 }
             )*
         }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let cluster = crate::common::RedisCluster::start();
+                    let store = crate::common::cluster(&cluster, $config).await;
+                    let _inbox = super::listening(&store).await;
+                    super::$name(store).await;
+                    let keys = cluster.keys_with_ttl();
+                    assert!(!keys.is_empty());
+                    for (key, ttl) in keys {
+                        assert_ne!(ttl, -1, "{key} has no TTL");
+                        assert!(key.starts_with("{ac}:"), "{key} is not the store's");
+                    }
+                }
+            )*
+        }
     };
 }
 
@@ -717,6 +766,7 @@ suite! {
     cancel_removes_from_the_queue => super::config(),
     same_millisecond_joins_keep_their_order => super::config(),
     reports_ban_at_the_threshold_and_count_once_per_reporter => super::config(),
+    reset_forgets_all_but_the_instances => super::config(),
     daily_limit_stops_joining => super::limited(),
     tickets_of_dead_instances_are_never_matched => super::config(),
     instances_talk_through_their_channels => super::config(),

@@ -2,14 +2,17 @@
 //! background task connects (the connection manager reconnects by itself afterwards) while every
 //! operation before the first connection fails at once with a clear error instead of waiting on
 //! a connect; with Sentinel, the task asks the sentinels every second which server is the
-//! primary and moves to the new one after a failover. So a service whose Redis is not up yet
-//! starts, answers `/readyz` with 503, and serves what needs no Redis.
+//! primary and moves to the new one after a failover; with a Redis Cluster, the cluster
+//! connection routes each command to the node that holds its key and follows the cluster's
+//! changes by itself. So a service whose Redis is not up yet starts, answers `/readyz` with 503,
+//! and serves what needs no Redis.
 
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::watch;
 
 /// How long a command may take: every call fails within a few seconds instead of hanging a
@@ -54,6 +57,51 @@ pub enum Target {
         sentinels: Vec<String>,
         master: String,
     },
+    /// A Redis Cluster, reached through any of these nodes (`redis://host:port` each).
+    Cluster { nodes: Vec<String> },
+}
+
+/// The server in use, as a connection of its own needs it (pub/sub).
+#[derive(Clone)]
+pub enum Server {
+    One(Box<redis::Client>),
+    Cluster(Vec<String>),
+}
+
+/// A connection to the server in use: one server (or the sentinels' primary), or a cluster.
+/// Either runs the same commands and scripts.
+#[derive(Clone)]
+pub enum Conn {
+    One(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::One(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::One(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::One(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// How often the sentinels are asked which server is the primary.
@@ -64,8 +112,8 @@ const MAX_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 struct Current {
-    client: redis::Client,
-    conn: ConnectionManager,
+    server: Server,
+    conn: Conn,
 }
 
 struct Shared {
@@ -105,15 +153,15 @@ impl LazyRedis {
     }
 
     /// The connection, or an I/O error when there has never been one yet.
-    pub fn get(&self) -> Result<ConnectionManager, RedisError> {
+    pub fn get(&self) -> Result<Conn, RedisError> {
         self.current()
             .map(|c| c.conn)
             .ok_or_else(|| RedisError::from((ErrorKind::Io, "not connected to Redis yet")))
     }
 
-    /// A client of the server in use now (for what needs a connection of its own: pub/sub).
-    pub fn client(&self) -> Option<redis::Client> {
-        self.current().map(|c| c.client)
+    /// The server in use now (for what needs a connection of its own: pub/sub).
+    pub fn server(&self) -> Option<Server> {
+        self.current().map(|c| c.server)
     }
 
     /// Changes when the server in use changes (a failover): a pub/sub connection to the old
@@ -123,14 +171,31 @@ impl LazyRedis {
     }
 }
 
-/// Where a client connects, for comparing servers and for the log (never a password).
-fn address(client: &redis::Client) -> String {
-    client.get_connection_info().addr().to_string()
+/// Where a server is, for comparing servers and for the log (never a password).
+fn address(server: &Server) -> String {
+    match server {
+        Server::One(client) => client.get_connection_info().addr().to_string(),
+        Server::Cluster(nodes) => format!("the cluster of {}", nodes.len()),
+    }
 }
 
-/// Where the server to use comes from: one client, or the sentinels' answer.
+/// A cluster connection with the same bounds as [`manager_config`] and [`tcp_settings`].
+async fn cluster_connection(nodes: &[String]) -> redis::RedisResult<ClusterConnection> {
+    redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(Duration::from_secs(2))
+        .response_timeout(Duration::from_secs(3))
+        .retries(2)
+        .tcp_settings(tcp_settings())
+        .build()?
+        .get_async_connection()
+        .await
+}
+
+/// Where the server to use comes from: one client, the sentinels' answer, or a cluster.
+// One value per connection task, never moved around: its variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Source {
-    One(redis::Client),
+    One(Server),
     Sentinel {
         sentinel: redis::sentinel::Sentinel,
         master: String,
@@ -141,7 +206,8 @@ enum Source {
 impl Source {
     fn new(target: Target) -> redis::RedisResult<Source> {
         Ok(match target {
-            Target::Client(c) => Source::One(c),
+            Target::Client(c) => Source::One(Server::One(Box::new(c))),
+            Target::Cluster { nodes } => Source::One(Server::Cluster(nodes)),
             Target::Sentinel { sentinels, master } => {
                 let nodes: Vec<String> = sentinels.iter().map(|s| format!("redis://{s}")).collect();
                 Source::Sentinel {
@@ -155,31 +221,39 @@ impl Source {
     }
 
     /// The server to use now.
-    async fn resolve(&mut self) -> redis::RedisResult<redis::Client> {
+    async fn resolve(&mut self) -> redis::RedisResult<Server> {
         match self {
-            Source::One(c) => Ok(c.clone()),
+            Source::One(s) => Ok(s.clone()),
             Source::Sentinel {
                 sentinel,
                 master,
                 node,
-            } => sentinel.async_master_for(master, Some(node)).await,
+            } => Ok(Server::One(Box::new(
+                sentinel.async_master_for(master, Some(node)).await?,
+            ))),
         }
     }
 }
 
 impl Shared {
-    /// Makes `client` the server in use, unless it already is.
-    async fn use_server(&self, client: redis::Client, what: &str) -> redis::RedisResult<()> {
-        let to = address(&client);
+    /// Makes `server` the server in use, unless it already is.
+    async fn use_server(&self, server: Server, what: &str) -> redis::RedisResult<()> {
+        let to = address(&server);
         let in_use = (self.current.read())
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|c| address(&c.client));
+            .map(|c| address(&c.server));
         if in_use.as_deref() == Some(to.as_str()) {
             return Ok(());
         }
-        let conn = ConnectionManager::new_with_config(client.clone(), manager_config()).await?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Current { client, conn });
+        let conn = match &server {
+            Server::One(client) => Conn::One(
+                ConnectionManager::new_with_config(client.as_ref().clone(), manager_config())
+                    .await?,
+            ),
+            Server::Cluster(nodes) => Conn::Cluster(cluster_connection(nodes).await?),
+        };
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(Current { server, conn });
         self.changes.send_modify(|n| *n += 1);
         if in_use.is_some() {
             tracing::info!(server = %to, "{what}: moved to the new primary");
@@ -204,7 +278,7 @@ async fn keep_connected(target: Target, shared: Weak<Shared>, what: &'static str
             return;
         };
         let step = match resolved {
-            Ok(client) => strong.use_server(client, what).await,
+            Ok(server) => strong.use_server(server, what).await,
             Err(e) => Err(e),
         };
         drop(strong);
@@ -216,7 +290,8 @@ async fn keep_connected(target: Target, shared: Weak<Shared>, what: &'static str
                 failing = false;
                 wait = FIRST_WAIT;
                 if let Source::One(_) = source {
-                    return; // one server: the connection manager reconnects by itself
+                    // One server or a cluster: the connection reconnects by itself.
+                    return;
                 }
                 tokio::time::sleep(SENTINEL_EVERY).await;
             }

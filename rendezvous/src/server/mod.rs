@@ -127,14 +127,22 @@ fn random_id(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-/// Starts the server on the store its configuration names: the primary `redis_sentinels` name,
-/// or Redis at `redis_url` (trusting `redis_ca_file` for `rediss://`), else the in-memory store. What the binary runs, and the
+/// Starts the server on the store its configuration names: the Redis Cluster of
+/// `redis_cluster_nodes`, the primary `redis_sentinels` name, or Redis at `redis_url` (trusting
+/// `redis_ca_file` for `rediss://`), else the in-memory store. What the binary runs, and the
 /// tests that start a server the way an operator does.
 pub async fn start_from_config(
     config: Config,
     keys: Keys,
     until: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
+    if !config.redis_cluster_nodes.is_empty() {
+        let nodes = config.redis_cluster_nodes.clone();
+        let store = crate::store::redis::RedisStore::connect_cluster(nodes, config.store_config())
+            .await
+            .context("REDIS_CLUSTER_NODES")?;
+        return start(config, store, keys, until).await;
+    }
     if let (false, Some(master)) = (
         config.redis_sentinels.is_empty(),
         config.redis_sentinel_master.clone(),

@@ -84,12 +84,6 @@ pub fn channel(instance: &str) -> String {
     format!("{CHANNEL}{instance}")
 }
 
-/// Whether `key` is an instance's own (a heartbeat, or the set of them), which an admin reset
-/// keeps: the instances are still running.
-pub fn is_instances(key: &str) -> bool {
-    key.starts_with(INSTANCE) || key == INSTANCES
-}
-
 /// The key names and prefixes, as name/value pairs for a script's arguments; a per-device key
 /// is the prefix followed by the pseudonym or session (a day's count then [`count_suffix`]).
 pub fn script_args() -> [(&'static str, &'static str); 12] {

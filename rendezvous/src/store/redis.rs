@@ -8,12 +8,13 @@
 //! partner out of the queue or enqueues. Each instance keeps a heartbeat key alive; a ticket
 //! whose instance is not alive (its heartbeat gone, or nobody listening on its channel: killed) is
 //! a ghost, never matched, and cleaned when seen.
-//! Instances reach each other through one pub/sub channel each.
+//! Instances reach each other through one pub/sub channel each: a sharded channel (`SPUBLISH`,
+//! `SSUBSCRIBE`, in the keys' slot) on a Redis Cluster, where a plain channel's listeners are
+//! counted only on the node one is connected to.
 
 use std::time::Duration;
 
-use ::redis::AsyncCommands;
-use anonchat_serve::redis::{LazyRedis, Target};
+use anonchat_serve::redis::{LazyRedis, Server, Target};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
@@ -36,16 +37,21 @@ macro_rules! script {
     };
 }
 
-/// An invocation of `script` with every key name (see [`keys::script_args`]) and `named`, as
-/// name/value pairs. The queue is its one declared key, for Cluster routing.
+/// An invocation of `script` with every key name (see [`keys::script_args`]), whether channels
+/// are sharded, and `named`, as name/value pairs. The queue is its one declared key, for
+/// Cluster routing.
 fn invoke<'a>(
     script: &'a ::redis::Script,
+    sharded: bool,
     named: &[(&'static str, String)],
 ) -> ::redis::ScriptInvocation<'a> {
     let mut invocation = script.key(keys::queue());
     for (name, value) in keys::script_args() {
         invocation.arg(name).arg(value);
     }
+    invocation
+        .arg("sharded")
+        .arg(if sharded { "1" } else { "0" });
     for (name, value) in named {
         invocation.arg(*name).arg(value);
     }
@@ -56,11 +62,14 @@ fn invoke<'a>(
 pub struct RedisStore {
     conn: LazyRedis,
     config: StoreConfig,
+    /// On a Redis Cluster: sharded channels.
+    sharded: bool,
     join: Arc<::redis::Script>,
     report: Arc<::redis::Script>,
     sweep: Arc<::redis::Script>,
     stats: Arc<::redis::Script>,
     undo: Arc<::redis::Script>,
+    reset: Arc<::redis::Script>,
     release: Arc<::redis::Script>,
 }
 
@@ -111,16 +120,27 @@ impl RedisStore {
         Ok(Self::on(target, "REDIS_SENTINELS", config).await)
     }
 
+    /// As [`connect`](Self::connect), to a Redis Cluster through any of `nodes`
+    /// (`redis://host:port` each). Every key shares one hash tag, so one slot, one node, holds
+    /// them all, and every script runs there.
+    pub async fn connect_cluster(nodes: Vec<String>, config: StoreConfig) -> Result<Self> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        Ok(Self::on(Target::Cluster { nodes }, "REDIS_CLUSTER_NODES", config).await)
+    }
+
     async fn on(target: Target, what: &'static str, config: StoreConfig) -> Self {
+        let sharded = matches!(target, Target::Cluster { .. });
         let conn = LazyRedis::connect(target, what, START_WAIT).await;
         RedisStore {
             conn,
             config,
+            sharded,
             join: script!("rules.lua", "join.lua"),
             report: script!("rules.lua", "report.lua"),
             sweep: script!("sweep.lua"),
             stats: script!("stats.lua"),
             undo: script!("undo.lua"),
+            reset: script!("reset.lua"),
             // Positional: one key and one argument.
             release: Arc::new(::redis::Script::new(include_str!("lua/release.lua"))),
         }
@@ -164,7 +184,7 @@ impl RedisStore {
             ("skip", again.unwrap_or(0).to_string()),
             ("join_scan", c.scan.to_string()),
         ];
-        let reply: Vec<String> = invoke(&self.join, &named)
+        let reply: Vec<String> = invoke(&self.join, self.sharded, &named)
             .invoke_async(&mut self.conn.get()?)
             .await?;
         Reply::parse(reply)
@@ -349,7 +369,7 @@ impl Store for RedisStore {
                 keys::count_suffix(day((now_ms / 1000) as i64)),
             ),
         ];
-        let _: i64 = invoke(&self.undo, &named)
+        let _: i64 = invoke(&self.undo, self.sharded, &named)
             .invoke_async(&mut self.conn.get()?)
             .await?;
         Ok(())
@@ -390,8 +410,9 @@ impl Store for RedisStore {
             ("ttl_reports", Self::secs(c_.report_ttl).to_string()),
             ("ttl_ban", Self::secs(c_.ban).to_string()),
         ];
-        let (reporters, banned): (u32, u32) =
-            invoke(&self.report, &named).invoke_async(&mut c).await?;
+        let (reporters, banned): (u32, u32) = invoke(&self.report, self.sharded, &named)
+            .invoke_async(&mut c)
+            .await?;
         Ok(ReportOutcome {
             reporters,
             banned: banned == 1,
@@ -409,21 +430,10 @@ impl Store for RedisStore {
     }
 
     async fn reset(&self) -> Result<()> {
-        let mut c = self.conn.get()?;
-        let mut keys: Vec<String> = Vec::new();
-        {
-            let mut iter: ::redis::AsyncIter<String> =
-                c.scan_match(format!("{}*", keys::PREFIX)).await?;
-            while let Some(k) = iter.next_item().await {
-                let k = k?;
-                if !keys::is_instances(&k) {
-                    keys.push(k);
-                }
-            }
-        }
-        for chunk in keys.chunks(500) {
-            let _: () = c.del(chunk).await?;
-        }
+        let named = [("prefix", keys::PREFIX.to_owned())];
+        let _: u64 = invoke(&self.reset, self.sharded, &named)
+            .invoke_async(&mut self.conn.get()?)
+            .await?;
         Ok(())
     }
 
@@ -444,7 +454,9 @@ impl Store for RedisStore {
             .query_async(&mut c)
             .await?;
         let named = [("max", "1000".into()), ("retiring", String::new())];
-        let _: u32 = invoke(&self.sweep, &named).invoke_async(&mut c).await?;
+        let _: u32 = invoke(&self.sweep, self.sharded, &named)
+            .invoke_async(&mut c)
+            .await?;
         Ok(before.is_some())
     }
 
@@ -458,12 +470,14 @@ impl Store for RedisStore {
             .query_async(&mut c)
             .await?;
         let named = [("max", "100000".into()), ("retiring", instance.to_owned())];
-        let _: u32 = invoke(&self.sweep, &named).invoke_async(&mut c).await?;
+        let _: u32 = invoke(&self.sweep, self.sharded, &named)
+            .invoke_async(&mut c)
+            .await?;
         Ok(())
     }
 
     async fn stats(&self) -> Result<Stats> {
-        let (online, waiting): (u64, u64) = invoke(&self.stats, &[])
+        let (online, waiting): (u64, u64) = invoke(&self.stats, self.sharded, &[])
             .invoke_async(&mut self.conn.get()?)
             .await?;
         Ok(Stats { online, waiting })
@@ -477,7 +491,12 @@ impl Store for RedisStore {
 
     async fn publish(&self, instance: &str, payload: String) -> Result<u64> {
         let mut c = self.conn.get()?;
-        Ok(c.publish(keys::channel(instance), payload).await?)
+        let command = if self.sharded { "SPUBLISH" } else { "PUBLISH" };
+        Ok(::redis::cmd(command)
+            .arg(keys::channel(instance))
+            .arg(payload)
+            .query_async(&mut c)
+            .await?)
     }
 
     async fn subscribe(&self, instance: &str) -> Result<mpsc::Receiver<Inbox>> {
@@ -490,16 +509,31 @@ impl Store for RedisStore {
             let mut changes = conn.changes();
             loop {
                 changes.borrow_and_update();
-                let subscribed = async {
-                    let client = conn.client().ok_or_else(|| {
-                        ::redis::RedisError::from((::redis::ErrorKind::Io, "not connected yet"))
-                    })?;
-                    let mut p = client.get_async_pubsub().await?;
-                    p.subscribe(&channel).await?;
-                    Ok::<_, ::redis::RedisError>(p)
+                let listened = match conn.server() {
+                    None => Err(::redis::RedisError::from((
+                        ::redis::ErrorKind::Io,
+                        "not connected yet",
+                    ))),
+                    Some(Server::One(client)) => {
+                        listen(&client, &channel, &tx, &mut changes, &mut unheard).await
+                    }
+                    Some(Server::Cluster(nodes)) => {
+                        listen_sharded(&nodes, &channel, &tx, &mut unheard).await
+                    }
                 };
-                let pubsub = match subscribed.await {
-                    Ok(p) => p,
+                match listened {
+                    // The instance is gone.
+                    Ok(Ended::Closed) => return,
+                    Ok(Ended::Lost) => {
+                        tracing::warn!(
+                            "pub/sub connection lost (or the primary changed); resubscribing"
+                        );
+                        wait = Duration::from_millis(50);
+                        unheard = true;
+                        if tx.send(Inbox::Lost).await.is_err() {
+                            return;
+                        }
+                    }
                     Err(e) => {
                         if !unheard {
                             tracing::warn!(error = %e, "cannot listen on this instance's channel; trying again");
@@ -510,39 +544,108 @@ impl Store for RedisStore {
                         if tx.is_closed() {
                             return;
                         }
-                        continue;
                     }
-                };
-                wait = Duration::from_millis(50);
-                if unheard {
-                    tracing::info!("listening on this instance's channel again");
-                }
-                if tx.send(Inbox::Listening).await.is_err() {
-                    return;
-                }
-                let mut stream = pubsub.into_on_message();
-                loop {
-                    tokio::select! {
-                        msg = stream.next() => {
-                            let Some(msg) = msg else { break };
-                            let Ok(payload) = msg.get_payload::<String>() else {
-                                continue;
-                            };
-                            if tx.send(Inbox::Payload(payload)).await.is_err() {
-                                return; // the instance is gone
-                            }
-                        }
-                        // A failover: the channel moves to the new primary.
-                        Ok(()) = changes.changed() => break,
-                    }
-                }
-                tracing::warn!("pub/sub connection lost (or the primary changed); resubscribing");
-                unheard = true;
-                if tx.send(Inbox::Lost).await.is_err() {
-                    return;
                 }
             }
         });
         Ok(rx)
     }
+}
+
+/// How listening on a channel ended.
+enum Ended {
+    /// The receiving side is gone: stop.
+    Closed,
+    /// The subscription was lost (connection, failover): subscribe again.
+    Lost,
+}
+
+/// Passes what `channel` (a plain one, on one server) carries to `tx`, saying `Listening` first,
+/// until the connection ends or the server in use changes.
+async fn listen(
+    client: &::redis::Client,
+    channel: &str,
+    tx: &mpsc::Sender<Inbox>,
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+    unheard: &mut bool,
+) -> ::redis::RedisResult<Ended> {
+    let mut pubsub = client.get_async_pubsub().await?;
+    pubsub.subscribe(channel).await?;
+    if std::mem::take(unheard) {
+        tracing::info!("listening on this instance's channel again");
+    }
+    if tx.send(Inbox::Listening).await.is_err() {
+        return Ok(Ended::Closed);
+    }
+    let mut stream = pubsub.into_on_message();
+    loop {
+        tokio::select! {
+            msg = stream.next() => {
+                let Some(msg) = msg else { return Ok(Ended::Lost) };
+                let Ok(payload) = msg.get_payload::<String>() else {
+                    continue;
+                };
+                if tx.send(Inbox::Payload(payload)).await.is_err() {
+                    return Ok(Ended::Closed);
+                }
+            }
+            // A failover: the channel moves to the new primary.
+            Ok(()) = changes.changed() => return Ok(Ended::Lost),
+        }
+    }
+}
+
+/// The same for a sharded channel on a Redis Cluster (RESP3 pushes). The cluster connection
+/// subscribes again by itself after a disconnection: `Lost` then `Listening` are said as the
+/// pushes tell.
+async fn listen_sharded(
+    nodes: &[String],
+    channel: &str,
+    tx: &mpsc::Sender<Inbox>,
+    unheard: &mut bool,
+) -> ::redis::RedisResult<Ended> {
+    use ::redis::PushKind;
+    let (pushes_tx, mut pushes) = mpsc::unbounded_channel();
+    let client = ::redis::cluster::ClusterClientBuilder::new(nodes.to_vec())
+        .use_protocol(::redis::ProtocolVersion::RESP3)
+        .push_sender(pushes_tx)
+        .connection_timeout(Duration::from_secs(2))
+        .response_timeout(Duration::from_secs(3))
+        .build()?;
+    let mut conn = client.get_async_connection().await?;
+    conn.ssubscribe(channel).await?;
+    if std::mem::take(unheard) {
+        tracing::info!("listening on this instance's channel again");
+    }
+    if tx.send(Inbox::Listening).await.is_err() {
+        return Ok(Ended::Closed);
+    }
+    let mut lost = false;
+    while let Some(push) = pushes.recv().await {
+        let said = match push.kind {
+            PushKind::SMessage => match push
+                .data
+                .last()
+                .map(::redis::from_redis_value_ref::<String>)
+            {
+                Some(Ok(payload)) => Inbox::Payload(payload),
+                _ => continue,
+            },
+            PushKind::Disconnection if !lost => {
+                lost = true;
+                Inbox::Lost
+            }
+            PushKind::SSubscribe if lost => {
+                lost = false;
+                Inbox::Listening
+            }
+            _ => continue,
+        };
+        if tx.send(said).await.is_err() {
+            return Ok(Ended::Closed);
+        }
+    }
+    // The connection is dropped with `conn` only when this returns.
+    drop(conn);
+    Ok(Ended::Lost)
 }

@@ -6,7 +6,7 @@ use anonchat_rendezvous::store::StoreConfig;
 use anonchat_rendezvous::store::memory::MemoryStore;
 use anonchat_rendezvous::store::redis::RedisStore;
 
-pub use anonchat_testkit::RedisServer;
+pub use anonchat_testkit::{RedisCluster, RedisServer};
 
 pub fn memory(config: StoreConfig) -> MemoryStore {
     MemoryStore::new(config)
@@ -16,6 +16,12 @@ pub async fn redis(server: &RedisServer, config: StoreConfig) -> RedisStore {
     RedisStore::connect(&server.url, config)
         .await
         .expect("connect to the test redis-server")
+}
+
+pub async fn cluster(cluster: &RedisCluster, config: StoreConfig) -> RedisStore {
+    RedisStore::connect_cluster(cluster.nodes(), config)
+        .await
+        .expect("connect to the test Redis Cluster")
 }
 
 use anonchat_rendezvous::config::Config;
