@@ -68,8 +68,9 @@ async fn stats_become(addr: SocketAddr, online: u64, waiting: u64) {
     }
 }
 
-/// Redis dies (SIGKILL) while ten men wait for a woman on two instances and two women are in a
-/// chat; it comes back, with or without its data.
+/// Redis dies (SIGKILL) while ten men wait for a woman on two instances, two women are in a
+/// chat, and 200 other users join, chat and leave in a loop; it comes back, with or without its
+/// data.
 async fn redis_killed_and_restarted(persistent: bool) {
     // The services' log, shown when the test fails.
     let _ = tracing_subscriber::fmt()
@@ -82,10 +83,16 @@ async fn redis_killed_and_restarted(persistent: bool) {
         RedisServer::start()
     };
     let v = TestVerifier::new();
-    let store = || common::redis(&redis, StoreConfig::default());
+    // The churning users match hundreds of times a day.
+    let config = StoreConfig {
+        daily_match_limit: 1_000_000,
+        ..StoreConfig::default()
+    };
+    let store = || common::redis(&redis, config.clone());
     let one = common::start(store().await, &v, |_| {}).await;
     let two = common::start(store().await, &v, |_| {}).await;
     let at = [one.addr, two.addr];
+    let churn = common::Churn::start(&at, &v, CHURN).await;
     // A chat across the instances, its signaling still going on.
     let (mut anna, _) = Client::login(one.addr, &v.device(Gender::Female)).await;
     let (mut beth, _) = Client::login(two.addr, &v.device(Gender::Female)).await;
@@ -103,6 +110,8 @@ async fn redis_killed_and_restarted(persistent: bool) {
     }
     let (mut late, _) = Client::login(one.addr, &v.device(Gender::Male)).await;
 
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let killed_at = churn.elapsed();
     redis.kill();
     // A join during the outage: refused at once, clearly, with when to try again.
     let asked = Instant::now();
@@ -121,6 +130,7 @@ async fn redis_killed_and_restarted(persistent: bool) {
 
     redis.restart();
     let back = Instant::now();
+    let back_at = churn.elapsed();
     // Ten women join: every man who waited at the kill is matched, each once.
     let mut women = Vec::new();
     for i in 0..10 {
@@ -168,11 +178,36 @@ async fn redis_killed_and_restarted(persistent: bool) {
             ),
         }
     }
-    // The latecomer, told to try again, does; and the counts are true again.
+    // The churn: every match two-sided, nobody matched twice; matching again soon after.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let logs = churn.stop().await;
+    let times: Vec<Duration> = logs
+        .iter()
+        .flat_map(|l| l.matches.iter().map(|m| m.1))
+        .collect();
+    let before = times.iter().filter(|t| **t < killed_at).count();
+    let first_after = times.iter().filter(|t| **t > back_at).min().copied();
+    let refused: usize = logs.iter().map(|l| l.refused).sum();
+    println!(
+        "churn of {CHURN}: {before} match sides before the kill, {refused} joins refused during the outage, first match {:?} after redis was back, {} sides in all",
+        first_after.map(|t| t - back_at),
+        times.len()
+    );
+    assert!(
+        before > CHURN,
+        "the churn was matching before the kill ({before})"
+    );
+    let first_after = first_after.expect("the churn matched again after the restart");
+    assert!(first_after - back_at < Duration::from_secs(5));
+    // The latecomer, told to try again, does; and the counts are true again (the churning
+    // users gone: no session leaked).
     late.join("latecomer", "f").await;
     late.expect("queued").await;
     stats_become(one.addr, 23, 1).await;
 }
+
+/// Users joining, chatting and leaving in a loop while a fault happens.
+const CHURN: usize = 200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_without_its_data() {

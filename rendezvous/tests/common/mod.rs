@@ -121,3 +121,190 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Background load for the fault tests: `n` users (undisclosed, wanting anyone, so they meet
+/// only each other) on the instances at `at`, each looping join → matched → a short chat →
+/// leave until stopped; refused joins (`unavailable`) wait `retry_after` and join again, as the
+/// clients do. What they saw is checked when they stop: every match has exactly two sides, and
+/// nobody is matched while already in a match.
+pub struct Churn {
+    stop: tokio::sync::watch::Sender<bool>,
+    users: Vec<tokio::task::JoinHandle<ChurnLog>>,
+    started: std::time::Instant,
+}
+
+#[derive(Default, Debug)]
+pub struct ChurnLog {
+    /// Each match: its id and when it came (since the churn started).
+    pub matches: Vec<(String, std::time::Duration)>,
+    /// Joins refused as unavailable.
+    pub refused: usize,
+    /// `matched` while already in a match.
+    pub matched_twice: usize,
+    /// Matches whose partner was said to have left while this user was still in them.
+    pub partner_left: Vec<String>,
+    /// Matches that came while this user was stopping.
+    pub while_stopping: Vec<String>,
+    /// Frames nobody expects (any other error).
+    pub unexpected: Vec<Value>,
+}
+
+impl Churn {
+    pub async fn start(at: &[std::net::SocketAddr], verifier: &TestVerifier, n: usize) -> Churn {
+        use anonchat_protocol::token::Gender;
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let started = std::time::Instant::now();
+        let mut users = Vec::with_capacity(n);
+        for i in 0..n {
+            let device = verifier.device(Gender::Undisclosed);
+            // As a client does: a login refused as unavailable (an instance just started, not
+            // alive in the store yet) is tried again.
+            let mut tries = 0;
+            let client = loop {
+                match ws::login(at[i % at.len()], None, &device).await {
+                    Ok((ws, welcome)) => {
+                        let session = welcome["session"].as_str().unwrap_or_default().to_owned();
+                        break Client { ws, session };
+                    }
+                    Err(ws::WsError::Unexpected { got, .. })
+                        if got["code"] == "unavailable" && tries < 20 =>
+                    {
+                        tries += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    Err(e) => panic!("a churning user's login: {e}"),
+                }
+            };
+            users.push(tokio::spawn(churn(client, stopping.clone(), started)));
+        }
+        Churn {
+            stop,
+            users,
+            started,
+        }
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// Stops every user (each cancels its place or leaves its chat, then disconnects) and
+    /// returns what they saw, checked.
+    pub async fn stop(self) -> Vec<ChurnLog> {
+        let _ = self.stop.send(true);
+        let mut logs = Vec::new();
+        for u in self.users {
+            logs.push(u.await.expect("a churning user"));
+        }
+        // Each match has two sides; a match with one is one its maker undid (the partner's
+        // side had taken it, and is told `partner_left`: a partner that cancelled or vanished
+        // during the hand-over), or one made while the users were stopping.
+        let mut sides: std::collections::HashMap<&str, usize> = Default::default();
+        let mut closing = std::collections::HashSet::new();
+        for log in &logs {
+            assert!(log.unexpected.is_empty(), "{:?}", log.unexpected);
+            assert_eq!(log.matched_twice, 0, "a user was matched while in a match");
+            for (id, _) in &log.matches {
+                *sides.entry(id.as_str()).or_default() += 1;
+            }
+            closing.extend(log.while_stopping.iter().map(String::as_str));
+        }
+        for (id, n) in &sides {
+            let undone = logs.iter().any(|l| l.partner_left.iter().any(|m| m == id));
+            assert!(
+                *n == 2 || (*n == 1 && (undone || closing.contains(id))),
+                "match {id} had {n} sides (undone: {undone})"
+            );
+        }
+        logs
+    }
+}
+
+/// How long a churning user's chat lasts (and how long it waits before it looks again): with
+/// 200 users, a few hundred matches a second, which a Redis that syncs every write to disk
+/// (the persistent test's) still serves within its deadlines on this machine.
+const HOLD: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// One churning user: it holds a chat for [`HOLD`], or waits that long for a match. Stopped, it
+/// cancels its place (or leaves its chat) and reads on for half a second, so that a match made
+/// just then still has both its sides counted.
+async fn churn(
+    mut c: Client,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    started: std::time::Instant,
+) -> ChurnLog {
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+    const NICKNAME: &str = "churner";
+    let mut log = ChurnLog::default();
+    let mut current: Option<String> = None;
+    let mut draining: Option<Instant> = None;
+    c.join(NICKNAME, "any").await;
+    loop {
+        let frame = match draining {
+            Some(since) if since.elapsed() > Duration::from_millis(500) => break,
+            Some(_) => ws::next(&mut c.ws, Duration::from_millis(60)).await,
+            None => tokio::select! {
+                f = ws::next(&mut c.ws, HOLD) => f,
+                _ = stopping.changed() => {
+                    draining = Some(Instant::now());
+                    match current.take() {
+                        Some(id) => c.send(json!({"type": "leave", "match_id": id})).await,
+                        None => c.send(json!({"type": "cancel"})).await,
+                    }
+                    continue;
+                }
+            },
+        };
+        match frame {
+            Ok(Some(f)) => match f["type"].as_str() {
+                Some("queued") | Some("cancelled") => {}
+                Some("matched") => {
+                    let id = f["match_id"].as_str().unwrap_or_default().to_owned();
+                    if current.is_some() {
+                        log.matched_twice += 1;
+                    }
+                    log.matches.push((id.clone(), started.elapsed()));
+                    if draining.is_some() {
+                        log.while_stopping.push(id.clone());
+                        c.send(json!({"type": "leave", "match_id": id})).await;
+                    } else {
+                        current = Some(id);
+                    }
+                }
+                Some("partner_left") => {
+                    if current.as_deref() == f["match_id"].as_str() {
+                        log.partner_left.extend(current.take());
+                        c.join(NICKNAME, "any").await;
+                    }
+                }
+                // Both sides left at once: the second leave finds no match. Harmless.
+                Some("error") if f["code"] == "not_in_match" => {}
+                Some("error") if f["code"] == "unavailable" && draining.is_none() => {
+                    log.refused += 1;
+                    let wait = f["retry_after"].as_u64().unwrap_or(1);
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                    c.join(NICKNAME, "any").await;
+                }
+                Some("error") if draining.is_some() => {}
+                _ => log.unexpected.push(f),
+            },
+            // Closed by the server: not expected in a churn.
+            Ok(None) => {
+                log.unexpected.push(json!("the socket closed"));
+                return log;
+            }
+            // Nothing for a moment: a chat has lasted long enough; leave it and join again.
+            Err(ws::WsError::Timeout(_)) => {
+                if draining.is_none()
+                    && let Some(id) = current.take()
+                {
+                    c.send(json!({"type": "leave", "match_id": id})).await;
+                    c.join(NICKNAME, "any").await;
+                }
+            }
+            Err(e) => log.unexpected.push(json!(e.to_string())),
+        }
+    }
+    log
+}
