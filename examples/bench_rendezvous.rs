@@ -2,7 +2,10 @@
 //! `anonchat-rendezvous` binary, run as its own process so its memory can be read.
 //!
 //! `cargo build --release -p anonchat-rendezvous && cargo run --release --example bench_rendezvous -- [OPTIONS]`
-//!   --store memory|redis   the store (redis: a private redis-server on a Unix socket)
+//!   --store memory|redis|sentinel|cluster
+//!                          the store: redis, a private redis-server on a Unix socket; sentinel,
+//!                          the same server (on a port too) found through three Redis Sentinels;
+//!                          cluster, a Redis Cluster of three primaries (testkit's)
 //!   --pairs N              pairs matched at once for the throughput run (default 5000)
 //!   --rate R --seconds S   paced run: R matches/s for S s, join→matched latency (default 1000, 10)
 //!   --idle N,N,...         idle authenticated connections for the memory run (default 10000)
@@ -104,6 +107,9 @@ struct Server {
     child: Child,
     redis: Option<Child>,
     redis_sock: Option<std::path::PathBuf>,
+    /// The sentinels of `--store sentinel`.
+    sentinels: Vec<Child>,
+    _cluster: Option<anonchat_testkit::RedisCluster>,
     addr: SocketAddr,
     dir: std::path::PathBuf,
 }
@@ -112,7 +118,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some(r) = &mut self.redis {
+        for r in self.redis.iter_mut().chain(self.sentinels.iter_mut()) {
             let _ = r.kill();
             let _ = r.wait();
         }
@@ -294,12 +300,26 @@ async fn start_server(o: &Opts, verifier: &TestVerifier) -> anyhow::Result<Serve
     std::fs::write(&jwks, serde_json::to_vec(&verifier.jwks())?)?;
     let mut redis = None;
     let mut redis_sock = None;
+    let mut sentinels = Vec::new();
+    let mut cluster = None;
     let mut cmd = Command::new(&o.bin);
-    if o.store == "redis" {
+    let free_port = || -> anyhow::Result<u16> {
+        Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port())
+    };
+    if o.store == "redis" || o.store == "sentinel" {
         let sock = dir.join("redis.sock");
+        let port = free_port()?;
         redis = Some(
             Command::new("redis-server")
-                .args(["--port", "0", "--unixsocket"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--unixsocket",
+                ])
                 .arg(&sock)
                 .args(["--save", "", "--appendonly", "no"])
                 .stdout(Stdio::null())
@@ -309,8 +329,38 @@ async fn start_server(o: &Opts, verifier: &TestVerifier) -> anyhow::Result<Serve
         while std::os::unix::net::UnixStream::connect(&sock).is_err() {
             std::thread::sleep(Duration::from_millis(10));
         }
-        cmd.env("REDIS_URL", format!("redis+unix://{}", sock.display()));
+        if o.store == "redis" {
+            cmd.env("REDIS_URL", format!("redis+unix://{}", sock.display()));
+        } else {
+            let mut at = Vec::new();
+            for i in 0..3 {
+                let sentinel_port = free_port()?;
+                let conf = dir.join(format!("sentinel{i}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor bench 127.0.0.1 {port} 2\n"
+                    ),
+                )?;
+                sentinels.push(
+                    Command::new("redis-server")
+                        .arg(&conf)
+                        .arg("--sentinel")
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .context("redis-server --sentinel")?,
+                );
+                at.push(format!("127.0.0.1:{sentinel_port}"));
+            }
+            cmd.env("REDIS_SENTINELS", at.join(","))
+                .env("REDIS_SENTINEL_MASTER", "bench");
+        }
         redis_sock = Some(sock);
+    }
+    if o.store == "cluster" {
+        let c = anonchat_testkit::RedisCluster::start();
+        cmd.env("REDIS_CLUSTER_NODES", c.nodes().join(","));
+        cluster = Some(c);
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -333,16 +383,25 @@ async fn start_server(o: &Opts, verifier: &TestVerifier) -> anyhow::Result<Serve
         })?;
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        if Instant::now() > deadline {
-            bail!("the server did not start");
+    // Ready, not just listening: its store found (through the sentinels, or the cluster).
+    loop {
+        let ready = reqwest::get(format!("http://{addr}/readyz"))
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ready {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        if Instant::now() > deadline {
+            bail!("the server did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(Server {
         child,
         redis,
         redis_sock,
+        sentinels,
+        _cluster: cluster,
         addr,
         dir,
     })
