@@ -76,7 +76,7 @@ fn fields(buf: &[u8], range: Range<usize>) -> Result<Vec<Field>, EditError> {
         let start = at;
         let key = read_varint(buf, &mut at)?;
         let (number, wire) = (key >> 3, (key & 7) as u8);
-        let value_start = at;
+        let mut value_start = at;
         match wire {
             0 => {
                 read_varint(buf, &mut at)?;
@@ -85,18 +85,8 @@ fn fields(buf: &[u8], range: Range<usize>) -> Result<Vec<Field>, EditError> {
             2 => {
                 let len = usize::try_from(read_varint(buf, &mut at)?)
                     .map_err(|_| EditError::Malformed)?;
-                let value_start = at;
+                value_start = at;
                 at = at.checked_add(len).ok_or(EditError::Malformed)?;
-                if at > range.end {
-                    return Err(EditError::Malformed);
-                }
-                out.push(Field {
-                    number,
-                    wire,
-                    value: value_start..at,
-                    whole: start..at,
-                });
-                continue;
             }
             5 => at += 4,
             _ => return Err(EditError::Malformed),
@@ -114,13 +104,20 @@ fn fields(buf: &[u8], range: Range<usize>) -> Result<Vec<Field>, EditError> {
     Ok(out)
 }
 
-// Field numbers of onnx.proto.
+// Field numbers of onnx.proto: ModelProto, GraphProto, NodeProto, ValueInfoProto, TypeProto,
+// TypeProto.Tensor and TensorShapeProto.
 const MODEL_GRAPH: u64 = 7;
 const GRAPH_NODE: u64 = 1;
+const GRAPH_INPUT: u64 = 11;
 const NODE_INPUT: u64 = 1;
 const NODE_OUTPUT: u64 = 2;
 const NODE_NAME: u64 = 3;
 const NODE_OP_TYPE: u64 = 4;
+const VALUE_INFO_NAME: u64 = 1;
+const VALUE_INFO_TYPE: u64 = 2;
+const TYPE_TENSOR: u64 = 1;
+const TENSOR_SHAPE: u64 = 2;
+const SHAPE_DIM: u64 = 1;
 
 /// The strings of a node's repeated field `number`.
 fn strings<'a>(buf: &'a [u8], node: &[Field], number: u64) -> Vec<&'a [u8]> {
@@ -199,13 +196,6 @@ pub fn prelu_as_relu(model: &[u8]) -> Result<(Vec<u8>, usize), EditError> {
     }
     Ok((out, replaced))
 }
-
-const GRAPH_INPUT: u64 = 11;
-const VALUE_INFO_NAME: u64 = 1;
-const VALUE_INFO_TYPE: u64 = 2;
-const TYPE_TENSOR: u64 = 1;
-const TENSOR_SHAPE: u64 = 2;
-const SHAPE_DIM: u64 = 1;
 
 /// `dim_value: 640`, and the `dim_param`s that replace it: three bytes each, so that no
 /// enclosing length changes and the edit is made in place.
