@@ -94,8 +94,8 @@ async fn redis_killed_and_restarted(persistent: bool) {
     let at = [one.addr, two.addr];
     let churn = common::Churn::start(&at, &v, CHURN).await;
     // A chat across the instances, its signaling still going on.
-    let (mut anna, _) = Client::login(one.addr, &v.device(Gender::Female)).await;
-    let (mut beth, _) = Client::login(two.addr, &v.device(Gender::Female)).await;
+    let mut anna = common::login(one.addr, &v.device(Gender::Female)).await;
+    let mut beth = common::login(two.addr, &v.device(Gender::Female)).await;
     anna.join("anna", "f").await;
     anna.expect("queued").await;
     beth.join("beth", "f").await;
@@ -103,12 +103,12 @@ async fn redis_killed_and_restarted(persistent: bool) {
     anna.expect("matched").await;
     let mut men = Vec::new();
     for i in 0..10 {
-        let (mut c, _) = Client::login(at[i % 2], &v.device(Gender::Male)).await;
+        let mut c = common::login(at[i % 2], &v.device(Gender::Male)).await;
         c.join(&nick("man", i), "f").await;
         c.expect("queued").await;
         men.push(c);
     }
-    let (mut late, _) = Client::login(one.addr, &v.device(Gender::Male)).await;
+    let mut late = common::login(one.addr, &v.device(Gender::Male)).await;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let killed_at = churn.elapsed();
@@ -134,7 +134,7 @@ async fn redis_killed_and_restarted(persistent: bool) {
     // Ten women join: every man who waited at the kill is matched, each once.
     let mut women = Vec::new();
     for i in 0..10 {
-        let (mut c, _) = Client::login(at[i % 2], &v.device(Gender::Female)).await;
+        let mut c = common::login(at[i % 2], &v.device(Gender::Female)).await;
         c.join(&nick("woman", i), "m").await;
         women.push(c);
     }
@@ -180,7 +180,10 @@ async fn redis_killed_and_restarted(persistent: bool) {
     }
     // The churn: every match two-sided, nobody matched twice; matching again soon after.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let logs = churn.stop().await;
+    // A hand-over in flight when Redis died: its accept timeout (3 s) before the kill.
+    let logs = churn
+        .stop(killed_at.saturating_sub(Duration::from_secs(3))..back_at + Duration::from_secs(1))
+        .await;
     let times: Vec<Duration> = logs
         .iter()
         .flat_map(|l| l.matches.iter().map(|m| m.1))
@@ -573,7 +576,7 @@ async fn eventually(what: &str, within: Duration, ok: impl Fn() -> bool) {
 /// Redis Sentinel: a primary, a replica and three sentinels (quorum two). The primary is
 /// killed (SIGKILL) while a user waits; the sentinels promote the replica, the rendezvous
 /// (configured with `REDIS_SENTINELS`, never told an address) moves to it, and the waiting user
-/// is matched with the next joiner.
+/// is matched with the next joiner; 200 other users join, chat and leave in a loop throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_keeps_the_queue_working() {
     let dir = std::env::temp_dir().join(format!("anonchat-sentinel-{}", std::process::id()));
@@ -646,6 +649,8 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
     let mut config = common::config();
     config.redis_sentinels = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     config.redis_sentinel_master = Some("m".into());
+    // The churning users match many times.
+    config.daily_match_limit = 1_000_000;
     let rendezvous = anonchat_rendezvous::server::start_from_config(
         config,
         anonchat_rendezvous::server::Keys::Fixed(v.keys()),
@@ -663,9 +668,13 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
     })
     .await;
 
+    let churn = common::Churn::start(&[rendezvous.addr], &v, CHURN).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
     let _ = primary.0.kill();
     let _ = primary.0.wait();
     let killed = Instant::now();
+    let killed_at = churn.elapsed();
     eventually("the replica promoted", Duration::from_secs(30), || {
         replication().contains("role:master")
     })
@@ -709,6 +718,35 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
     assert_eq!(adam_matched["match_id"], eve_matched["match_id"]);
     println!(
         "sentinel failover: replica promoted {promoted_in:?} after the primary was killed; first match {matched_in:?} after"
+    );
+    // The churn: matching before the kill, and again after the failover; every match checked.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let failed_over = killed_at + promoted_in + Duration::from_secs(2);
+    let logs = churn
+        .stop(killed_at.saturating_sub(Duration::from_secs(3))..failed_over)
+        .await;
+    let times: Vec<Duration> = logs
+        .iter()
+        .flat_map(|l| l.matches.iter().map(|m| m.1))
+        .collect();
+    let before = times.iter().filter(|t| **t < killed_at).count();
+    let first_after = times
+        .iter()
+        .filter(|t| **t > killed_at + promoted_in)
+        .min()
+        .map(|t| *t - killed_at);
+    let refused: usize = logs.iter().map(|l| l.refused).sum();
+    println!(
+        "churn of {CHURN} during the failover: {before} match sides before the kill, {refused} joins refused, first match {first_after:?} after the kill, {} sides in all",
+        times.len()
+    );
+    assert!(
+        before > CHURN / 2,
+        "the churn was matching before the kill ({before})"
+    );
+    assert!(
+        first_after.is_some(),
+        "the churn matched again after the failover"
     );
     drop(sentinels);
     std::fs::remove_dir_all(dir).ok();
