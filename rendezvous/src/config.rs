@@ -22,19 +22,24 @@ pub struct Config {
     /// unset: the system's roots.
     #[arg(long, env = "REDIS_CA_FILE")]
     pub redis_ca_file: Option<PathBuf>,
-    /// Redis Sentinels (`host:port`, comma-separated) to ask which server is the primary,
-    /// instead of REDIS_URL; the rendezvous follows a failover. Needs REDIS_SENTINEL_MASTER.
+    /// Redis Sentinels (`host:port`, or `redis://:PASSWORD@host:port` when they ask for a
+    /// password; comma-separated) to ask which server is the primary, instead of REDIS_URL;
+    /// the rendezvous follows a failover. Needs REDIS_SENTINEL_MASTER.
     #[arg(
         long,
         env = "REDIS_SENTINELS",
         value_delimiter = ',',
         conflicts_with = "redis_url",
-        requires = "redis_sentinel_master"
+        requires = "redis_sentinel_master",
+        hide_env_values = true
     )]
     pub redis_sentinels: Vec<String>,
     /// The name the sentinels monitor the primary under (`sentinel monitor NAME …`).
     #[arg(long, env = "REDIS_SENTINEL_MASTER")]
     pub redis_sentinel_master: Option<String>,
+    /// The password of the Redis servers the sentinels name (their `requirepass`).
+    #[arg(long, env = "REDIS_SENTINEL_MASTER_PASSWORD", hide_env_values = true)]
+    pub redis_sentinel_master_password: Option<String>,
     /// A Redis Cluster's nodes (`redis://host:port`, comma-separated; any of them will do, the
     /// rest are found), instead of REDIS_URL. Every key the rendezvous writes shares one hash
     /// tag: they live on one node (and its replicas), which scripts need; the cluster spreads

@@ -554,11 +554,18 @@ fn redis_server(args: &[&str]) -> Child {
     )
 }
 
-/// `redis-cli -p PORT ARGS…`'s output, empty when it cannot connect.
-fn cli(port: u16, args: &[&str]) -> String {
+/// The Sentinel test's passwords: the Redis servers' (`requirepass`, `masterauth`) and the
+/// sentinels' own.
+const SERVERS: &str = "servers-secret";
+const SENTINELS: &str = "sentinels-secret";
+
+/// `redis-cli -p PORT ARGS…`'s output, empty when it cannot connect; `auth`, the server's
+/// password.
+fn cli(port: u16, auth: &str, args: &[&str]) -> String {
     std::process::Command::new("redis-cli")
         .args(["-p", &port.to_string()])
         .args(args)
+        .env("REDISCLI_AUTH", auth)
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default()
@@ -573,9 +580,10 @@ async fn eventually(what: &str, within: Duration, ok: impl Fn() -> bool) {
     }
 }
 
-/// Redis Sentinel: a primary, a replica and three sentinels (quorum two). The primary is
-/// killed (SIGKILL) while a user waits; the sentinels promote the replica, the rendezvous
-/// (configured with `REDIS_SENTINELS`, never told an address) moves to it, and the waiting user
+/// Redis Sentinel: a primary, a replica and three sentinels (quorum two), the servers and the
+/// sentinels each with a password, as a deployment has them. The primary is killed (SIGKILL)
+/// while a user waits; the sentinels promote the replica, the rendezvous (configured with
+/// `REDIS_SENTINELS` and the passwords, never told an address) moves to it, and the waiting user
 /// is matched with the next joiner; 200 other users join, chat and leave in a loop throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sentinel_failover_keeps_the_queue_working() {
@@ -597,6 +605,10 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
             String::new(),
             "--appendonly".into(),
             "no".into(),
+            "--requirepass".into(),
+            SERVERS.into(),
+            "--masterauth".into(),
+            SERVERS.into(),
         ]
     };
     let primary_args = base(primary_port);
@@ -617,7 +629,8 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
             &conf,
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor m 127.0.0.1 {primary_port} 2\n\
-                 sentinel down-after-milliseconds m 1000\nsentinel failover-timeout m 5000\n",
+                 sentinel down-after-milliseconds m 1000\nsentinel failover-timeout m 5000\n\
+                 sentinel auth-pass m {SERVERS}\nrequirepass {SENTINELS}\nsentinel sentinel-pass {SENTINELS}\n",
                 dir.display()
             ),
         )
@@ -625,7 +638,7 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
         sentinels.push(redis_server(&[conf.to_str().unwrap(), "--sentinel"]));
         ports.push(port);
     }
-    let replication = || cli(replica_port, &["info", "replication"]);
+    let replication = || cli(replica_port, SERVERS, &["info", "replication"]);
     eventually("the replica in sync", Duration::from_secs(20), || {
         replication().contains("master_link_status:up")
     })
@@ -635,8 +648,9 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
         Duration::from_secs(30),
         || {
             ports.iter().all(|&p| {
-                cli(p, &["sentinel", "replicas", "m"]).contains(&replica_port.to_string())
-                    && cli(p, &["sentinel", "sentinels", "m"])
+                cli(p, SENTINELS, &["sentinel", "replicas", "m"])
+                    .contains(&replica_port.to_string())
+                    && cli(p, SENTINELS, &["sentinel", "sentinels", "m"])
                         .matches("runid")
                         .count()
                         == 2
@@ -647,8 +661,12 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
 
     let v = TestVerifier::new();
     let mut config = common::config();
-    config.redis_sentinels = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    config.redis_sentinels = ports
+        .iter()
+        .map(|p| format!("redis://:{SENTINELS}@127.0.0.1:{p}"))
+        .collect();
     config.redis_sentinel_master = Some("m".into());
+    config.redis_sentinel_master_password = Some(SERVERS.into());
     // The churning users match many times.
     config.daily_match_limit = 1_000_000;
     let rendezvous = anonchat_rendezvous::server::start_from_config(
@@ -664,7 +682,7 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
     // Replicated before the primary dies (asynchronous replication: a write in its last
     // moment can be lost, which is why waiting sessions join again after a failover).
     eventually("the ticket replicated", Duration::from_secs(5), || {
-        cli(replica_port, &["zcard", "{ac}:queue"]).trim() == "1"
+        cli(replica_port, SERVERS, &["zcard", "{ac}:queue"]).trim() == "1"
     })
     .await;
 

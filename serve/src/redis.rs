@@ -52,10 +52,12 @@ pub fn connection_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
 pub enum Target {
     /// One server.
     Client(redis::Client),
-    /// The primary that the sentinels (`host:port` each) know as `master`.
+    /// The primary that the sentinels (`host:port`, or a `redis://` URL with the sentinels' own
+    /// password, each) know as `master`, reached with `password` when the servers ask for one.
     Sentinel {
         sentinels: Vec<String>,
         master: String,
+        password: Option<String>,
     },
     /// A Redis Cluster, reached through any of these nodes (`redis://host:port` each).
     Cluster { nodes: Vec<String> },
@@ -208,13 +210,29 @@ impl Source {
         Ok(match target {
             Target::Client(c) => Source::One(Server::One(Box::new(c))),
             Target::Cluster { nodes } => Source::One(Server::Cluster(nodes)),
-            Target::Sentinel { sentinels, master } => {
-                let nodes: Vec<String> = sentinels.iter().map(|s| format!("redis://{s}")).collect();
+            Target::Sentinel {
+                sentinels,
+                master,
+                password,
+            } => {
+                let nodes: Vec<String> = sentinels
+                    .iter()
+                    .map(|s| match s.contains("://") {
+                        true => s.clone(),
+                        false => format!("redis://{s}"),
+                    })
+                    .collect();
+                let mut node = redis::sentinel::SentinelNodeConnectionInfo::default()
+                    .set_tcp_settings(tcp_settings());
+                if let Some(password) = password {
+                    node = node.set_redis_connection_info(
+                        redis::RedisConnectionInfo::default().set_password(password),
+                    );
+                }
                 Source::Sentinel {
                     sentinel: redis::sentinel::Sentinel::build(nodes)?,
                     master,
-                    node: redis::sentinel::SentinelNodeConnectionInfo::default()
-                        .set_tcp_settings(tcp_settings()),
+                    node,
                 }
             }
         })

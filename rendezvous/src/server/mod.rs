@@ -151,6 +151,7 @@ pub async fn start_from_config(
         let store = crate::store::redis::RedisStore::connect_sentinel(
             sentinels,
             master,
+            config.redis_sentinel_master_password.clone(),
             config.store_config(),
         )
         .await

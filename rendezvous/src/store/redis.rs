@@ -109,14 +109,20 @@ impl RedisStore {
     }
 
     /// As [`connect`](Self::connect), to the primary that the Redis Sentinels at `sentinels`
-    /// (`host:port` each) know as `master`, following it through a failover.
+    /// (`host:port`, or `redis://:PASSWORD@host:port`, each) know as `master`, with `password`
+    /// for the servers they name, following it through a failover.
     pub async fn connect_sentinel(
         sentinels: Vec<String>,
         master: String,
+        password: Option<String>,
         config: StoreConfig,
     ) -> Result<Self> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        let target = Target::Sentinel { sentinels, master };
+        let target = Target::Sentinel {
+            sentinels,
+            master,
+            password,
+        };
         Ok(Self::on(target, "REDIS_SENTINELS", config).await)
     }
 
