@@ -284,8 +284,9 @@ impl Drop for Process {
 
 /// An instance killed outright (SIGKILL) while ten men wait on it: within its heartbeat's TTL
 /// (10 s, still running in Redis), ten women joining on the other instance are never matched
-/// with its tickets; the men connect again (to the other instance, as a balancer would send
-/// them) and are matched at once; the counts come back to the truth.
+/// with its tickets, while 200 other users join, chat and leave there in a loop; the men
+/// connect again (to the other instance, as a balancer would send them) and are matched at
+/// once; the counts come back to the truth.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_instances_tickets_never_match_anyone() {
     let redis = RedisServer::start();
@@ -293,12 +294,11 @@ async fn a_killed_instances_tickets_never_match_anyone() {
     let dir = std::env::temp_dir().join(format!("anonchat-faults-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut doomed = Process::start(&redis, &v, &dir);
-    let alive = common::start(
-        common::redis(&redis, StoreConfig::default()).await,
-        &v,
-        |_| {},
-    )
-    .await;
+    let config = StoreConfig {
+        daily_match_limit: 1_000_000,
+        ..StoreConfig::default()
+    };
+    let alive = common::start(common::redis(&redis, config).await, &v, |_| {}).await;
     let devices: Vec<_> = (0..10).map(|_| v.device(Gender::Male)).collect();
     let mut men = Vec::new();
     for (i, d) in devices.iter().enumerate() {
@@ -311,6 +311,7 @@ async fn a_killed_instances_tickets_never_match_anyone() {
 
     doomed.kill();
     let killed = Instant::now();
+    let churn = common::Churn::start(&[alive.addr], &v, CHURN).await;
     let mut women = Vec::new();
     for i in 0..10 {
         let (mut c, _) = Client::login(alive.addr, &v.device(Gender::Female)).await;
@@ -325,6 +326,10 @@ async fn a_killed_instances_tickets_never_match_anyone() {
         killed.elapsed() < Duration::from_secs(10),
         "all of it within the dead instance's heartbeat TTL"
     );
+    let logs = churn.stop(Duration::ZERO..Duration::ZERO).await;
+    let sides: usize = logs.iter().map(|l| l.matches.len()).sum();
+    println!("churn of {CHURN} beside the dead instance's tickets: {sides} match sides");
+    assert!(sides > CHURN, "the churn was matching ({sides})");
     stats_become(alive.addr, 10, 10).await;
     // Its clients see the socket close and connect again: each is matched at once.
     for c in &mut men {
@@ -432,8 +437,8 @@ impl Drop for NsRedis {
 /// One instance loses Redis (its packets dropped by nftables inside a namespace this test made:
 /// no reset, the connection just goes silent) while another keeps it: the cut-off instance turns
 /// unready and refuses joins instead of matching wrongly; nobody on the other instance is told of
-/// a match with its waiting user; when the partition heals it is ready again and its waiting
-/// user is matched.
+/// a match with its waiting user, while 200 other users join, chat and leave there in a loop;
+/// when the partition heals it is ready again and its waiting user is matched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_cut_off_from_redis_matches_nobody_until_it_heals() {
     use anonchat_testkit::netns::{Namespace, nft};
@@ -461,7 +466,11 @@ async fn an_instance_cut_off_from_redis_matches_nobody_until_it_heals() {
         let store = |host| {
             let url = url(host);
             async move {
-                anonchat_rendezvous::store::redis::RedisStore::connect(&url, StoreConfig::default())
+                let config = StoreConfig {
+                    daily_match_limit: 1_000_000,
+                    ..StoreConfig::default()
+                };
+                anonchat_rendezvous::store::redis::RedisStore::connect(&url, config)
                     .await
                     .unwrap()
             }
@@ -473,6 +482,7 @@ async fn an_instance_cut_off_from_redis_matches_nobody_until_it_heals() {
         adam.join("adam", "f").await;
         adam.expect("queued").await;
         let (mut abel, _) = Client::login(cut.addr, &v.device(Gender::Male)).await;
+        let churn = common::Churn::start(&[other.addr], &v, CHURN).await;
 
         // Packets to and from Redis's first address are dropped: only `cut` uses it.
         let port = NS_REDIS_PORT;
@@ -525,6 +535,10 @@ async fn an_instance_cut_off_from_redis_matches_nobody_until_it_heals() {
         assert_eq!(adam_matched["match_id"], eve_matched["match_id"]);
         let matched_in = healed.elapsed();
         adam.quiet(500).await;
+        let logs = churn.stop(Duration::ZERO..Duration::ZERO).await;
+        let sides: usize = logs.iter().map(|l| l.matches.len()).sum();
+        println!("churn of {CHURN} on the other instance: {sides} match sides");
+        assert!(sides > CHURN, "the churn was matching ({sides})");
         println!(
             "partition: unready {unready_in:?} after the cut, a join refused in {refused_in:?}; \
              ready {ready_in:?} after healing, its waiting user matched {matched_in:?} after"
