@@ -2,7 +2,8 @@
 //! `deploy/haproxy/anonchat.cfg` (only its addresses changed to this test's): clients reach
 //! both through one address, and a match and its signaling cross from one instance to the other;
 //! with the balancer trusted (`TRUSTED_PROXIES`), per-address limits count the clients' own
-//! addresses, not the balancer's.
+//! addresses, not the balancer's; an instance stopped (a rolling restart) or killed outright
+//! behind it loses no chat and no waiting user.
 
 mod common;
 
@@ -264,4 +265,92 @@ async fn a_rolling_restart_loses_no_chat_and_no_waiting_user() {
         "the restarted instance takes clients again: {on:?}"
     );
     b.quiet(200).await;
+}
+
+/// An instance killed outright (SIGKILL: the `anonchat-rendezvous` binary) behind HAProxy while
+/// a chat crosses it and ten men wait on it. The chat's partner on the other instance is not
+/// told it ended (it goes on peer to peer); each man's socket closes, and he connects again
+/// through the balancer after the protocol's first backoff, lands on the other instance and is
+/// queued; the dead instance's tickets, still in Redis, are never matched: ten women joining
+/// through the balancer meet the men's new sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_behind_haproxy_loses_no_chat_and_no_waiting_user() {
+    use anonchat_protocol::rendezvous::reconnect_delay_ms;
+    use anonchat_testkit::ws;
+    let redis = RedisServer::start();
+    let v = TestVerifier::new();
+    let dir = std::env::temp_dir().join(format!("anonchat-balancer-kill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut doomed = common::Process::start(&redis, &v, &dir);
+    let alive = common::start(
+        common::redis(&redis, StoreConfig::default()).await,
+        &v,
+        |_| {},
+    )
+    .await;
+    let front: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let _balancer = start_balancer(front, doomed.addr, alive.addr);
+    balancer_up(front).await;
+    // A chat across the two instances, and ten men waiting on the one that dies.
+    let (mut anna, _) = Client::login(doomed.addr, &v.device(Gender::Female)).await;
+    let (mut beth, _) = Client::login(alive.addr, &v.device(Gender::Female)).await;
+    anna.join("anna", "f").await;
+    anna.expect("queued").await;
+    beth.join("beth", "f").await;
+    beth.expect("matched").await;
+    anna.expect("matched").await;
+    let devices: Vec<_> = (0..10).map(|_| v.device(Gender::Male)).collect();
+    let mut men = Vec::new();
+    for d in &devices {
+        let (mut c, _) = Client::login(doomed.addr, d).await;
+        c.join("man", "f").await;
+        c.expect("queued").await;
+        men.push(c);
+    }
+
+    doomed.kill();
+    let killed = Instant::now();
+    for c in &mut men {
+        assert!(ws::next(&mut c.ws, ws::WAIT).await.unwrap().is_none());
+    }
+    // As a client does: connect again after the first backoff, through the one address (the
+    // balancer retries a refused connection on the other server, and soon takes the dead one
+    // out of the pool).
+    let backoff = Duration::from_millis(reconnect_delay_ms(0, rand::random()));
+    tokio::time::sleep(backoff.saturating_sub(killed.elapsed())).await;
+    for (c, d) in men.iter_mut().zip(&devices) {
+        let (mut again, _) = Client::login(front, d).await;
+        again.join("man", "f").await;
+        again.expect("queued").await;
+        *c = again;
+    }
+    let requeued = killed.elapsed();
+    // Beth and the ten men, all on the instance that lives.
+    assert_eq!(sockets(alive.addr).await, 11);
+    for c in &mut men {
+        c.quiet(50).await;
+    }
+    let mut women = Vec::new();
+    for _ in 0..10 {
+        let (mut c, _) = Client::login(front, &v.device(Gender::Female)).await;
+        c.join("woman", "m").await;
+        women.push(c.expect("matched").await["match_id"].clone());
+    }
+    let mut men_matched = std::collections::HashSet::new();
+    for c in &mut men {
+        men_matched.insert(c.expect("matched").await["match_id"].to_string());
+    }
+    let women_matched: std::collections::HashSet<String> =
+        women.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        men_matched, women_matched,
+        "the women met the men's new sessions"
+    );
+    beth.quiet(500).await; // no partner_left: the chat is not over
+    println!(
+        "instance killed behind HAProxy: its ten waiting users queued again through the balancer {requeued:?} after the kill (first backoff {backoff:?})"
+    );
+    std::fs::remove_dir_all(dir).ok();
 }

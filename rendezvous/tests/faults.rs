@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anonchat_protocol::token::Gender;
 use anonchat_rendezvous::store::StoreConfig;
 use anonchat_testkit::ws;
-use common::{CANDIDATE, Client, RedisServer, TestVerifier};
+use common::{CANDIDATE, Client, Process, RedisServer, TestVerifier};
 use serde_json::{Value, json};
 
 /// A nickname the profile rules accept, distinct per `i`.
@@ -220,66 +220,6 @@ async fn redis_killed_and_restarted_without_its_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_with_its_data() {
     redis_killed_and_restarted(true).await;
-}
-
-/// The rendezvous binary as its own process, killed when dropped.
-struct Process {
-    child: std::process::Child,
-    addr: SocketAddr,
-}
-
-impl Process {
-    /// Starts `anonchat-rendezvous serve` on a free port with `redis` and `v`'s keys, and waits
-    /// until it listens (its log says where).
-    fn start(redis: &RedisServer, v: &TestVerifier, dir: &std::path::Path) -> Process {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"))
-            .arg("serve")
-            .env("RENDEZVOUS_ADDR", "127.0.0.1:0")
-            .env("REDIS_URL", &redis.url)
-            .env("SERVER_SECRET", "test secret")
-            .env("VERIFIER_JWKS_FILE", common::jwks_file(dir, v))
-            .env("RATE_LIMIT_PER_MINUTE", "0")
-            .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        // Reads the log to its end, so that the process never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.contains("rendezvous listening")
-                    && let Some(addr) = line.split("addr=").nth(1)
-                {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the rendezvous binary listens")
-            .parse()
-            .unwrap();
-        Process { child, addr }
-    }
-
-    /// SIGKILL: no goodbye to its clients, nothing retired in Redis.
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// An instance killed outright (SIGKILL) while ten men wait on it: within its heartbeat's TTL

@@ -324,3 +324,63 @@ async fn churn(
     }
     log
 }
+
+/// The rendezvous binary as its own process, killed when dropped.
+pub struct Process {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl Process {
+    /// Starts `anonchat-rendezvous serve` on a free port with `redis` and `v`'s keys, and waits
+    /// until it listens (its log says where).
+    pub fn start(redis: &RedisServer, v: &TestVerifier, dir: &std::path::Path) -> Process {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_anonchat-rendezvous"))
+            .arg("serve")
+            .env("RENDEZVOUS_ADDR", "127.0.0.1:0")
+            .env("REDIS_URL", &redis.url)
+            .env("SERVER_SECRET", "test secret")
+            .env("VERIFIER_JWKS_FILE", jwks_file(dir, v))
+            .env("RATE_LIMIT_PER_MINUTE", "0")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        // Reads the log to its end, so that the process never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line.contains("rendezvous listening")
+                    && let Some(addr) = line.split("addr=").nth(1)
+                {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or("").to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the rendezvous binary listens")
+            .parse()
+            .unwrap();
+        Process { child, addr }
+    }
+
+    /// SIGKILL: no goodbye to its clients, nothing retired in Redis.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
