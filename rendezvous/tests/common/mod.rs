@@ -153,6 +153,8 @@ pub struct Churn {
     stop: tokio::sync::watch::Sender<bool>,
     users: Vec<tokio::task::JoinHandle<ChurnLog>>,
     started: std::time::Instant,
+    /// When the latest match came, in µs since the churn started (0: none yet).
+    latest: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Default, Debug)]
@@ -176,21 +178,36 @@ impl Churn {
         use anonchat_protocol::token::Gender;
         let (stop, stopping) = tokio::sync::watch::channel(false);
         let started = std::time::Instant::now();
+        let latest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut users = Vec::with_capacity(n);
         for i in 0..n {
             let device = verifier.device(Gender::Undisclosed);
             let client = login(at[i % at.len()], &device).await;
-            users.push(tokio::spawn(churn(client, stopping.clone(), started)));
+            let seen = Seen {
+                started,
+                latest: latest.clone(),
+            };
+            users.push(tokio::spawn(churn(client, stopping.clone(), seen)));
         }
         Churn {
             stop,
             users,
             started,
+            latest,
         }
     }
 
     pub fn elapsed(&self) -> std::time::Duration {
         self.started.elapsed()
+    }
+
+    /// When the latest match came (since the churn started), if any came yet: a test waits
+    /// for the churn to match again after a fault instead of guessing how long that takes.
+    pub fn latest_match(&self) -> Option<std::time::Duration> {
+        match self.latest.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => None,
+            us => Some(std::time::Duration::from_micros(us)),
+        }
     }
 
     /// Stops every user (each cancels its place or leaves its chat, then disconnects) and
@@ -244,10 +261,27 @@ const HOLD: std::time::Duration = std::time::Duration::from_millis(250);
 /// One churning user: it holds a chat for [`HOLD`], or waits that long for a match. Stopped, it
 /// cancels its place (or leaves its chat) and reads on for half a second, so that a match made
 /// just then still has both its sides counted.
+/// The churn's clock, and where each user records its latest match for the test to see.
+struct Seen {
+    started: std::time::Instant,
+    latest: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Seen {
+    /// A match came now: when, since the churn started.
+    fn match_now(&self) -> std::time::Duration {
+        let at = self.started.elapsed();
+        let us = u64::try_from(at.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.latest
+            .fetch_max(us, std::sync::atomic::Ordering::Relaxed);
+        at
+    }
+}
+
 async fn churn(
     mut c: Client,
     mut stopping: tokio::sync::watch::Receiver<bool>,
-    started: std::time::Instant,
+    seen: Seen,
 ) -> ChurnLog {
     use serde_json::json;
     use std::time::{Duration, Instant};
@@ -280,7 +314,7 @@ async fn churn(
                     if current.is_some() {
                         log.matched_twice += 1;
                     }
-                    log.matches.push((id.clone(), started.elapsed()));
+                    log.matches.push((id.clone(), seen.match_now()));
                     if draining.is_some() {
                         log.while_stopping.push(id.clone());
                         c.send(json!({"type": "leave", "match_id": id})).await;

@@ -592,7 +592,9 @@ impl Machine {
                 )
             }
             Err(e) => {
-                tracing::warn!(error = %e, "join failed");
+                // Debug only: in an outage every join fails at once; the Redis handle logs
+                // the outage once and `errors{code="unavailable"}` counts the refusals.
+                tracing::debug!(error = %e, "join failed");
                 out.send(store_unavailable("join"));
             }
         }
@@ -681,7 +683,7 @@ impl Machine {
                 self.joined(ticket, Ok(joined), now, env, out);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "join again failed");
+                tracing::debug!(error = %e, "join again failed");
                 w.rejoin = true;
                 w.next = Some(now + env.jitter(self.settings.look_again_after));
             }

@@ -226,7 +226,7 @@ async fn handshake<S: Store>(
             field: None,
         }),
         Err(e) => {
-            tracing::warn!(error = %e, "store unavailable during handshake");
+            tracing::debug!(error = %e, "store unavailable during handshake");
             Err(machine::store_unavailable("connect"))
         }
     }
