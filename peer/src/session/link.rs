@@ -1,9 +1,7 @@
 //! The session's connection to the rendezvous: a task owns the WebSocket, so the session can
 //! send and receive from one `select!` without holding the socket across awaits.
 
-use std::time::Duration;
-
-use anonchat_protocol::rendezvous::{ClientMessage, ServerMessage, reconnect_delay_ms};
+use anonchat_protocol::rendezvous::{ClientMessage, ServerMessage};
 use tokio::sync::mpsc;
 
 use crate::identity::Identity;
@@ -64,9 +62,4 @@ pub fn worth_retrying(error: &ClientError) -> bool {
         ClientError::Server { code, .. } => !code.is_final(),
         _ => true,
     }
-}
-
-/// The protocol's reconnect backoff, with fresh jitter.
-pub fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(reconnect_delay_ms(attempt, rand::random()))
 }
