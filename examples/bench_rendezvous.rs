@@ -19,6 +19,9 @@
 //!                          default 0, off: the load comes from a few loopback addresses)
 //!   --scripts DIR          where the server's Lua scripts are, to name them (default
 //!                          rendezvous/src/store; give the old tree's with an old --bin)
+//!   --per-script           paced run: each script's time from Redis' slow log, told to log
+//!                          every command (which costs Redis time itself: 20-40 µs a match
+//!                          here), instead of `INFO commandstats` alone
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
@@ -41,6 +44,7 @@ struct Opts {
     scripts: std::path::PathBuf,
     rate_limit: u32,
     only: Option<String>,
+    per_script: bool,
 }
 
 fn opts() -> anyhow::Result<Opts> {
@@ -55,6 +59,7 @@ fn opts() -> anyhow::Result<Opts> {
         scripts: "rendezvous/src/store".into(),
         rate_limit: 0,
         only: None,
+        per_script: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -74,6 +79,7 @@ fn opts() -> anyhow::Result<Opts> {
             "--hostile" => o.hostile = Some(val()?.parse()?),
             "--scripts" => o.scripts = val()?.into(),
             "--rate-limit" => o.rate_limit = val()?.parse()?,
+            "--per-script" => o.per_script = true,
             "--only" => match val()?.as_str() {
                 run @ ("idle" | "throughput" | "paced") => o.only = Some(run.into()),
                 other => bail!("--only {other}: the runs are idle, throughput and paced"),
@@ -256,6 +262,60 @@ impl Server {
             cpu * 1e6 / matches.max(1) as f64
         ));
         Ok(parts.join(", "))
+    }
+
+    /// From now on `INFO commandstats` counts from zero: what [`Self::command_cost_per_match`]
+    /// reads. Unlike the slow log, this costs Redis nothing measurable.
+    fn start_command_stats(&self) -> anyhow::Result<()> {
+        self.redis_cli(&["CONFIG", "RESETSTAT"])?;
+        Ok(())
+    }
+
+    /// Redis' own time per match since [`Self::start_command_stats`], from `INFO commandstats`:
+    /// every script run (`EVALSHA`, its inner calls included; Redis 7 counts those calls under
+    /// their own names too, which gives how many a match makes), the pub/sub hand-overs, and
+    /// the process's CPU (everything, the network and background work included).
+    fn command_cost_per_match(&self, matches: u64, cpu_before: f64) -> anyhow::Result<String> {
+        let Some(info) = self.redis_cli(&["INFO", "commandstats"])? else {
+            return Ok("no Redis".into());
+        };
+        let per = |x: f64| x / matches.max(1) as f64;
+        // cmdstat_get:calls=1,usec=2,usec_per_call=2.00,rejected_calls=0,failed_calls=0
+        let stats: Vec<(String, u64, u64)> = String::from_utf8_lossy(&info)
+            .lines()
+            .filter_map(|l| {
+                let (name, fields) = l.trim().strip_prefix("cmdstat_")?.split_once(':')?;
+                let field = |key: &str| {
+                    fields
+                        .split(',')
+                        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+                        .and_then(|v| v.parse::<u64>().ok())
+                };
+                Some((name.to_owned(), field("calls")?, field("usec")?))
+            })
+            .collect();
+        let of = |names: &[&str]| {
+            stats
+                .iter()
+                .filter(|s| names.contains(&s.0.as_str()))
+                .fold((0, 0), |(c, u), s| (c + s.1, u + s.2))
+        };
+        let (scripts, script_usec) = of(&["evalsha", "eval"]);
+        let (hands, hand_usec) = of(&["publish", "spublish"]);
+        let direct = ["evalsha", "eval", "publish", "spublish", "config", "info"];
+        let inner: u64 = stats
+            .iter()
+            .filter(|s| !direct.contains(&s.0.as_str()))
+            .map(|s| s.1)
+            .sum();
+        let cpu = self.cpu_seconds()? - cpu_before;
+        Ok(format!(
+            "scripts {:.1} µs/match ({scripts} runs; {:.1} other commands a match, mostly the scripts' own calls), publish {:.1} µs/match ({hands} calls), Redis process CPU {:.1} µs/match",
+            per(script_usec as f64),
+            per(inner as f64),
+            per(hand_usec as f64),
+            per(cpu * 1e6),
+        ))
     }
 
     /// Redis' slow log, oldest entries last: `[id, time, µs, [command, args…], …]` each.
@@ -527,7 +587,11 @@ async fn paced(
             bail!("{q}");
         }
     }
-    server.start_script_log()?;
+    if o.per_script {
+        server.start_script_log()?;
+    } else {
+        server.start_command_stats()?;
+    }
     let cpu_before = server.cpu_seconds()?;
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now();
@@ -552,7 +616,11 @@ async fn paced(
         keep.push(j);
     }
     let achieved = n as f64 / start.elapsed().as_secs_f64();
-    let redis = server.cost_per_match(&o.scripts, n as u64, cpu_before)?;
+    let redis = if o.per_script {
+        server.cost_per_match(&o.scripts, n as u64, cpu_before)?
+    } else {
+        server.command_cost_per_match(n as u64, cpu_before)?
+    };
     println!(
         "| paced | {rate}/s for {seconds} s ({achieved:.0}/s achieved) | p50 {:.2} ms, p99 {:.2} ms | {redis} |",
         percentile(&mut lat, 0.5),

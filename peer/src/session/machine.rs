@@ -812,17 +812,7 @@ mod tests {
         fn waiting(settings: Settings) -> Rig {
             let mut rig = Rig::new(settings);
             assert_eq!(rig.command(Command::Join(join())), vec![Output::Connect]);
-            let out = rig.at(0, link_up(vec![]));
-            assert!(
-                matches!(
-                    out[..],
-                    [
-                        Output::Emit(Event::Ready { .. }),
-                        Output::Server(ClientMessage::Join { .. })
-                    ]
-                ),
-                "{out:?}"
-            );
+            assert_ready_and_joined(&rig.at(0, link_up(vec![])));
             rig
         }
 
@@ -849,6 +839,39 @@ mod tests {
             assert_eq!(out[0], Output::OpenChat);
             rig
         }
+    }
+
+    /// A terminal client that offers libp2p (on loopback, where it is always offered).
+    const LIBP2P: Settings = Settings {
+        libp2p: true,
+        loopback_only: true,
+        relay_only: false,
+    };
+
+    /// The libp2p set-up given up for WebRTC, for the same match.
+    fn webrtc_instead() -> Vec<Output> {
+        vec![
+            Output::AbortSetup,
+            Output::StartSetup {
+                role: Role::Offerer,
+                ice_servers: vec![],
+                libp2p: None,
+            },
+        ]
+    }
+
+    /// Logged in, and the join (again) went out.
+    fn assert_ready_and_joined(out: &[Output]) {
+        assert!(
+            matches!(
+                out,
+                [
+                    Output::Emit(Event::Ready { .. }),
+                    Output::Server(ClientMessage::Join { .. })
+                ]
+            ),
+            "{out:?}"
+        );
     }
 
     fn join() -> JoinRequest {
@@ -969,24 +992,9 @@ mod tests {
 
     #[test]
     fn a_failed_libp2p_set_up_falls_back_to_webrtc_for_the_same_match() {
-        let settings = Settings {
-            libp2p: true,
-            loopback_only: true,
-            ..Settings::default()
-        };
-        let mut rig = Rig::connecting(settings, Transport::Libp2p);
+        let mut rig = Rig::connecting(LIBP2P, Transport::Libp2p);
         let failed = Err(SetupError::Libp2p(Libp2pError::Dial("refused".into())));
-        assert_eq!(
-            rig.at(200, Input::SetupDone(failed)),
-            vec![
-                Output::AbortSetup,
-                Output::StartSetup {
-                    role: Role::Offerer,
-                    ice_servers: vec![],
-                    libp2p: None
-                }
-            ]
-        );
+        assert_eq!(rig.at(200, Input::SetupDone(failed)), webrtc_instead());
         let out = rig.at(400, Input::SetupDone(Ok(opened())));
         let Output::Emit(Event::Connected { fallback, .. }) = &out[1] else {
             panic!("{out:?}")
@@ -1005,12 +1013,7 @@ mod tests {
 
     #[test]
     fn a_partner_on_webrtc_turns_a_libp2p_set_up_into_webrtc_before_its_signal() {
-        let settings = Settings {
-            libp2p: true,
-            loopback_only: true,
-            ..Settings::default()
-        };
-        let mut rig = Rig::connecting(settings, Transport::Libp2p);
+        let mut rig = Rig::connecting(LIBP2P, Transport::Libp2p);
         let offer = SignalData::Offer { sdp: "v=0".into() };
         let signal = ServerMessage::Signal {
             match_id: "m1".into(),
@@ -1019,15 +1022,10 @@ mod tests {
         let out = rig.at(150, Input::Server(signal));
         assert_eq!(
             out,
-            vec![
-                Output::AbortSetup,
-                Output::StartSetup {
-                    role: Role::Offerer,
-                    ice_servers: vec![],
-                    libp2p: None
-                },
-                Output::ToSetup(offer)
-            ]
+            webrtc_instead()
+                .into_iter()
+                .chain([Output::ToSetup(offer)])
+                .collect::<Vec<_>>()
         );
         // Signals of another match are not this set-up's.
         let other = ServerMessage::Signal {
@@ -1072,17 +1070,7 @@ mod tests {
         assert!(second > in_ms);
         let out = rig.at(due + 5 + second, Input::Timer);
         assert_eq!(out, vec![Output::Connect]);
-        let out = rig.at(due + 10 + second, link_up(vec![]));
-        assert!(
-            matches!(
-                out[..],
-                [
-                    Output::Emit(Event::Ready { .. }),
-                    Output::Server(ClientMessage::Join { .. })
-                ]
-            ),
-            "{out:?}"
-        );
+        assert_ready_and_joined(&rig.at(due + 10 + second, link_up(vec![])));
     }
 
     #[test]
