@@ -9,7 +9,11 @@
 //!   --pairs N              pairs matched at once for the throughput run (default 5000)
 //!   --rate R --seconds S   paced run: R matches/s for S s, join→matched latency (default 1000, 10)
 //!   --idle N,N,...         idle authenticated connections for the memory run (default 10000)
-//!   --only RUN             just one run: idle, throughput or paced (default all three)
+//!   --only RUN             just one run: idle, throughput or paced (default all three); or
+//!                          crowd: 1,000 men who want women wait, and --rate more a second
+//!                          join (scanning them all, fitting none), queue and cancel; or
+//!                          floor: Redis' own cost of an empty script and of one making a
+//!                          join's 19 calls, at --rate for --seconds (needs --store redis)
 //!   --bin PATH             the server binary (default target/release/anonchat-rendezvous)
 //!   --hostile N            instead of the runs above: join cost under a hostile queue. Honest
 //!                          clients loop join→queued→cancel at --rate joins/s for --seconds,
@@ -81,8 +85,12 @@ fn opts() -> anyhow::Result<Opts> {
             "--rate-limit" => o.rate_limit = val()?.parse()?,
             "--per-script" => o.per_script = true,
             "--only" => match val()?.as_str() {
-                run @ ("idle" | "throughput" | "paced") => o.only = Some(run.into()),
-                other => bail!("--only {other}: the runs are idle, throughput and paced"),
+                run @ ("idle" | "throughput" | "paced" | "crowd" | "floor") => {
+                    o.only = Some(run.into())
+                }
+                other => {
+                    bail!("--only {other}: the runs are idle, throughput, paced, crowd and floor")
+                }
             },
             other => bail!("unknown option {other}"),
         }
@@ -276,24 +284,10 @@ impl Server {
     /// their own names too, which gives how many a match makes), the pub/sub hand-overs, and
     /// the process's CPU (everything, the network and background work included).
     fn command_cost_per_match(&self, matches: u64, cpu_before: f64) -> anyhow::Result<String> {
-        let Some(info) = self.redis_cli(&["INFO", "commandstats"])? else {
+        let Some(stats) = self.command_stats()? else {
             return Ok("no Redis".into());
         };
         let per = |x: f64| x / matches.max(1) as f64;
-        // cmdstat_get:calls=1,usec=2,usec_per_call=2.00,rejected_calls=0,failed_calls=0
-        let stats: Vec<(String, u64, u64)> = String::from_utf8_lossy(&info)
-            .lines()
-            .filter_map(|l| {
-                let (name, fields) = l.trim().strip_prefix("cmdstat_")?.split_once(':')?;
-                let field = |key: &str| {
-                    fields
-                        .split(',')
-                        .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
-                        .and_then(|v| v.parse::<u64>().ok())
-                };
-                Some((name.to_owned(), field("calls")?, field("usec")?))
-            })
-            .collect();
         let of = |names: &[&str]| {
             stats
                 .iter()
@@ -315,6 +309,29 @@ impl Server {
             per(inner as f64),
             per(hand_usec as f64),
             per(cpu * 1e6),
+        ))
+    }
+
+    /// `INFO commandstats` as (command, calls, µs); `None` with the memory store.
+    fn command_stats(&self) -> anyhow::Result<Option<Vec<(String, u64, u64)>>> {
+        let Some(info) = self.redis_cli(&["INFO", "commandstats"])? else {
+            return Ok(None);
+        };
+        // cmdstat_get:calls=1,usec=2,usec_per_call=2.00,rejected_calls=0,failed_calls=0
+        Ok(Some(
+            String::from_utf8_lossy(&info)
+                .lines()
+                .filter_map(|l| {
+                    let (name, fields) = l.trim().strip_prefix("cmdstat_")?.split_once(':')?;
+                    let field = |key: &str| {
+                        fields
+                            .split(',')
+                            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+                            .and_then(|v| v.parse::<u64>().ok())
+                    };
+                    Some((name.to_owned(), field("calls")?, field("usec")?))
+                })
+                .collect(),
         ))
     }
 
@@ -827,6 +844,115 @@ async fn main() -> anyhow::Result<()> {
     if run("paced") {
         let server = start_server(&o, &verifier).await?;
         paced(&server, &o, &verifier, o.rate, o.seconds).await?;
+    }
+    if o.only.as_deref() == Some("crowd") {
+        let server = start_server(&o, &verifier).await?;
+        crowd(&server, &verifier, o.rate, o.seconds).await?;
+    }
+    if o.only.as_deref() == Some("floor") {
+        let server = start_server(&o, &verifier).await?;
+        floor(&server, o.rate, o.seconds)?;
+    }
+    Ok(())
+}
+
+/// A crowded queue, as when one side far outnumbers the other: 1,000 men who want women wait;
+/// then `rate` more men a second join (each scans the crowd's oldest `MATCH_SCAN`, none of whom
+/// fits, and queues) and cancel at once. Join → `queued` latency, and Redis' time per join.
+async fn crowd(
+    server: &Server,
+    verifier: &TestVerifier,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    const CROWD: usize = 1000;
+    let sources = loopback_sources(0, 4);
+    let mut crowd = login_many(server.addr, verifier, CROWD, Gender::Male, &sources).await?;
+    for w in crowd.iter_mut() {
+        ws::send(w, &join_frame("f")).await?;
+        let q = next(w).await?;
+        if q["type"] != "queued" {
+            bail!("{q}");
+        }
+    }
+    let n = (rate * seconds) as usize;
+    let joiners = login_many(server.addr, verifier, n, Gender::Male, &sources).await?;
+    server.start_command_stats()?;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for (i, mut j) in joiners.into_iter().enumerate() {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            ws::send(&mut j, &join_frame("f")).await?;
+            let q = next(&mut j).await?;
+            let took = t.elapsed();
+            if q["type"] != "queued" {
+                bail!("{q}");
+            }
+            ws::send(&mut j, &serde_json::json!({"type": "cancel"})).await?;
+            next(&mut j).await?; // cancelled
+            Ok::<_, anyhow::Error>((took, j))
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut keep = Vec::new();
+    for t in tasks {
+        let (d, j) = t.await??;
+        lat.push(d);
+        keep.push(j);
+    }
+    let stats = server.command_stats()?.unwrap_or_default();
+    let (runs, usec) = stats
+        .iter()
+        .filter(|s| s.0 == "evalsha")
+        .fold((0, 0), |(c, u), s| (c + s.1, u + s.2));
+    println!(
+        "| crowd | {CROWD} waiting who fit nobody joining; {rate} joins/s for {seconds} s | join→queued p50 {:.2} ms, p99 {:.2} ms | scripts {:.1} µs a join ({runs} runs), `INFO commandstats` |",
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        usec as f64 / n.max(1) as f64
+    );
+    drop(crowd);
+    Ok(())
+}
+
+/// Redis' own floor at a rate: what a script run costs Redis when it does nothing, and when it
+/// makes only as many calls as a matching join does (19 reads of missing keys), paced like the
+/// paced run's joins, from `INFO commandstats`. At a low rate every run finds Redis' caches
+/// cold, which is why a join costs Redis more per match at 50/s than at 3,000/s.
+fn floor(server: &Server, rate: u64, seconds: u64) -> anyhow::Result<()> {
+    const CALLS: usize = 19;
+    let Some(sock) = &server.redis_sock else {
+        bail!("--only floor needs Redis: --store redis");
+    };
+    let mut c = redis::Client::open(format!("unix://{}", sock.display()))?.get_connection()?;
+    let reads = format!("for i = 1, {CALLS} do redis.call('GET', KEYS[1] .. i) end return 1");
+    for (name, body) in [
+        ("an empty script", "return 1"),
+        ("19 reads", reads.as_str()),
+    ] {
+        let script = redis::Script::new(body);
+        let _: i64 = script.key("{ac}:floor:").invoke(&mut c)?; // loads it
+        server.start_command_stats()?;
+        let n = rate * seconds;
+        let interval = Duration::from_secs_f64(1.0 / rate as f64);
+        let start = Instant::now();
+        for i in 1..=n {
+            let _: i64 = script.key("{ac}:floor:").invoke(&mut c)?;
+            let due = start + interval.mul_f64(i as f64);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        let stats = server.command_stats()?.unwrap_or_default();
+        let (calls, usec) = stats
+            .iter()
+            .find(|s| s.0 == "evalsha")
+            .map_or((0, 0), |s| (s.1, s.2));
+        println!(
+            "| floor | {rate}/s for {seconds} s | {name}: {:.1} µs a run | {calls} runs, `INFO commandstats` |",
+            usec as f64 / calls.max(1) as f64
+        );
     }
     Ok(())
 }

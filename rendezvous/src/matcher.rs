@@ -41,8 +41,19 @@ pub fn accepts(want: Want, gender: Gender) -> bool {
 
 /// Preferences hold both ways, and a user of undisclosed gender only ever wants `any`.
 pub fn preferences_agree(a: &Seat<'_>, b: &Seat<'_>) -> bool {
-    let undisclosed_ok = |s: &Seat<'_>| s.gender != Gender::Undisclosed || s.want == Want::Any;
-    undisclosed_ok(a) && undisclosed_ok(b) && accepts(a.want, b.gender) && accepts(b.want, a.gender)
+    classes_agree((a.gender, a.want), (b.gender, b.want))
+}
+
+/// [`preferences_agree`] on what it reads of each side: its gender and what it wants.
+pub fn classes_agree(
+    (a_gender, a_want): (Gender, Want),
+    (b_gender, b_want): (Gender, Want),
+) -> bool {
+    let undisclosed_ok = |gender, want| gender != Gender::Undisclosed || want == Want::Any;
+    undisclosed_ok(a_gender, a_want)
+        && undisclosed_ok(b_gender, b_want)
+        && accepts(a_want, b_gender)
+        && accepts(b_want, a_gender)
 }
 
 /// Every rule: never oneself (nor one's own other socket: same pseudonym), preferences both

@@ -58,6 +58,77 @@ fn invoke<'a>(
     invocation
 }
 
+/// What a queue score says of its ticket below the arrival sequence (`join.lua` writes and
+/// reads it): score = seq · 8192 + tag · 8 + class. A scan passes over a ticket whose class the
+/// joiner's preferences rule out (`fits`) without reading it, unless its tag is the joiner's
+/// (it may be the joiner's own ticket, which the rules drop rather than pass over).
+mod score {
+    use crate::matcher;
+    use anonchat_protocol::rendezvous::Want;
+    use anonchat_protocol::token::Gender;
+
+    const GENDERS: [Gender; 3] = [Gender::Male, Gender::Female, Gender::Undisclosed];
+    const WANTS: [Want; 3] = [Want::Any, Want::M, Want::F];
+    /// The classes a queue holds (an undisclosed gender wants anyone): 0-6, as `join.lua`
+    /// decodes them (gender · 3 + want, in the orders above); 7 is none of them.
+    const CLASSES: u8 = 7;
+
+    pub fn class(gender: Gender, want: Want) -> u8 {
+        let g = GENDERS.iter().position(|g| *g == gender).unwrap_or(0);
+        let w = WANTS.iter().position(|w| *w == want).unwrap_or(0);
+        ((g * 3 + w) as u8).min(CLASSES)
+    }
+
+    /// Ten bits of the pseudonym: equal tags are read in full.
+    pub fn tag(pseudonym: &str) -> u32 {
+        pseudonym
+            .bytes()
+            .fold(0, |h: u32, b| (h * 31 + u32::from(b)) % 1024)
+    }
+
+    /// The classes whose preferences agree with this side's, one bit each.
+    pub fn fits(gender: Gender, want: Want) -> u8 {
+        let mut bits = 0;
+        for c in 0..CLASSES {
+            let other = (GENDERS[usize::from(c / 3)], WANTS[usize::from(c % 3)]);
+            if matcher::classes_agree((gender, want), other) {
+                bits |= 1 << c;
+            }
+        }
+        bits
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn classes_number_every_gender_and_want_once_and_fit_as_the_matcher_says() {
+            let mut seen = std::collections::HashSet::new();
+            for g in GENDERS {
+                for w in WANTS {
+                    let c = class(g, w);
+                    if g == Gender::Undisclosed && w != Want::Any {
+                        assert_eq!(c, CLASSES, "no such ticket: none of the classes");
+                        continue;
+                    }
+                    assert!(seen.insert(c), "{g:?} {w:?}");
+                    assert_eq!(
+                        (GENDERS[usize::from(c / 3)], WANTS[usize::from(c % 3)]),
+                        (g, w)
+                    );
+                }
+            }
+            assert_eq!(seen.len(), usize::from(CLASSES));
+            // A man who wants a woman fits women who want a man or anyone, and nobody else.
+            let bits = fits(Gender::Male, Want::F);
+            let f = |w| 1 << class(Gender::Female, w);
+            assert_eq!(bits, f(Want::M) | f(Want::Any));
+            assert!(tag("some pseudonym") < 1024);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct RedisStore {
     conn: LazyRedis,
@@ -189,6 +260,12 @@ impl RedisStore {
             ("ttl_taken", Self::secs(TAKEN_TTL).to_string()),
             ("skip", again.unwrap_or(0).to_string()),
             ("join_scan", c.scan.to_string()),
+            (
+                "class",
+                score::class(ticket.gender, ticket.want).to_string(),
+            ),
+            ("tag", score::tag(&ticket.pseudonym).to_string()),
+            ("fits", score::fits(ticket.gender, ticket.want).to_string()),
         ];
         let reply: Vec<String> = invoke(&self.join, self.sharded, &named)
             .invoke_async(&mut self.conn.get()?)

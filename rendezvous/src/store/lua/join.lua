@@ -3,6 +3,8 @@
 --   the joiner: session, pseudonym, instance_id, gender, want, interests (a JSON list),
 --     ticket_json (its ticket, handed whole to whoever matches it);
 --   now (ms), scan, limit (matches a day), tie_ms, ttl_ticket, ttl_count, ttl_last (s);
+--   class, tag, fits: the joiner's queue class and pseudonym tag, and the classes it fits
+--     (a bit each), for the queue's scores (store/redis.rs `score`);
 --   mode: 'join'; 'rejoin': a join for a session that should be waiting, unless its ticket is
 --     still queued or a partner took it within ttl_taken; or 'again': a waiting ticket looks
 --     at `scan` of the tickets queued after
@@ -11,7 +13,11 @@
 --     join_scan is seen by every join and need not look again.
 -- A ticket is a hash: p (pseudonym), i (instance), g, w, s (interests, JSON), joined (ms),
 -- json; the queue orders sessions by a strict arrival sequence (two joins in one millisecond
--- keep their order).
+-- keep their order). Below the sequence, a queue score carries the ticket's class (gender and
+-- want) and a 10-bit tag of its pseudonym: score = seq * 8192 + tag * 8 + class. A scan passes
+-- over a ticket that the joiner's preferences rule out by its class without reading anything of
+-- it (such tickets are most of a scan when one side outnumbers the other), unless its tag says it
+-- may be the joiner's own (which the rules drop rather than pass over).
 -- Reply: {'banned', seconds} | {'daily_limit'} | {'matched', partner's ticket JSON} |
 --        {'queued', waiting} | {'still_waiting'} | {'gone'} | {'taken'}.
 
@@ -65,6 +71,10 @@ local alive = {}  -- instance -> whether its heartbeat runs, looked up once per 
 local Waiting = {}
 Waiting.__index = Waiting
 function Waiting:joined_ms()
+  if self.joined == nil then
+    -- A ticket passed over unread: only a scan that already has a partner asks.
+    self.joined = tonumber(redis.call('HGET', A.ticket .. self.session, 'joined')) or 0
+  end
   return self.joined
 end
 function Waiting:alive()
@@ -85,6 +95,10 @@ end
 
 local me = seat(A.pseudonym, A.gender, A.want, A.interests)
 
+-- A queue score's class, as store/redis.rs numbers them (gender * 3 + want; 7: none).
+local GENDERS, WANTS = {'M', 'F', 'U'}, {'any', 'm', 'f'}
+local my_tag, fits = tonumber(A.tag), tonumber(A.fits)
+
 local first = 0
 if again then
   local rank = redis.call('ZRANK', A.queue, A.session)
@@ -100,34 +114,51 @@ if again then
   end
 end
 
--- The queue is read a page at a time, each four times the last: a join usually stops at the
--- first ticket or two, and the scan is bounded.
+-- The queue is read a page at a time (members and scores), each four times the last: a join
+-- usually stops at the first ticket or two, and the scan is bounded.
 local scan = tonumber(A.scan)
-local page, page_first, page_ended = {}, first, false
+local page, page_first, page_ended = {}, first, false  -- member, score, member, score, ...
 local looked = {}  -- i -> the waiting ticket (its session, or false for a ghost)
+local unread = {}  -- class -> the ticket passed over unread (see below)
 local function waiting(i)
   local index = first + i - 1
   local k = index - page_first + 1
-  if k > #page then
+  if k > #page / 2 then
     if page_ended then
       return nil
     end
-    local size = math.min(math.max(4, #page * 4), first + scan - index)
-    page, page_first, k = redis.call('ZRANGE', A.queue, index, index + size - 1), index, 1
-    page_ended = #page < size
+    local size = math.min(math.max(4, #page * 2), first + scan - index)
+    page, page_first, k = redis.call('ZRANGE', A.queue, index, index + size - 1, 'WITHSCORES'), index, 1
+    page_ended = #page / 2 < size
   end
-  local session = page[k]
+  local session = page[2 * k - 1]
   if session == nil then
     return nil
   end
-  local f = redis.call('HMGET', A.ticket .. session, 'p', 'i', 'g', 'w', 's', 'joined', 'json')
+  local low = tonumber(page[2 * k]) % 8192
+  local class = low % 8
   local w
-  if not f[1] or not f[6] then
-    -- Its ticket is gone: a ghost. Nobody's pseudonym is empty, so it is the joiner's own
-    -- only if the joiner is nobody; it is dropped as a dead instance's when reached.
-    w = setmetatable({seat = seat('', 'U', 'any', '[]'), joined = 0, instance = ''}, Waiting)
+  if class < 7 and (low - class) / 8 ~= my_tag and bit.band(fits, 2 ^ class) == 0 then
+    -- Ruled out by its class, and not the joiner's own: triage passes over it unread. One
+    -- such ticket per class serves them all (choose() is done with one before it asks for
+    -- the next), so a long scan of misfits allocates nothing.
+    w = unread[class]
+    if w == nil then
+      local gender, want = GENDERS[math.floor(class / 3) + 1], WANTS[class % 3 + 1]
+      w = setmetatable({seat = seat(false, gender, want, '[]'), instance = false}, Waiting)
+      unread[class] = w
+    end
+    w.session, w.joined = session, nil
+    return w
   else
-    w = setmetatable({seat = seat(f[1], f[3], f[4], f[5]), joined = tonumber(f[6]), instance = f[2], json = f[7]}, Waiting)
+    local f = redis.call('HMGET', A.ticket .. session, 'p', 'i', 'g', 'w', 's', 'joined', 'json')
+    if not f[1] or not f[6] then
+      -- Its ticket is gone: a ghost. Nobody's pseudonym is empty, so it is the joiner's own
+      -- only if the joiner is nobody; it is dropped as a dead instance's when reached.
+      w = setmetatable({seat = seat('', 'U', 'any', '[]'), joined = 0, instance = ''}, Waiting)
+    else
+      w = setmetatable({seat = seat(f[1], f[3], f[4], f[5]), joined = tonumber(f[6]), instance = f[2], json = f[7]}, Waiting)
+    end
   end
   w.session = session
   looked[i] = w
@@ -160,7 +191,7 @@ if again then
 end
 local seq = redis.call('INCR', A.seq)
 redis.call('EXPIRE', A.seq, A.ttl_ticket)
-redis.call('ZADD', A.queue, 'NX', seq, A.session)
+redis.call('ZADD', A.queue, 'NX', string.format('%.0f', seq * 8192 + my_tag * 8 + tonumber(A.class)), A.session)
 redis.call('EXPIRE', A.queue, A.ttl_ticket)
 local ticket = A.ticket .. A.session
 redis.call('HSET', ticket, 'p', A.pseudonym, 'i', A.instance_id, 'g', A.gender, 'w', A.want,

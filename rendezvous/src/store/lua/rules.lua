@@ -67,15 +67,17 @@ local function choose(me, waiting, scan, tie_window_ms)
     if w == nil then
       break
     end
-    local bucket = math.floor(w:joined_ms() / tie_window_ms)
-    -- Oldest first: once past the best candidate's tie bucket, nobody later can win.
-    if partner ~= nil and bucket > best_bucket then
+    -- Oldest first: once past the best candidate's tie bucket, nobody later can win. (The
+    -- bucket is asked for only when it decides something: a ticket passed over unread has not
+    -- read when it joined.)
+    if partner ~= nil and math.floor(w:joined_ms() / tie_window_ms) > best_bucket then
       break
     end
     local t = triage(me, w)
     if t == DROP then
       dropped[#dropped + 1] = i
     elseif t == CONSIDER and compatible(me, w.seat) then
+      local bucket = math.floor(w:joined_ms() / tie_window_ms)
       -- Read only once someone fits (a join that finds nobody decodes nothing); with no
       -- interests of one's own, nobody shares any, and theirs need not be read.
       local wanted = #me:interests()
