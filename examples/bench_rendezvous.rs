@@ -584,6 +584,45 @@ async fn throughput(server: &Server, verifier: &TestVerifier, pairs: usize) -> a
     Ok(())
 }
 
+/// Sends each socket a join wanting `want` and reads its answer, which must be one of `answers`.
+async fn queue_all(sockets: &mut [Ws], want: &str, answers: &[&str]) -> anyhow::Result<()> {
+    for w in sockets.iter_mut() {
+        ws::send(w, &join_frame(want)).await?;
+        let q = next(w).await?;
+        if !answers.iter().any(|a| q["type"] == *a) {
+            bail!("{q}");
+        }
+    }
+    Ok(())
+}
+
+/// Starts `each` on one joiner every 1/`rate` s, from now; returns the times they measured,
+/// and their sockets (kept open by the caller until it has read what it measures).
+async fn pace<F, Fut>(
+    joiners: Vec<Ws>,
+    rate: u64,
+    each: F,
+) -> anyhow::Result<(Vec<Duration>, Vec<Ws>)>
+where
+    F: Fn(Ws) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<(Duration, Ws)>> + Send + 'static,
+{
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(joiners.len());
+    for (i, j) in joiners.into_iter().enumerate() {
+        tokio::time::sleep_until(start + interval * i as u32).await;
+        tasks.push(tokio::spawn(each(j)));
+    }
+    let (mut times, mut sockets) = (Vec::new(), Vec::new());
+    for t in tasks {
+        let (d, j) = t.await??;
+        times.push(d);
+        sockets.push(j);
+    }
+    Ok((times, sockets))
+}
+
 /// A paced run: `rate` matches per second; latency from the joiner's `join` to its `matched`.
 async fn paced(
     server: &Server,
@@ -597,41 +636,24 @@ async fn paced(
     let mut waiting = login_many(server.addr, verifier, n, Gender::Female, &sources).await?;
     let joiners = login_many(server.addr, verifier, n, Gender::Male, &sources).await?;
     // The waiting side queues first (not measured).
-    for w in waiting.iter_mut() {
-        ws::send(w, &join_frame("m")).await?;
-        let q = next(w).await?;
-        if q["type"] != "queued" && q["type"] != "matched" {
-            bail!("{q}");
-        }
-    }
+    queue_all(&mut waiting, "m", &["queued", "matched"]).await?;
     if o.per_script {
         server.start_script_log()?;
     } else {
         server.start_command_stats()?;
     }
     let cpu_before = server.cpu_seconds()?;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for (i, mut j) in joiners.into_iter().enumerate() {
-        tokio::time::sleep_until(start + interval * i as u32).await;
-        tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
-            ws::send(&mut j, &join_frame("f")).await?;
-            loop {
-                if next(&mut j).await?["type"] == "matched" {
-                    return Ok::<_, anyhow::Error>((t.elapsed(), j));
-                }
+    let (mut lat, _keep) = pace(joiners, rate, |mut j| async move {
+        let t = Instant::now();
+        ws::send(&mut j, &join_frame("f")).await?;
+        loop {
+            if next(&mut j).await?["type"] == "matched" {
+                return Ok((t.elapsed(), j));
             }
-        }));
-    }
-    let mut lat = Vec::new();
-    let mut keep = Vec::new();
-    for t in tasks {
-        let (d, j) = t.await??;
-        lat.push(d);
-        keep.push(j);
-    }
+        }
+    })
+    .await?;
     let achieved = n as f64 / start.elapsed().as_secs_f64();
     let redis = if o.per_script {
         server.cost_per_match(&o.scripts, n as u64, cpu_before)?
@@ -868,41 +890,23 @@ async fn crowd(
     const CROWD: usize = 1000;
     let sources = loopback_sources(0, 4);
     let mut crowd = login_many(server.addr, verifier, CROWD, Gender::Male, &sources).await?;
-    for w in crowd.iter_mut() {
-        ws::send(w, &join_frame("f")).await?;
-        let q = next(w).await?;
-        if q["type"] != "queued" {
-            bail!("{q}");
-        }
-    }
+    queue_all(&mut crowd, "f", &["queued"]).await?;
     let n = (rate * seconds) as usize;
     let joiners = login_many(server.addr, verifier, n, Gender::Male, &sources).await?;
     server.start_command_stats()?;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for (i, mut j) in joiners.into_iter().enumerate() {
-        tokio::time::sleep_until(start + interval * i as u32).await;
-        tasks.push(tokio::spawn(async move {
-            let t = Instant::now();
-            ws::send(&mut j, &join_frame("f")).await?;
-            let q = next(&mut j).await?;
-            let took = t.elapsed();
-            if q["type"] != "queued" {
-                bail!("{q}");
-            }
-            ws::send(&mut j, &serde_json::json!({"type": "cancel"})).await?;
-            next(&mut j).await?; // cancelled
-            Ok::<_, anyhow::Error>((took, j))
-        }));
-    }
-    let mut lat = Vec::new();
-    let mut keep = Vec::new();
-    for t in tasks {
-        let (d, j) = t.await??;
-        lat.push(d);
-        keep.push(j);
-    }
+    let (mut lat, _keep) = pace(joiners, rate, |mut j| async move {
+        let t = Instant::now();
+        ws::send(&mut j, &join_frame("f")).await?;
+        let q = next(&mut j).await?;
+        let took = t.elapsed();
+        if q["type"] != "queued" {
+            bail!("{q}");
+        }
+        ws::send(&mut j, &serde_json::json!({"type": "cancel"})).await?;
+        next(&mut j).await?; // cancelled
+        Ok((took, j))
+    })
+    .await?;
     let stats = server.command_stats()?.unwrap_or_default();
     let (runs, usec) = stats
         .iter()
