@@ -117,6 +117,36 @@ async fn preferences_blocks_self_and_last_partner<S: Store>(store: S) {
     assert_eq!(store.stats().await.unwrap().waiting, 2);
 }
 
+/// A scan through a crowd that fits nobody (men who want women, as much of a queue may be):
+/// the crowd is passed over and kept, the joiner's own older ticket (as much a misfit for it)
+/// is still dropped, and a ticket that fits is found behind them all.
+async fn a_crowd_that_fits_nobody_is_passed_over<S: Store>(store: S) {
+    store.heartbeat(INSTANCE, 0).await.unwrap();
+    let man_for_women = |s: &str, p: &str| ticket(s, p, Gender::Male, Want::F);
+    for i in 0..30 {
+        let crowd = man_for_women(&format!("s{i}"), &format!("m{i}"));
+        assert_eq!(matched(&store, &crowd).await, None);
+    }
+    for session in ["old", "new"] {
+        assert_eq!(matched(&store, &man_for_women(session, "me")).await, None);
+    }
+    assert_eq!(
+        store.stats().await.unwrap().waiting,
+        31,
+        "the old ticket dropped"
+    );
+    // A man who wants men, and a woman who wants women: neither fits anyone waiting.
+    let him = ticket("t", "t", Gender::Male, Want::M);
+    assert_eq!(matched(&store, &him).await, None);
+    let her = ticket("w", "w", Gender::Female, Want::F);
+    assert_eq!(matched(&store, &her).await, None);
+    assert_eq!(store.stats().await.unwrap().waiting, 33, "nobody dropped");
+    // Another man who wants men finds him behind them all.
+    let partner = matched(&store, &ticket("u", "u", Gender::Male, Want::M)).await;
+    assert_eq!(partner.map(|t| t.session), Some("t".into()));
+    assert_eq!(store.stats().await.unwrap().waiting, 32);
+}
+
 async fn interests_break_ties_and_are_shared<S: Store>(store: S) {
     store.heartbeat(INSTANCE, 0).await.unwrap();
     // a and b both want men only, so they wait side by side.
@@ -762,6 +792,7 @@ macro_rules! suite {
 suite! {
     first_pair_matches => super::config(),
     preferences_blocks_self_and_last_partner => super::config(),
+    a_crowd_that_fits_nobody_is_passed_over => super::config(),
     interests_break_ties_and_are_shared => super::config(),
     cancel_removes_from_the_queue => super::config(),
     same_millisecond_joins_keep_their_order => super::config(),
