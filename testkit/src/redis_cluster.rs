@@ -19,6 +19,68 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
+/// Starts one node in `dir`, answering on a port of its own. A port is free when picked, not
+/// necessarily when the node binds it (another test, or a connection's local port, may take it
+/// meanwhile): a node that exits, or a port that some other process answers on, is tried again
+/// on other ports.
+fn start_node(dir: &std::path::Path, others: &[u16]) -> (Child, u16) {
+    for _ in 0..10 {
+        let (port, bus) = (free_port(), free_port());
+        if port == bus || others.contains(&port) || others.contains(&bus) {
+            continue;
+        }
+        let _ = std::fs::remove_file(dir.join("nodes.conf"));
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus.to_string(),
+            ])
+            .args(["--cluster-config-file", "nodes.conf"])
+            .args(["--cluster-node-timeout", "2000"])
+            .arg("--dir")
+            .arg(dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (.ci/run installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(_)) = child.try_wait() {
+                break; // a port was taken: other ports
+            }
+            match answering_pid(port) {
+                Some(pid) if pid == child.id() => return (child, port),
+                Some(_) => {
+                    // Someone else's server on that port: ours cannot bind it.
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                None => {}
+            }
+            assert!(Instant::now() < deadline, "a cluster node did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("no ports a cluster node could bind, in ten tries");
+}
+
+/// The process id of the Redis server answering on `port`, if one does.
+fn answering_pid(port: u16) -> Option<u32> {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .ok()?
+        .get_connection_with_timeout(Duration::from_millis(500))
+        .ok()?;
+    let info: String = redis::cmd("INFO").arg("server").query(&mut c).ok()?;
+    info.lines()
+        .find_map(|l| l.trim().strip_prefix("process_id:"))
+        .and_then(|pid| pid.parse().ok())
+}
+
 impl RedisCluster {
     /// Three primaries sharing the 16384 slots, ready (`cluster_state:ok` on every node).
     pub fn start() -> RedisCluster {
@@ -35,33 +97,9 @@ impl RedisCluster {
         for i in 0..3 {
             let node = cluster.dir.join(i.to_string());
             std::fs::create_dir_all(&node).unwrap();
-            let (port, bus) = (free_port(), free_port());
-            let child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-                .args([
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-port",
-                    &bus.to_string(),
-                ])
-                .args(["--cluster-config-file", "nodes.conf"])
-                .args(["--cluster-node-timeout", "2000"])
-                .arg("--dir")
-                .arg(&node)
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (.ci/run installs it)");
+            let (child, port) = start_node(&node, &cluster.ports);
             cluster.children.push(child);
             cluster.ports.push(port);
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for &port in &cluster.ports {
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "a cluster node did not start");
-                std::thread::sleep(Duration::from_millis(20));
-            }
         }
         let created = Command::new("redis-cli")
             .args(["--cluster", "create"])
