@@ -179,15 +179,12 @@ async fn redis_killed_and_restarted(persistent: bool) {
         }
     }
     // The churn: every match two-sided, nobody matched twice; matching again soon after.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    churn.matching_after(back_at, Duration::from_secs(10)).await;
     // A hand-over in flight when Redis died: its accept timeout (3 s) before the kill.
     let logs = churn
         .stop(killed_at.saturating_sub(Duration::from_secs(3))..back_at + Duration::from_secs(1))
         .await;
-    let times: Vec<Duration> = logs
-        .iter()
-        .flat_map(|l| l.matches.iter().map(|m| m.1))
-        .collect();
+    let times = common::match_times(&logs);
     let before = times.iter().filter(|t| **t < killed_at).count();
     let first_after = times.iter().filter(|t| **t > back_at).min().copied();
     let refused: usize = logs.iter().map(|l| l.refused).sum();
@@ -694,20 +691,13 @@ async fn a_sentinel_failover_keeps_the_queue_working() {
     // The churn matches again after the failover (its users, refused meanwhile, try again
     // after the `retry_after` they were told); the fault lasts until then. Every match checked.
     let promoted_at = killed_at + promoted_in;
-    eventually(
-        "the churn matching again after the failover",
-        Duration::from_secs(30),
-        || churn.latest_match().is_some_and(|t| t > promoted_at),
-    )
-    .await;
-    let recovered_at = churn.elapsed();
+    let recovered_at = churn
+        .matching_after(promoted_at, Duration::from_secs(30))
+        .await;
     let logs = churn
         .stop(killed_at.saturating_sub(Duration::from_secs(3))..recovered_at)
         .await;
-    let times: Vec<Duration> = logs
-        .iter()
-        .flat_map(|l| l.matches.iter().map(|m| m.1))
-        .collect();
+    let times = common::match_times(&logs);
     let before = times.iter().filter(|t| **t < killed_at).count();
     let first_after = times
         .iter()

@@ -73,6 +73,11 @@ mod score {
     /// decodes them (gender · 3 + want, in the orders above); 7 is none of them.
     const CLASSES: u8 = 7;
 
+    /// The gender and want of class `c` (0-6).
+    fn decode(c: u8) -> (Gender, Want) {
+        (GENDERS[usize::from(c / 3)], WANTS[usize::from(c % 3)])
+    }
+
     pub fn class(gender: Gender, want: Want) -> u8 {
         let g = GENDERS.iter().position(|g| *g == gender).unwrap_or(0);
         let w = WANTS.iter().position(|w| *w == want).unwrap_or(0);
@@ -90,8 +95,7 @@ mod score {
     pub fn fits(gender: Gender, want: Want) -> u8 {
         let mut bits = 0;
         for c in 0..CLASSES {
-            let other = (GENDERS[usize::from(c / 3)], WANTS[usize::from(c % 3)]);
-            if matcher::classes_agree((gender, want), other) {
+            if matcher::classes_agree((gender, want), decode(c)) {
                 bits |= 1 << c;
             }
         }
@@ -654,10 +658,7 @@ async fn listen(
 ) -> ::redis::RedisResult<Ended> {
     let mut pubsub = client.get_async_pubsub().await?;
     pubsub.subscribe(channel).await?;
-    if std::mem::take(unheard) {
-        tracing::info!("listening on this instance's channel again");
-    }
-    if tx.send(Inbox::Listening).await.is_err() {
+    if !listening(tx, unheard).await {
         return Ok(Ended::Closed);
     }
     let mut stream = pubsub.into_on_message();
@@ -676,6 +677,15 @@ async fn listen(
             Ok(()) = changes.changed() => return Ok(Ended::Lost),
         }
     }
+}
+
+/// Subscribed: says so to the instance (logged if it was unheard meanwhile); false when nobody
+/// reads the inbox any more.
+async fn listening(tx: &mpsc::Sender<Inbox>, unheard: &mut bool) -> bool {
+    if std::mem::take(unheard) {
+        tracing::info!("listening on this instance's channel again");
+    }
+    tx.send(Inbox::Listening).await.is_ok()
 }
 
 /// The same for a sharded channel on a Redis Cluster (RESP3 pushes). The cluster connection
@@ -697,10 +707,7 @@ async fn listen_sharded(
         .build()?;
     let mut conn = client.get_async_connection().await?;
     conn.ssubscribe(channel).await?;
-    if std::mem::take(unheard) {
-        tracing::info!("listening on this instance's channel again");
-    }
-    if tx.send(Inbox::Listening).await.is_err() {
+    if !listening(tx, unheard).await {
         return Ok(Ended::Closed);
     }
     let mut lost = false;

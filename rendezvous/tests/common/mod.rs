@@ -201,13 +201,32 @@ impl Churn {
         self.started.elapsed()
     }
 
-    /// When the latest match came (since the churn started), if any came yet: a test waits
-    /// for the churn to match again after a fault instead of guessing how long that takes.
+    /// When the latest match came (since the churn started), if any came yet.
     pub fn latest_match(&self) -> Option<std::time::Duration> {
         match self.latest.load(std::sync::atomic::Ordering::Relaxed) {
             0 => None,
             us => Some(std::time::Duration::from_micros(us)),
         }
+    }
+
+    /// Waits (at most `within`) until the churn matches after `after` (since it started), and
+    /// says when that was seen: a test waits for the churn to recover from a fault instead of
+    /// guessing how long it takes (its users try again only after the `retry_after` they were
+    /// told).
+    pub async fn matching_after(
+        &self,
+        after: std::time::Duration,
+        within: std::time::Duration,
+    ) -> std::time::Duration {
+        let t0 = std::time::Instant::now();
+        while self.latest_match().is_none_or(|t| t <= after) {
+            assert!(
+                t0.elapsed() < within,
+                "the churn matching again within {within:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.elapsed()
     }
 
     /// Stops every user (each cancels its place or leaves its chat, then disconnects) and
@@ -251,6 +270,13 @@ impl Churn {
         println!("churn: {} matches, {one_sided} with one side", sides.len());
         logs
     }
+}
+
+/// When every match side in `logs` came (since the churn started).
+pub fn match_times(logs: &[ChurnLog]) -> Vec<std::time::Duration> {
+    logs.iter()
+        .flat_map(|l| l.matches.iter().map(|m| m.1))
+        .collect()
 }
 
 /// How long a churning user's chat lasts (and how long it waits before it looks again): with
