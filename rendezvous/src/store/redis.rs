@@ -128,7 +128,11 @@ mod score {
             let bits = fits(Gender::Male, Want::F);
             let f = |w| 1 << class(Gender::Female, w);
             assert_eq!(bits, f(Want::M) | f(Want::Any));
-            assert!(tag("some pseudonym") < 1024);
+            // Tags are ten bits, and tell pseudonyms apart (not always: equal ones are read).
+            let tags: std::collections::HashSet<u32> =
+                (0..100).map(|i| tag(&format!("pseudonym-{i}"))).collect();
+            assert!(tags.iter().all(|t| *t < 1024));
+            assert!(tags.len() > 90, "{} tags for 100 pseudonyms", tags.len());
         }
     }
 }
